@@ -1,0 +1,142 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/patchwise-ml/patchwise/pipeline"
+)
+
+var benchCmd = &command{
+	name:    "bench",
+	summary: "time training steps of the reference models",
+	usage: `patchwise bench [--json] [--models classifier,autoencoder,relpos] [--batch 128]
+	[--size 32] [--channels 3] [--steps 20] [--warmup 5] [--seed 0]
+
+Bench times training steps (forward, backward, SGD update) of the reference
+models on random data and prints, per model, the median step time and the
+throughput in samples per second. Without --json it prints a table; with
+--json one JSON object per model and line, with the same fields as
+../shared/bench/torch_ref.py, so the two can be compared side by side.
+Progress goes to stderr when it is a terminal.`,
+	example: `# compare with PyTorch on the same machine, in the same run
+patchwise bench --json
+/usr/bin/python3 ../shared/bench/torch_ref.py`,
+}
+
+func init() { benchCmd.run = runBench }
+
+// benchOptions holds the bench verb's flags.
+type benchOptions struct {
+	json     bool
+	models   string // comma-separated model names
+	batch    int
+	size     int
+	channels int
+	steps    int
+	warmup   int
+	seed     uint64
+}
+
+// register defines o's flags on fs, with the documented defaults.
+func (o *benchOptions) register(fs *flag.FlagSet) {
+	fs.BoolVar(&o.json, "json", false, "print one JSON object per model and line instead of a table")
+	fs.StringVar(&o.models, "models", "classifier,autoencoder,relpos", "comma-separated reference `models` to time")
+	fs.IntVar(&o.batch, "batch", 128, "images (pairs for relpos) per step")
+	fs.IntVar(&o.size, "size", 32, "image side in `pixels`")
+	fs.IntVar(&o.channels, "channels", 3, "image channels, 1 or 3")
+	fs.IntVar(&o.steps, "steps", 20, "timed steps")
+	fs.IntVar(&o.warmup, "warmup", 5, "untimed warm-up steps before timing")
+	fs.Uint64Var(&o.seed, "seed", 0, "seed for weights and random inputs")
+}
+
+// config checks o and converts it to a pipeline.BenchConfig. Every
+// problem is reported at once, each naming its flag.
+func (o *benchOptions) config() (pipeline.BenchConfig, error) {
+	var errs []error
+	positive := func(name string, v int) {
+		if v <= 0 {
+			errs = append(errs, fmt.Errorf("--%s must be positive, got %d", name, v))
+		}
+	}
+	positive("batch", o.batch)
+	positive("size", o.size)
+	positive("steps", o.steps)
+	if o.channels != 1 && o.channels != 3 {
+		errs = append(errs, fmt.Errorf("--channels must be 1 or 3, got %d", o.channels))
+	}
+	if o.warmup < 0 {
+		errs = append(errs, fmt.Errorf("--warmup must not be negative, got %d", o.warmup))
+	}
+	var models []string
+	for _, m := range strings.Split(o.models, ",") {
+		if m = strings.TrimSpace(m); m != "" {
+			models = append(models, m)
+		}
+	}
+	if len(models) == 0 {
+		errs = append(errs, errors.New("--models names no model"))
+	}
+	warmup := o.warmup
+	if warmup == 0 {
+		warmup = -1 // BenchConfig's zero value means the default
+	}
+	cfg := pipeline.BenchConfig{
+		Models:   models,
+		Batch:    o.batch,
+		Size:     o.size,
+		Channels: o.channels,
+		Steps:    o.steps,
+		Warmup:   warmup,
+		Seed:     o.seed,
+	}
+	if len(errs) == 0 {
+		errs = append(errs, cfg.Validate()) // what only the pipeline knows: model names, the smallest size
+	}
+	return cfg, errors.Join(errs...)
+}
+
+// runBench implements 'patchwise bench'.
+func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	var o benchOptions
+	fs := newFlagSet(benchCmd)
+	o.register(fs)
+	if err := parseFlags(benchCmd, fs, args, stdout); err != nil {
+		return err
+	}
+	cfg, err := o.config()
+	if err != nil {
+		return &usageError{verb: benchCmd.name, err: err}
+	}
+	results, err := pipeline.Bench(ctx, cfg, newProgress(stderr))
+	if err != nil {
+		return err
+	}
+	return writeBenchResults(stdout, results, o.json)
+}
+
+// writeBenchResults prints results as an aligned table, or with asJSON as
+// one JSON object per line.
+func writeBenchResults(w io.Writer, results []pipeline.BenchResult, asJSON bool) error {
+	if asJSON {
+		enc := json.NewEncoder(w)
+		for _, r := range results {
+			if err := enc.Encode(r); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "model\tbatch\tstep ms\tsamples/s\tthreads")
+	for _, r := range results {
+		fmt.Fprintf(tw, "%s\t%d\t%.1f\t%.0f\t%d\n", r.Model, r.Batch, r.StepMS, r.SamplesPerS, r.Threads)
+	}
+	return tw.Flush()
+}

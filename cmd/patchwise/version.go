@@ -1,0 +1,35 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"runtime"
+	"runtime/debug"
+)
+
+var versionCmd = &command{
+	name:    "version",
+	summary: "print the patchwise and Go versions",
+	usage: `patchwise version
+
+Version prints the module version patchwise was built from ("devel" for a
+build from a working tree), the Go version, and the OS and architecture.`,
+	example: `patchwise version`,
+}
+
+func init() { versionCmd.run = runVersion }
+
+// runVersion implements 'patchwise version'.
+func runVersion(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet(versionCmd)
+	if err := parseFlags(versionCmd, fs, args, stdout); err != nil {
+		return err
+	}
+	v := "devel"
+	if info, ok := debug.ReadBuildInfo(); ok && info.Main.Version != "" && info.Main.Version != "(devel)" {
+		v = info.Main.Version
+	}
+	_, err := fmt.Fprintf(stdout, "patchwise %s %s %s/%s\n", v, runtime.Version(), runtime.GOOS, runtime.GOARCH)
+	return err
+}

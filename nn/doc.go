@@ -1,0 +1,25 @@
+// Package nn is a small neural-network engine on float32 tensors.
+//
+// Images are tensors of shape [N, C, H, W] (batch, channels, height, width),
+// stored row-major; features are [N, D]. A Layer computes Forward on a batch
+// and, given the gradient of the loss with respect to its output, Backward
+// returns the gradient with respect to its input and adds the gradients of
+// its parameters into their Grad tensors. Gradients accumulate until
+// ZeroGrads, so a parameter shared by two layers (a siamese encoder, tied
+// encoder and decoder weights) collects both contributions.
+//
+// Layers own their output and gradient buffers and reuse them from one step
+// to the next: a tensor returned by Forward or Backward stays valid only
+// until the next call of the same method on the same layer.
+//
+// Every parameter has a stable dotted name such as
+// "encoder.block1.conv.weight", so weights can be saved, loaded and exported
+// by key. Every random draw comes from an explicit seeded source (NewRNG).
+//
+// The heavy loops live behind the narrow seam of package kernel (GEMM,
+// im2col/col2im, elementwise work, the parallel loop); nn knows nothing of
+// images as files or of pretext tasks.
+//
+// Methods panic on programmer errors such as mismatched shapes; they never
+// return errors, because nothing here reads outside data except ReadTensors.
+package nn
