@@ -20,7 +20,7 @@ type Conv2D struct {
 	NoInputGrad bool
 
 	x, y, dx *Tensor
-	scratch  chunkScratch
+	scratch  convScratch
 }
 
 // NewConv2D returns a convolution named name (its parameters are
@@ -56,18 +56,17 @@ func (l *Conv2D) Forward(x *Tensor, train bool) *Tensor {
 	l.x = x
 	l.y = reuse(l.y, n, l.OutC, oh, ow)
 	kk, p, in := c*l.K*l.K, oh*ow, c*h*w
-	wt := l.Weight.Value.Data
-	size := batchChunk(n)
-	l.scratch.cols = chunkBufs(l.scratch.cols, kernel.Chunks(n, size), kk*p)
-	kernel.For(n, size, func(ch, lo, hi int) {
-		col := l.scratch.cols[ch]
-		for i := lo; i < hi; i++ {
-			kernel.Im2col(col, x.Data[i*in:(i+1)*in], c, h, w, l.K, l.Stride, l.Pad)
-			out := l.y.Data[i*l.OutC*p : (i+1)*l.OutC*p]
-			kernel.Gemm(false, false, l.OutC, p, kk, 1, wt, kk, col, p, 0, out, p)
-			addChannelBias(out, l.Bias, p)
-		}
-	})
+	cs := l.scratch.size(n, kk, l.OutC, p)
+	for s0 := 0; s0 < n; s0 += cs {
+		m := min(cs, n-s0)
+		ld := m * p
+		col, out := l.scratch.col[:kk*ld], l.scratch.mat[:l.OutC*ld]
+		kernel.For(m, 1, func(_, i, _ int) {
+			kernel.Im2col(col[i*p:], x.Data[(s0+i)*in:(s0+i+1)*in], ld, c, h, w, l.K, l.Stride, l.Pad)
+		})
+		kernel.Gemm(false, false, l.OutC, ld, kk, 1, l.Weight.Value.Data, kk, col, ld, 0, out, ld)
+		scatterSamples(l.y.Data[s0*l.OutC*p:], out, m, l.OutC, p, l.Bias)
+	}
 	return l.y
 }
 
@@ -82,26 +81,26 @@ func (l *Conv2D) Backward(dy *Tensor) *Tensor {
 	if !l.NoInputGrad {
 		l.dx = reuse(l.dx, x.Shape...)
 	}
-	size := batchChunk(n)
-	chunks := kernel.Chunks(n, size)
-	l.scratch.parts = chunkBufs(l.scratch.parts, chunks, l.OutC*kk)
-	kernel.For(n, size, func(ch, lo, hi int) {
-		col, dw := l.scratch.cols[ch], l.scratch.parts[ch]
-		clear(dw)
-		for i := lo; i < hi; i++ {
-			dyi := dy.Data[i*l.OutC*p : (i+1)*l.OutC*p]
-			kernel.Im2col(col, x.Data[i*in:(i+1)*in], c, h, w, l.K, l.Stride, l.Pad)
-			kernel.Gemm(false, true, l.OutC, kk, p, 1, dyi, p, col, p, 1, dw, kk)
-			if l.NoInputGrad {
-				continue
-			}
-			kernel.Gemm(true, false, kk, p, l.OutC, 1, wt, kk, dyi, p, 0, col, p)
-			dxi := l.dx.Data[i*in : (i+1)*in]
-			clear(dxi)
-			kernel.Col2im(dxi, col, c, h, w, l.K, l.Stride, l.Pad)
+	cs := l.scratch.size(n, kk, l.OutC, p)
+	for s0 := 0; s0 < n; s0 += cs {
+		m := min(cs, n-s0)
+		ld := m * p
+		col, dyc := l.scratch.col[:kk*ld], l.scratch.mat[:l.OutC*ld]
+		gatherSamples(dyc, dy.Data[s0*l.OutC*p:], m, l.OutC, p)
+		kernel.For(m, 1, func(_, i, _ int) {
+			kernel.Im2col(col[i*p:], x.Data[(s0+i)*in:(s0+i+1)*in], ld, c, h, w, l.K, l.Stride, l.Pad)
+		})
+		kernel.Gemm(false, true, l.OutC, kk, ld, 1, dyc, ld, col, ld, 1, l.Weight.Grad.Data, kk)
+		if l.NoInputGrad {
+			continue
 		}
-	})
-	sumParts(l.Weight.Grad.Data, l.scratch.parts)
+		kernel.Gemm(true, false, kk, ld, l.OutC, 1, wt, kk, dyc, ld, 0, col, ld)
+		kernel.For(m, 1, func(_, i, _ int) {
+			dxi := l.dx.Data[(s0+i)*in : (s0+i+1)*in]
+			clear(dxi)
+			kernel.Col2im(dxi, col[i*p:], ld, c, h, w, l.K, l.Stride, l.Pad)
+		})
+	}
 	accumulateChannelBias(l.Bias, dy, n, l.OutC, p)
 	if l.NoInputGrad {
 		return nil
@@ -122,7 +121,7 @@ type ConvTranspose2D struct {
 
 	x, y, dx *Tensor
 	tied     bool
-	scratch  chunkScratch
+	scratch  convScratch
 }
 
 // NewConvTranspose2D returns a transposed convolution with its own
@@ -178,19 +177,20 @@ func (l *ConvTranspose2D) Forward(x *Tensor, train bool) *Tensor {
 	l.x = x
 	l.y = reuse(l.y, n, l.OutC, oh, ow)
 	okk, hw, op := l.OutC*l.K*l.K, h*w, l.OutC*oh*ow
-	wt := l.Weight.Value.Data
-	size := batchChunk(n)
-	l.scratch.cols = chunkBufs(l.scratch.cols, kernel.Chunks(n, size), okk*hw)
-	kernel.For(n, size, func(ch, lo, hi int) {
-		col := l.scratch.cols[ch]
-		for i := lo; i < hi; i++ {
-			kernel.Gemm(true, false, okk, hw, c, 1, wt, okk, x.Data[i*c*hw:(i+1)*c*hw], hw, 0, col, hw)
-			out := l.y.Data[i*op : (i+1)*op]
+	cs := l.scratch.size(n, okk, c, hw)
+	for s0 := 0; s0 < n; s0 += cs {
+		m := min(cs, n-s0)
+		ld := m * hw
+		col, xc := l.scratch.col[:okk*ld], l.scratch.mat[:c*ld]
+		gatherSamples(xc, x.Data[s0*c*hw:], m, c, hw)
+		kernel.Gemm(true, false, okk, ld, c, 1, l.Weight.Value.Data, okk, xc, ld, 0, col, ld)
+		kernel.For(m, 1, func(_, i, _ int) {
+			out := l.y.Data[(s0+i)*op : (s0+i+1)*op]
 			clear(out)
-			kernel.Col2im(out, col, l.OutC, oh, ow, l.K, l.Stride, l.Pad)
+			kernel.Col2im(out, col[i*hw:], ld, l.OutC, oh, ow, l.K, l.Stride, l.Pad)
 			addChannelBias(out, l.Bias, oh*ow)
-		}
-	})
+		})
+	}
 	return l.y
 }
 
@@ -202,51 +202,67 @@ func (l *ConvTranspose2D) Backward(dy *Tensor) *Tensor {
 	okk, hw, op := l.OutC*l.K*l.K, h*w, l.OutC*oh*ow
 	wt := l.Weight.Value.Data
 	l.dx = reuse(l.dx, x.Shape...)
-	size := batchChunk(n)
-	l.scratch.parts = chunkBufs(l.scratch.parts, kernel.Chunks(n, size), c*okk)
-	kernel.For(n, size, func(ch, lo, hi int) {
-		col, dw := l.scratch.cols[ch], l.scratch.parts[ch]
-		clear(dw)
-		for i := lo; i < hi; i++ {
-			kernel.Im2col(col, dy.Data[i*op:(i+1)*op], l.OutC, oh, ow, l.K, l.Stride, l.Pad)
-			xi := x.Data[i*c*hw : (i+1)*c*hw]
-			kernel.Gemm(false, false, c, hw, okk, 1, wt, okk, col, hw, 0, l.dx.Data[i*c*hw:(i+1)*c*hw], hw)
-			kernel.Gemm(false, true, c, okk, hw, 1, xi, hw, col, hw, 1, dw, okk)
-		}
-	})
-	sumParts(l.Weight.Grad.Data, l.scratch.parts)
+	cs := l.scratch.size(n, okk, c, hw)
+	for s0 := 0; s0 < n; s0 += cs {
+		m := min(cs, n-s0)
+		ld := m * hw
+		col, mat := l.scratch.col[:okk*ld], l.scratch.mat[:c*ld]
+		kernel.For(m, 1, func(_, i, _ int) {
+			kernel.Im2col(col[i*hw:], dy.Data[(s0+i)*op:(s0+i+1)*op], ld, l.OutC, oh, ow, l.K, l.Stride, l.Pad)
+		})
+		gatherSamples(mat, x.Data[s0*c*hw:], m, c, hw)
+		kernel.Gemm(false, true, c, okk, ld, 1, mat, ld, col, ld, 1, l.Weight.Grad.Data, okk)
+		kernel.Gemm(false, false, c, ld, okk, 1, wt, okk, col, ld, 0, mat, ld)
+		scatterSamples(l.dx.Data[s0*c*hw:], mat, m, c, hw, nil)
+	}
 	accumulateChannelBias(l.Bias, dy, n, l.OutC, oh*ow)
 	return l.dx
 }
 
-// chunkScratch holds a layer's per-chunk buffers: im2col columns and
-// partial weight gradients, reused across steps.
-type chunkScratch struct {
-	cols, parts [][]float32
+// convScratch holds a convolution's GEMM operands, reused across steps:
+// the im2col matrix and a channels × (samples·positions) matrix.
+type convScratch struct {
+	col, mat []float32
 }
 
-// batchChunk is the number of samples a conv layer processes per chunk: at
-// most 8 chunks per batch, so the per-chunk buffers stay small while both
-// cores stay busy.
-func batchChunk(n int) int { return max(1, (n+7)/8) }
-
-// chunkBufs returns k buffers of length size, reusing bufs where it can.
-func chunkBufs(bufs [][]float32, k, size int) [][]float32 {
-	for len(bufs) < k {
-		bufs = append(bufs, nil)
-	}
-	for i := range bufs[:k] {
-		bufs[i] = reuseSlice(bufs[i], size)
-	}
-	return bufs[:k]
+// size returns how many samples one GEMM covers, and makes the buffers
+// large enough: enough columns (samples × positions) for the GEMM to run at
+// speed, with the im2col matrix capped at colBudget floats.
+func (s *convScratch) size(n, rows, chans, p int) int {
+	const targetCols, colBudget = 8192, 4 << 20
+	cs := min(n, max(1, targetCols/p), max(1, colBudget/(rows*p)))
+	s.col = reuseSlice(s.col, rows*cs*p)
+	s.mat = reuseSlice(s.mat, chans*cs*p)
+	return cs
 }
 
-// sumParts adds the per-chunk partial gradients into g, in chunk order, so
-// the result does not depend on which core did which chunk.
-func sumParts(g []float32, parts [][]float32) {
-	kernel.ForElems(len(g), func(lo, hi int) {
-		for _, p := range parts {
-			kernel.Axpy(1, p[lo:hi], g[lo:hi])
+// gatherSamples copies m samples of src [m, C, P] into dst as a C × (m·P)
+// matrix: channel c's row holds sample 0's P values, then sample 1's, ….
+func gatherSamples(dst, src []float32, m, c, p int) {
+	kernel.For(c, 1, func(_, ch, _ int) {
+		for i := 0; i < m; i++ {
+			copy(dst[ch*m*p+i*p:ch*m*p+(i+1)*p], src[(i*c+ch)*p:(i*c+ch+1)*p])
+		}
+	})
+}
+
+// scatterSamples is the inverse of gatherSamples, adding bias[c] to channel
+// c when bias is not nil.
+func scatterSamples(dst, src []float32, m, c, p int, bias *Param) {
+	kernel.For(c, 1, func(_, ch, _ int) {
+		var b float32
+		if bias != nil {
+			b = bias.Value.Data[ch]
+		}
+		for i := 0; i < m; i++ {
+			d, s := dst[(i*c+ch)*p:(i*c+ch+1)*p], src[ch*m*p+i*p:ch*m*p+(i+1)*p]
+			if b == 0 {
+				copy(d, s)
+				continue
+			}
+			for j, v := range s {
+				d[j] = v + b
+			}
 		}
 	})
 }

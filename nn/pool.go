@@ -43,6 +43,10 @@ func (l *MaxPool2D) Forward(x *Tensor, train bool) *Tensor {
 			in := x.Data[pl*h*w : (pl+1)*h*w]
 			out := l.y.Data[pl*oh*ow : (pl+1)*oh*ow]
 			idx := l.argmax[pl*oh*ow : (pl+1)*oh*ow]
+			if l.K == 2 && l.Stride == 2 {
+				maxPool2x2(out, idx, in, w, oh, ow)
+				continue
+			}
 			for oy := 0; oy < oh; oy++ {
 				for ox := 0; ox < ow; ox++ {
 					base := oy*l.Stride*w + ox*l.Stride
@@ -61,6 +65,33 @@ func (l *MaxPool2D) Forward(x *Tensor, train bool) *Tensor {
 		}
 	})
 	return l.y
+}
+
+// maxPool2x2 is the forward pass of the common 2×2, stride-2 pool over one
+// plane of width w, without branches on the data: the maximum comes from
+// max, and the first position holding it from integer selects, which the
+// compiler turns into conditional moves.
+func maxPool2x2(out []float32, idx []int32, in []float32, w, oh, ow int) {
+	for oy := 0; oy < oh; oy++ {
+		base := 2 * oy * w
+		r0, r1 := in[base:base+2*ow], in[base+w:base+w+2*ow]
+		o, ix := out[oy*ow:(oy+1)*ow], idx[oy*ow:(oy+1)*ow]
+		for ox := range o {
+			a, b, c, d := r0[2*ox], r0[2*ox+1], r1[2*ox], r1[2*ox+1]
+			m := max(max(a, b), max(c, d))
+			k := int32(w + 1)
+			if c == m {
+				k = int32(w)
+			}
+			if b == m {
+				k = 1
+			}
+			if a == m {
+				k = 0
+			}
+			o[ox], ix[ox] = m, int32(base+2*ox)+k
+		}
+	}
 }
 
 // Backward routes each output gradient to the input that was the maximum.

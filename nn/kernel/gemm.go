@@ -1,11 +1,6 @@
 package kernel
 
-import (
-	"gonum.org/v1/gonum/blas"
-	"gonum.org/v1/gonum/blas/gonum"
-)
-
-var impl gonum.Implementation
+import "fmt"
 
 // Gemm computes C = alpha·op(A)·op(B) + beta·C for row-major matrices, where
 // op(X) is X or its transpose Xᵀ as transA and transB say, op(A) is m×k,
@@ -20,14 +15,32 @@ func Gemm(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int,
 		scaleRows(c, m, n, ldc, beta)
 		return
 	}
-	impl.Sgemm(trans(transA), trans(transB), m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+	checkGemmArgs(transA, transB, m, n, k, len(a), lda, len(b), ldb, len(c), ldc)
+	sgemm(active, transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
 }
 
-func trans(t bool) blas.Transpose {
-	if t {
-		return blas.Trans
+// checkGemm panics with a clear message if a slice is too short or a
+// leading dimension too small for the dimensions.
+func checkGemmArgs(transA, transB bool, m, n, k, la, lda, lb, ldb, lc, ldc int) {
+	need := func(name string, rows, cols, ld, have int) {
+		if ld < max(1, cols) {
+			panic(fmt.Sprintf("kernel: Gemm: ld%s = %d < %d", name, ld, cols))
+		}
+		if rows > 0 && have < (rows-1)*ld+cols {
+			panic(fmt.Sprintf("kernel: Gemm: %s has %d elements, want at least %d", name, have, (rows-1)*ld+cols))
+		}
 	}
-	return blas.NoTrans
+	ar, ac := m, k
+	if transA {
+		ar, ac = k, m
+	}
+	br, bc := k, n
+	if transB {
+		br, bc = n, k
+	}
+	need("a", ar, ac, lda, la)
+	need("b", br, bc, ldb, lb)
+	need("c", m, n, ldc, lc)
 }
 
 func scaleRows(c []float32, m, n, ldc int, beta float32) {

@@ -113,7 +113,7 @@ func TestIm2col(t *testing.T) {
 				buf[i] = float32(math.NaN())
 			}
 			col := buf[:len(want)]
-			Im2col(col, img, g.c, g.h, g.w, g.k, g.stride, g.pad)
+			Im2col(col, img, outP(g), g.c, g.h, g.w, g.k, g.stride, g.pad)
 			for i := range want {
 				if col[i] != want[i] {
 					t.Fatalf("col[%d] = %v, want %v", i, col[i], want[i])
@@ -138,9 +138,9 @@ func TestCol2imAdjoint(t *testing.T) {
 			x := randSlice(rng, g.c*g.h*g.w)
 			c := randSlice(rng, g.c*g.k*g.k*oh*ow)
 			col := make([]float32, len(c))
-			Im2col(col, x, g.c, g.h, g.w, g.k, g.stride, g.pad)
+			Im2col(col, x, outP(g), g.c, g.h, g.w, g.k, g.stride, g.pad)
 			img := make([]float32, len(x))
-			Col2im(img, c, g.c, g.h, g.w, g.k, g.stride, g.pad)
+			Col2im(img, c, outP(g), g.c, g.h, g.w, g.k, g.stride, g.pad)
 			lhs, rhs := dot(col, c), dot(x, img)
 			if d := math.Abs(lhs - rhs); d > 1e-5*(1+absDot(col, c)) {
 				t.Errorf("<im2col(x), c> = %.8g, <x, col2im(c)> = %.8g", lhs, rhs)
@@ -151,7 +151,7 @@ func TestCol2imAdjoint(t *testing.T) {
 			for i := range acc {
 				acc[i] = 1
 			}
-			Col2im(acc, c, g.c, g.h, g.w, g.k, g.stride, g.pad)
+			Col2im(acc, c, outP(g), g.c, g.h, g.w, g.k, g.stride, g.pad)
 			for i := range acc {
 				if d := math.Abs(float64(acc[i]) - (1 + float64(img[i]))); d > 1e-5 {
 					t.Fatalf("Col2im does not accumulate: img[%d] = %v, want 1 + %v", i, acc[i], img[i])
@@ -369,8 +369,47 @@ func BenchmarkIm2col(b *testing.B) {
 			col := make([]float32, g.c*g.k*g.k*oh*ow)
 			b.SetBytes(int64(4 * len(col)))
 			for b.Loop() {
-				Im2col(col, img, g.c, g.h, g.w, g.k, g.stride, g.pad)
+				Im2col(col, img, outP(g), g.c, g.h, g.w, g.k, g.stride, g.pad)
 			}
 		})
+	}
+}
+
+// outP is the number of output positions of geometry g.
+func outP(g imGeom) int {
+	return ConvOut(g.h, g.k, g.stride, g.pad) * ConvOut(g.w, g.k, g.stride, g.pad)
+}
+
+// TestIm2colStrided checks that Im2col and Col2im with rows ld > oh·ow
+// apart touch only their own column block.
+func TestIm2colStrided(t *testing.T) {
+	rng := rand.New(rand.NewPCG(9, 9))
+	g := imGeom{3, 5, 6, 3, 1, 1}
+	p, rows := outP(g), g.c*g.k*g.k
+	img := randSlice(rng, g.c*g.h*g.w)
+	want := naiveIm2col(img, g.c, g.h, g.w, g.k, g.stride, g.pad)
+	ld := 3*p + 1
+	col := make([]float32, rows*ld)
+	for i := range col {
+		col[i] = -7
+	}
+	Im2col(col[p:], img, ld, g.c, g.h, g.w, g.k, g.stride, g.pad)
+	for r := 0; r < rows; r++ {
+		for j := 0; j < ld; j++ {
+			v := col[r*ld+j]
+			inBlock := j >= p && j < 2*p
+			if inBlock && v != want[r*p+j-p] || !inBlock && v != -7 {
+				t.Fatalf("col[%d][%d] = %v", r, j, v)
+			}
+		}
+	}
+	back := make([]float32, len(img))
+	Col2im(back, col[p:], ld, g.c, g.h, g.w, g.k, g.stride, g.pad)
+	ref := make([]float32, len(img))
+	Col2im(ref, want, p, g.c, g.h, g.w, g.k, g.stride, g.pad)
+	for i := range ref {
+		if math.Abs(float64(back[i]-ref[i])) > 1e-5 {
+			t.Fatalf("Col2im with ld: img[%d] = %v, want %v", i, back[i], ref[i])
+		}
 	}
 }

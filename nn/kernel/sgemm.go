@@ -1,0 +1,272 @@
+package kernel
+
+import (
+	"runtime"
+	"sync"
+	"unsafe"
+)
+
+// The GEMM is cache-blocked in the way of GotoBLAS and BLIS: C is computed
+// in MR×NR tiles by a register-blocked micro-kernel that reads a packed
+// panel of A (MR rows by kc, k-major) and a packed panel of B (kc by NR
+// columns, k-major). Packed B blocks (kc×nc) stay in the last-level cache,
+// packed A blocks (mc×kc) in L2, and one B micro-panel in L1 while the
+// micro-kernel sweeps the A panels.
+const (
+	blockK = 256  // kc: depth of one packed block
+	blockM = 384  // mc: rows of one packed A block
+	blockN = 3072 // nc: columns of one packed B block
+)
+
+// microKernel computes one MR×NR tile of C from packed panels: with acc
+// the sums over k of a[p·MR+i]·b[p·NR+j] for p < k, it sets
+// C[i·ldc+j] = acc[i][j], or adds acc to C when accumulate is true.
+// ldc counts float32 elements.
+type microKernel struct {
+	name   string
+	mr, nr int
+	fn     func(k int, a, b, c *float32, ldc int, accumulate bool)
+}
+
+// active is the micro-kernel Gemm uses, chosen at start-up from the CPU's
+// features (see sgemm_amd64.go); kernels lists every one this CPU can run.
+var (
+	active  = genericKernel
+	kernels = []microKernel{genericKernel}
+)
+
+// KernelNames returns the names of the micro-kernels this CPU can run;
+// the first is the one in use.
+func KernelNames() []string {
+	names := []string{active.name}
+	for _, k := range kernels {
+		if k.name != active.name {
+			names = append(names, k.name)
+		}
+	}
+	return names
+}
+
+// sgemm computes C = alpha·op(A)·op(B) + beta·C with micro-kernel mk,
+// splitting the columns (or rows, when there are few columns) of C between
+// up to GOMAXPROCS goroutines. Each part is computed in the same order
+// whatever the split, so results do not depend on the number of cores.
+func sgemm(mk microKernel, transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
+	if beta != 0 && beta != 1 {
+		scaleRows(c, m, n, ldc, beta)
+		beta = 1
+	}
+	overwrite := beta == 0
+	flops := 2 * m * n * k
+	parts := min(runtime.GOMAXPROCS(0), max(1, flops/(1<<21)))
+	if parts <= 1 {
+		sgemmSerial(mk, transA, transB, m, n, k, alpha, a, lda, b, ldb, overwrite, c, ldc)
+		return
+	}
+	var wg sync.WaitGroup
+	if n >= parts*mk.nr*2 {
+		// Split the columns in multiples of NR.
+		panels := (n + mk.nr - 1) / mk.nr
+		for t := 0; t < parts; t++ {
+			j0, j1 := min(n, panels*t/parts*mk.nr), min(n, panels*(t+1)/parts*mk.nr)
+			if j0 == j1 {
+				continue
+			}
+			bOff := j0
+			if transB {
+				bOff = j0 * ldb
+			}
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				sgemmSerial(mk, transA, transB, m, j1-j0, k, alpha, a, lda, b[bOff:], ldb, overwrite, c[j0:], ldc)
+			}()
+		}
+	} else {
+		panels := (m + mk.mr - 1) / mk.mr
+		for t := 0; t < parts; t++ {
+			i0, i1 := min(m, panels*t/parts*mk.mr), min(m, panels*(t+1)/parts*mk.mr)
+			if i0 == i1 {
+				continue
+			}
+			aOff := i0 * lda
+			if transA {
+				aOff = i0
+			}
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				sgemmSerial(mk, transA, transB, i1-i0, n, k, alpha, a[aOff:], lda, b, ldb, overwrite, c[i0*ldc:], ldc)
+			}()
+		}
+	}
+	wg.Wait()
+}
+
+// packBuffers are one goroutine's packing buffers, recycled between calls.
+type packBuffers struct {
+	a, b, tile []float32
+}
+
+var packPool = sync.Pool{New: func() any { return new(packBuffers) }}
+
+// sgemmSerial is sgemm on one goroutine. With overwrite, C's old contents
+// are ignored (beta = 0); otherwise the product is added to C.
+func sgemmSerial(mk microKernel, transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, overwrite bool, c []float32, ldc int) {
+	if m == 0 || n == 0 {
+		return
+	}
+	if k == 0 {
+		if overwrite {
+			scaleRows(c, m, n, ldc, 0)
+		}
+		return
+	}
+	mr, nr := mk.mr, mk.nr
+	buf := packPool.Get().(*packBuffers)
+	defer packPool.Put(buf)
+	buf.a = reuseFloats(buf.a, roundUp(min(m, blockM), mr)*min(k, blockK))
+	buf.b = reuseFloats(buf.b, roundUp(min(n, blockN), nr)*min(k, blockK))
+	buf.tile = reuseFloats(buf.tile, mr*nr)
+	tile := &buf.tile[0]
+	for pc := 0; pc < k; pc += blockK {
+		kc := min(blockK, k-pc)
+		accumulate := pc > 0 || !overwrite
+		for jc := 0; jc < n; jc += blockN {
+			nc := min(blockN, n-jc)
+			packB(buf.b, b, ldb, transB, pc, kc, jc, nc, nr)
+			for ic := 0; ic < m; ic += blockM {
+				mc := min(blockM, m-ic)
+				packA(buf.a, a, lda, transA, ic, mc, pc, kc, alpha, mr)
+				for jr := 0; jr < nc; jr += nr {
+					cols := min(nr, nc-jr)
+					bp := &buf.b[jr*kc]
+					for ir := 0; ir < mc; ir += mr {
+						rows := min(mr, mc-ir)
+						ap := &buf.a[ir*kc]
+						ci := (ic+ir)*ldc + jc + jr
+						if rows == mr && cols == nr {
+							mk.fn(kc, ap, bp, &c[ci], ldc, accumulate)
+							continue
+						}
+						// Edge tile: compute into a scratch tile, then copy the valid part.
+						mk.fn(kc, ap, bp, tile, nr, false)
+						for i := 0; i < rows; i++ {
+							dst, src := c[ci+i*ldc:ci+i*ldc+cols], buf.tile[i*nr:i*nr+cols]
+							if accumulate {
+								for j, v := range src {
+									dst[j] += v
+								}
+							} else {
+								copy(dst, src)
+							}
+						}
+					}
+				}
+			}
+		}
+	}
+}
+
+// packA copies alpha·op(A)[i0:i0+mc, p0:p0+kc] into dst as row panels of
+// mr rows, each k-major ([kc][mr]), zero-padding the last panel.
+func packA(dst, a []float32, lda int, trans bool, i0, mc, p0, kc int, alpha float32, mr int) {
+	for ip := 0; ip < mc; ip += mr {
+		panel := dst[ip*kc : (ip+mr)*kc]
+		rows := min(mr, mc-ip)
+		for i := 0; i < rows; i++ {
+			r := i0 + ip + i
+			if trans {
+				for p := 0; p < kc; p++ {
+					panel[p*mr+i] = alpha * a[(p0+p)*lda+r]
+				}
+				continue
+			}
+			for p, v := range a[r*lda+p0 : r*lda+p0+kc] {
+				panel[p*mr+i] = alpha * v
+			}
+		}
+		for i := rows; i < mr; i++ {
+			for p := 0; p < kc; p++ {
+				panel[p*mr+i] = 0
+			}
+		}
+	}
+}
+
+// packB copies op(B)[p0:p0+kc, j0:j0+nc] into dst as column panels of nr
+// columns, each k-major ([kc][nr]), zero-padding the last panel.
+func packB(dst, b []float32, ldb int, trans bool, p0, kc, j0, nc, nr int) {
+	for jp := 0; jp < nc; jp += nr {
+		panel := dst[jp*kc : (jp+nr)*kc]
+		cols := min(nr, nc-jp)
+		if trans {
+			for j := 0; j < cols; j++ {
+				col := j0 + jp + j
+				for p, v := range b[col*ldb+p0 : col*ldb+p0+kc] {
+					panel[p*nr+j] = v
+				}
+			}
+			if cols < nr {
+				for p := 0; p < kc; p++ {
+					clear(panel[p*nr+cols : (p+1)*nr])
+				}
+			}
+			continue
+		}
+		if cols == 16 && nr == 16 {
+			// Whole 16-wide rows: array assignments, not a memmove call each.
+			for p := 0; p < kc; p++ {
+				row := (p0+p)*ldb + j0 + jp
+				*(*[16]float32)(panel[p*16:]) = *(*[16]float32)(b[row:])
+			}
+			continue
+		}
+		for p := 0; p < kc; p++ {
+			row := (p0+p)*ldb + j0 + jp
+			copy(panel[p*nr:p*nr+cols], b[row:row+cols])
+			clear(panel[p*nr+cols : (p+1)*nr])
+		}
+	}
+}
+
+func roundUp(x, m int) int { return (x + m - 1) / m * m }
+
+func reuseFloats(s []float32, n int) []float32 {
+	if cap(s) < n {
+		return make([]float32, n)
+	}
+	return s[:n]
+}
+
+// genericKernel is the portable micro-kernel, in plain Go: 4×16 tiles.
+var genericKernel = microKernel{name: "generic", mr: 4, nr: 16, fn: kernelGeneric4x16}
+
+func kernelGeneric4x16(k int, ap, bp, cp *float32, ldc int, accumulate bool) {
+	const mr, nr = 4, 16
+	a := unsafe.Slice(ap, k*mr)
+	b := unsafe.Slice(bp, k*nr)
+	var acc [mr][nr]float32
+	for p := 0; p < k; p++ {
+		bv := (*[nr]float32)(b[p*nr : (p+1)*nr])
+		av := (*[mr]float32)(a[p*mr : (p+1)*mr])
+		for i := 0; i < mr; i++ {
+			ai := av[i]
+			row := &acc[i]
+			for j := 0; j < nr; j++ {
+				row[j] += ai * bv[j]
+			}
+		}
+	}
+	c := unsafe.Slice(cp, (mr-1)*ldc+nr)
+	for i := 0; i < mr; i++ {
+		dst := (*[nr]float32)(c[i*ldc : i*ldc+nr])
+		if accumulate {
+			for j := range dst {
+				dst[j] += acc[i][j]
+			}
+		} else {
+			*dst = acc[i]
+		}
+	}
+}

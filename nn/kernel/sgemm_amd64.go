@@ -1,0 +1,20 @@
+//go:build !purego
+
+package kernel
+
+import "golang.org/x/sys/cpu"
+
+// kernelAVX2_6x16 is the AVX2/FMA micro-kernel (see microKernel), in
+// sgemm_amd64.s.
+//
+//go:noescape
+func kernelAVX2_6x16(k int, a, b, c *float32, ldc int, accumulate bool)
+
+var avx2Kernel = microKernel{name: "avx2-6x16", mr: 6, nr: 16, fn: kernelAVX2_6x16}
+
+func init() {
+	if cpu.X86.HasAVX2 && cpu.X86.HasFMA {
+		kernels = append(kernels, avx2Kernel)
+		active = avx2Kernel
+	}
+}
