@@ -18,14 +18,16 @@ const (
 	blockN = 3072 // nc: columns of one packed B block
 )
 
-// microKernel computes one MR×NR tile of C from packed panels: with acc
-// the sums over k of a[p·MR+i]·b[p·NR+j] for p < k, it sets
+// microKernel computes one MR×NR tile of C from MR rows of A and a packed
+// panel of B: with acc the sums over p < k of A(i, p)·b[p·NR+j], where
+// A(i, p) = a[i·rs + p·ks] (rs = 1, ks = MR for a packed panel of A;
+// rs = lda, ks = 1 for rows of A read in place), it sets
 // C[i·ldc+j] = acc[i][j], or adds acc to C when accumulate is true.
-// ldc counts float32 elements.
+// Strides count float32 elements.
 type microKernel struct {
 	name   string
 	mr, nr int
-	fn     func(k int, a, b, c *float32, ldc int, accumulate bool)
+	fn     func(k int, a *float32, rs, ks int, b, c *float32, ldc int, accumulate bool)
 }
 
 // active is the micro-kernel Gemm uses, chosen at start-up from the CPU's
@@ -64,7 +66,7 @@ func sgemm(mk microKernel, transA, transB bool, m, n, k int, alpha float32, a []
 		return
 	}
 	var wg sync.WaitGroup
-	if n >= parts*mk.nr*2 {
+	if n >= parts*mk.nr*2 && n/mk.nr > m/mk.mr {
 		// Split the columns in multiples of NR.
 		panels := (n + mk.nr - 1) / mk.nr
 		for t := 0; t < parts; t++ {
@@ -137,20 +139,37 @@ func sgemmSerial(mk microKernel, transA, transB bool, m, n, k int, alpha float32
 			packB(buf.b, b, ldb, transB, pc, kc, jc, nc, nr)
 			for ic := 0; ic < m; ic += blockM {
 				mc := min(blockM, m-ic)
-				packA(buf.a, a, lda, transA, ic, mc, pc, kc, alpha, mr)
+				// The micro-kernel reads A in place, which saves a pass over
+				// A; only alpha ≠ 1 or the last partial panel need packing.
+				inPlace := alpha == 1
+				if inPlace {
+					full := mc / mr * mr
+					if full < mc {
+						packA(buf.a[full*kc:], a, lda, transA, ic+full, mc-full, pc, kc, 1, mr)
+					}
+				} else {
+					packA(buf.a, a, lda, transA, ic, mc, pc, kc, alpha, mr)
+				}
 				for jr := 0; jr < nc; jr += nr {
 					cols := min(nr, nc-jr)
 					bp := &buf.b[jr*kc]
 					for ir := 0; ir < mc; ir += mr {
 						rows := min(mr, mc-ir)
-						ap := &buf.a[ir*kc]
+						ap, rs, ks := &buf.a[ir*kc], 1, mr
+						if inPlace && rows == mr {
+							if transA {
+								ap, rs, ks = &a[pc*lda+ic+ir], 1, lda
+							} else {
+								ap, rs, ks = &a[(ic+ir)*lda+pc], lda, 1
+							}
+						}
 						ci := (ic+ir)*ldc + jc + jr
 						if rows == mr && cols == nr {
-							mk.fn(kc, ap, bp, &c[ci], ldc, accumulate)
+							mk.fn(kc, ap, rs, ks, bp, &c[ci], ldc, accumulate)
 							continue
 						}
 						// Edge tile: compute into a scratch tile, then copy the valid part.
-						mk.fn(kc, ap, bp, tile, nr, false)
+						mk.fn(kc, ap, rs, ks, bp, tile, nr, false)
 						for i := 0; i < rows; i++ {
 							dst, src := c[ci+i*ldc:ci+i*ldc+cols], buf.tile[i*nr:i*nr+cols]
 							if accumulate {
@@ -242,16 +261,15 @@ func reuseFloats(s []float32, n int) []float32 {
 // genericKernel is the portable micro-kernel, in plain Go: 4×16 tiles.
 var genericKernel = microKernel{name: "generic", mr: 4, nr: 16, fn: kernelGeneric4x16}
 
-func kernelGeneric4x16(k int, ap, bp, cp *float32, ldc int, accumulate bool) {
+func kernelGeneric4x16(k int, ap *float32, rs, ks int, bp, cp *float32, ldc int, accumulate bool) {
 	const mr, nr = 4, 16
-	a := unsafe.Slice(ap, k*mr)
+	a := unsafe.Slice(ap, (mr-1)*rs+(k-1)*ks+1)
 	b := unsafe.Slice(bp, k*nr)
 	var acc [mr][nr]float32
 	for p := 0; p < k; p++ {
 		bv := (*[nr]float32)(b[p*nr : (p+1)*nr])
-		av := (*[mr]float32)(a[p*mr : (p+1)*mr])
 		for i := 0; i < mr; i++ {
-			ai := av[i]
+			ai := a[i*rs+p*ks]
 			row := &acc[i]
 			for j := 0; j < nr; j++ {
 				row[j] += ai * bv[j]

@@ -8,7 +8,7 @@ import "golang.org/x/sys/cpu"
 // sgemm_amd64.s.
 //
 //go:noescape
-func kernelAVX2_6x16(k int, a, b, c *float32, ldc int, accumulate bool)
+func kernelAVX2_6x16(k int, a *float32, rs, ks int, b, c *float32, ldc int, accumulate bool)
 
 var avx2Kernel = microKernel{name: "avx2-6x16", mr: 6, nr: 16, fn: kernelAVX2_6x16}
 

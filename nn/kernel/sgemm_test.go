@@ -43,14 +43,16 @@ func TestMicroKernels(t *testing.T) {
 	}
 	rng := rand.New(rand.NewPCG(3, 4))
 	sizes := [][3]int{{1, 1, 1}, {7, 17, 5}, {6, 16, 300}, {13, 3, 2}, {65, 290, 513}, {400, 33, 70}, {9, 3100, 40}}
-	betas := []float32{0, 1, -0.5}
+	// alpha = 1 reads A in place; other values pack it.
+	alphaBetas := [][2]float32{{1, 0}, {1, 1}, {0.75, 0}, {0.75, -0.5}}
 	for _, mk := range kernels {
 		for _, sz := range sizes {
 			for _, ta := range []bool{false, true} {
 				for _, tb := range []bool{false, true} {
-					for _, beta := range betas {
+					for _, ab := range alphaBetas {
+						alpha, beta := ab[0], ab[1]
 						m, n, k := sz[0], sz[1], sz[2]
-						name := fmt.Sprintf("%s/m%d_n%d_k%d/tA=%v_tB=%v/beta=%v", mk.name, m, n, k, ta, tb, beta)
+						name := fmt.Sprintf("%s/m%d_n%d_k%d/tA=%v_tB=%v/alpha=%v_beta=%v", mk.name, m, n, k, ta, tb, alpha, beta)
 						t.Run(name, func(t *testing.T) {
 							lda, ldb, ldc := k+3, n+1, n+2
 							if ta {
@@ -69,8 +71,8 @@ func TestMicroKernels(t *testing.T) {
 							a, b := randSlice(rng, ar*lda), randSlice(rng, br*ldb)
 							c := randSlice(rng, m*ldc)
 							want := slices.Clone(c)
-							naiveGemm(ta, tb, m, n, k, 0.75, a, lda, b, ldb, beta, want, ldc)
-							sgemm(mk, ta, tb, m, n, k, 0.75, a, lda, b, ldb, beta, c, ldc)
+							naiveGemm(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, want, ldc)
+							sgemm(mk, ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
 							tol := 1e-5 * float64(k)
 							for i := range c {
 								if d := math.Abs(float64(c[i] - want[i])); d > tol+1e-5*math.Abs(float64(want[i])) || math.IsNaN(d) {
