@@ -22,9 +22,11 @@ func (l *ReLU) Forward(x *Tensor, train bool) *Tensor {
 
 // Backward passes dy where the output was positive and 0 elsewhere.
 func (l *ReLU) Backward(dy *Tensor) *Tensor {
-	l.dx = reuse(l.dx, l.y.Shape...)
+	l.dx = gradBuffer(l.dx, l.y.Shape...)
 	kernel.ForElems(dy.Len(), func(lo, hi int) {
 		kernel.ReluGrad(l.dx.Data[lo:hi], dy.Data[lo:hi], l.y.Data[lo:hi])
 	})
 	return l.dx
 }
+
+func (l *ReLU) releaseGrad() { releaseGrad(l.dx) }

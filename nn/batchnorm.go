@@ -12,21 +12,32 @@ import (
 // it uses the batch's statistics and updates the running ones
 // (exponential average with Momentum; the running variance is unbiased, as
 // in PyTorch); in evaluation it uses the running statistics.
-// BatchNorm2D takes [N, C, H, W] (statistics over N, H, W); BatchNorm1D
-// takes [N, C] (statistics over N).
+// Channels are the last axis: BatchNorm2D takes channels-last images
+// [N, H, W, C] (statistics over N, H, W); BatchNorm1D takes features
+// [N, C] (statistics over N).
+//
+// With ReLU set (see WithReLU) the layer is batch norm followed by
+// max(·, 0), fused: one pass over memory instead of two each way.
 type BatchNorm struct {
 	C                       int
 	Eps, Momentum           float64 // 1e-5 and 0.1 by default
 	Weight, Bias            *Param  // γ, β: [C]
 	RunningMean, RunningVar *Param  // buffers: [C]
 
+	ReLU bool
+
 	rank        int
 	x, y, dx    *Tensor
 	mean, istd  []float64 // statistics used by the last Forward
+	scale, add  []float32 // per-channel coefficients of the current pass
+	scale2      []float32
+	sums        colSummer
+	zeros       []float32
+	centre      []float32
 	trainedLast bool
 }
 
-// NewBatchNorm2D returns batch normalisation over [N, C, H, W] named name
+// NewBatchNorm2D returns batch normalisation over [N, H, W, C] named name
 // (parameters name+".weight", ".bias", buffers ".running_mean",
 // ".running_var"), with γ = 1, β = 0.
 func NewBatchNorm2D(name string, c int) *BatchNorm { return newBatchNorm(name, c, 4) }
@@ -48,69 +59,67 @@ func newBatchNorm(name string, c, rank int) *BatchNorm {
 	return l
 }
 
+// WithReLU sets l.ReLU and returns l.
+func (l *BatchNorm) WithReLU() *BatchNorm {
+	l.ReLU = true
+	return l
+}
+
 // Params returns γ and β.
 func (l *BatchNorm) Params() []*Param { return []*Param{l.Weight, l.Bias} }
 
 // Buffers returns the running mean and variance.
 func (l *BatchNorm) Buffers() []*Param { return []*Param{l.RunningMean, l.RunningVar} }
 
-// geometry returns the batch size and the number of values per channel per sample.
-func (l *BatchNorm) geometry(x *Tensor) (n, s int) {
+// rows returns the number of values per channel in x.
+func (l *BatchNorm) rows(x *Tensor) int {
 	mustRank("BatchNorm", x, l.rank)
-	if x.Shape[1] != l.C {
-		panic(fmt.Sprintf("nn: BatchNorm %s: input has %d channels, want %d", l.Weight.Name, x.Shape[1], l.C))
+	if x.Shape[l.rank-1] != l.C {
+		panic(fmt.Sprintf("nn: BatchNorm %s: input has %d channels, want %d", l.Weight.Name, x.Shape[l.rank-1], l.C))
 	}
-	n, s = x.Shape[0], 1
-	if l.rank == 4 {
-		s = x.Shape[2] * x.Shape[3]
-	}
-	return n, s
+	return x.Len() / l.C
 }
 
 // Forward normalises x. In training it panics if a channel has fewer than
 // two values (N·H·W < 2), where the variance is undefined.
 func (l *BatchNorm) Forward(x *Tensor, train bool) *Tensor {
-	n, s := l.geometry(x)
-	m := n * s
+	m := l.rows(x)
 	if train && m < 2 {
 		panic(fmt.Sprintf("nn: BatchNorm %s: training needs at least 2 values per channel, got %d", l.Weight.Name, m))
 	}
 	l.x, l.trainedLast = x, train
 	l.y = reuse(l.y, x.Shape...)
-	l.mean, l.istd = reuseSlice(l.mean, l.C), reuseSlice(l.istd, l.C)
 	c := l.C
-	kernel.For(c, 1, func(ch, _, _ int) {
-		var mean, variance float64
-		if train {
-			for i := 0; i < n; i++ {
-				mean += kernel.Sum(x.Data[(i*c+ch)*s : (i*c+ch+1)*s])
-			}
-			mean /= float64(m)
-			for i := 0; i < n; i++ {
-				for _, v := range x.Data[(i*c+ch)*s : (i*c+ch+1)*s] {
-					d := float64(v) - mean
-					variance += d * d
-				}
-			}
-			variance /= float64(m)
+	l.mean, l.istd = reuseSlice(l.mean, c), reuseSlice(l.istd, c)
+	l.scale, l.add = reuseSlice(l.scale, c), reuseSlice(l.add, c)
+	if train {
+		// Sums of x − x₀ (x₀ the first row) keep the variance exact
+		// when the mean is large against the spread.
+		shift := x.Data[:c]
+		s1, s2 := l.sums.sums(x.Data, nil, shift, nil, nil)
+		for ch := 0; ch < c; ch++ {
+			d := s1[ch] / float64(m)
+			mean := float64(shift[ch]) + d
+			variance := max(0, s2[ch]/float64(m)-d*d)
 			mom := l.Momentum
 			rm, rv := &l.RunningMean.Value.Data[ch], &l.RunningVar.Value.Data[ch]
 			*rm = float32((1-mom)*float64(*rm) + mom*mean)
 			*rv = float32((1-mom)*float64(*rv) + mom*variance*float64(m)/float64(m-1))
-		} else {
-			mean, variance = float64(l.RunningMean.Value.Data[ch]), float64(l.RunningVar.Value.Data[ch])
+			l.mean[ch], l.istd[ch] = mean, 1/math.Sqrt(variance+l.Eps)
 		}
-		istd := 1 / math.Sqrt(variance+l.Eps)
-		l.mean[ch], l.istd[ch] = mean, istd
-		scale := float32(float64(l.Weight.Value.Data[ch]) * istd)
-		shift := l.Bias.Value.Data[ch] - float32(mean)*scale
-		for i := 0; i < n; i++ {
-			src := x.Data[(i*c+ch)*s : (i*c+ch+1)*s]
-			dst := l.y.Data[(i*c+ch)*s : (i*c+ch+1)*s]
-			for j, v := range src {
-				dst[j] = v*scale + shift
-			}
+	} else {
+		for ch := 0; ch < c; ch++ {
+			l.mean[ch] = float64(l.RunningMean.Value.Data[ch])
+			l.istd[ch] = 1 / math.Sqrt(float64(l.RunningVar.Value.Data[ch])+l.Eps)
 		}
+	}
+	for ch := 0; ch < c; ch++ {
+		g := float64(l.Weight.Value.Data[ch]) * l.istd[ch]
+		l.scale[ch] = float32(g)
+		l.add[ch] = float32(float64(l.Bias.Value.Data[ch]) - l.mean[ch]*g)
+	}
+	kernel.ForElems(x.Len()/c, func(lo, hi int) {
+		kernel.ScaleShiftRows(l.y.Data[lo*c:hi*c], x.Data[lo*c:hi*c], l.scale, l.add, l.ReLU)
 	})
 	return l.y
 }
@@ -119,36 +128,104 @@ func (l *BatchNorm) Forward(x *Tensor, train bool) *Tensor {
 // a training Forward it differentiates through the batch statistics.
 func (l *BatchNorm) Backward(dy *Tensor) *Tensor {
 	x := l.x
-	n, s := l.geometry(x)
-	m, c := float64(n*s), l.C
-	l.dx = reuse(l.dx, x.Shape...)
-	kernel.For(c, 1, func(ch, _, _ int) {
+	m, c := float64(l.rows(x)), l.C
+	l.dx = gradBuffer(l.dx, x.Shape...)
+	var mask []float32 // with the fused ReLU, dy counts only where y > 0
+	if l.ReLU {
+		mask = l.y.Data
+	}
+	// Σ dy and Σ dy·(x − mean), with x centred before the product so that a
+	// mean far from zero costs no precision.
+	l.centre = reuseSlice(l.centre, c)
+	for ch, m := range l.mean {
+		l.centre[ch] = float32(m)
+	}
+	sumDy, sumDyXc := l.sums.sums(dy.Data, x.Data, make0(&l.zeros, c), l.centre, mask)
+	// dx = a·dy + k·x + b per channel. Training:
+	// dx = γ·istd·(dy − mean(dy) − x̂·mean(dy·x̂)); evaluation: dx = γ·istd·dy.
+	l.scale2 = reuseSlice(l.scale2, c)
+	for ch := 0; ch < c; ch++ {
 		mean, istd := l.mean[ch], l.istd[ch]
-		var sumDy, sumDyXhat float64
-		for i := 0; i < n; i++ {
-			xs := x.Data[(i*c+ch)*s : (i*c+ch+1)*s]
-			for j, d := range dy.Data[(i*c+ch)*s : (i*c+ch+1)*s] {
-				sumDy += float64(d)
-				sumDyXhat += float64(d) * (float64(xs[j]) - mean) * istd
-			}
-		}
-		l.Bias.Grad.Data[ch] += float32(sumDy)
+		sumDyXhat := (sumDyXc[ch] - (mean-float64(l.centre[ch]))*sumDy[ch]) * istd
+		l.Bias.Grad.Data[ch] += float32(sumDy[ch])
 		l.Weight.Grad.Data[ch] += float32(sumDyXhat)
 		g := float64(l.Weight.Value.Data[ch]) * istd
-		// Training: dx = γ·istd·(dy − mean(dy) − x̂·mean(dy·x̂)); evaluation: dx = γ·istd·dy.
-		a, b := float32(g), float32(0)
-		var k float32
+		a, k, b := g, 0.0, 0.0
 		if l.trainedLast {
-			b = float32(-g * (sumDy/m - mean*istd*sumDyXhat/m))
-			k = float32(-g * istd * sumDyXhat / m)
+			k = -g * istd * sumDyXhat / m
+			b = -g * (sumDy[ch]/m - mean*istd*sumDyXhat/m)
 		}
-		for i := 0; i < n; i++ {
-			xs := x.Data[(i*c+ch)*s : (i*c+ch+1)*s]
-			dst := l.dx.Data[(i*c+ch)*s : (i*c+ch+1)*s]
-			for j, d := range dy.Data[(i*c+ch)*s : (i*c+ch+1)*s] {
-				dst[j] = a*d + k*xs[j] + b
-			}
+		l.scale[ch], l.scale2[ch], l.add[ch] = float32(a), float32(k), float32(b)
+	}
+	kernel.ForElems(x.Len()/c, func(lo, hi int) {
+		var m []float32
+		if mask != nil {
+			m = mask[lo*c : hi*c]
 		}
+		kernel.AffineGradRows(l.dx.Data[lo*c:hi*c], dy.Data[lo*c:hi*c], m, x.Data[lo*c:hi*c], l.scale, l.scale2, l.add)
 	})
 	return l.dx
 }
+
+// colSummer sums the columns of a matrix in parallel, in row chunks whose
+// size depends only on the shape, so the sums do not depend on the number
+// of cores. It keeps its buffers between calls.
+type colSummer struct {
+	parts  []float32 // per chunk: c sums of u, then c sums of u·v
+	s1, s2 []float64
+}
+
+// sums returns, over the rows of the matrix u with len(shift) columns,
+// s1[j] = Σ (u'[r][j] − shift[j]) and s2[j] = Σ (u'[r][j] − shift[j])·w[r][j],
+// where u' is u, or u where mask > 0 and 0 elsewhere when mask is not
+// nil, and w = v − vShift, or u' − shift when v is nil. Within a chunk the sums are
+// float32; across chunks, float64. The results are valid until the next
+// call.
+func (s *colSummer) sums(u, v, shift, vShift, mask []float32) (s1, s2 []float64) {
+	c := len(shift)
+	rows := len(u) / c
+	per := max(1, 8192/c)
+	chunks := kernel.Chunks(rows, per)
+	s.parts = reuseSlice(s.parts, chunks*2*c)
+	kernel.For(rows, per, func(ch, lo, hi int) {
+		p1, p2 := s.parts[ch*2*c:ch*2*c+c], s.parts[ch*2*c+c:(ch+1)*2*c]
+		clear(p1)
+		clear(p2)
+		var vs, ms []float32
+		if v != nil {
+			vs = v[lo*c : hi*c]
+		}
+		if mask != nil {
+			ms = mask[lo*c : hi*c]
+		}
+		kernel.ColSums(p1, p2, u[lo*c:hi*c], vs, ms, shift, vShift)
+	})
+	s.s1, s.s2 = reuseSlice(s.s1, c), reuseSlice(s.s2, c)
+	clear(s.s1)
+	clear(s.s2)
+	for ch := 0; ch < chunks; ch++ {
+		for j := 0; j < c; j++ {
+			s.s1[j] += float64(s.parts[ch*2*c+j])
+			s.s2[j] += float64(s.parts[ch*2*c+c+j])
+		}
+	}
+	return s.s1, s.s2
+}
+
+// make0 returns a zero slice of n floats kept in *buf.
+func make0(buf *[]float32, n int) []float32 {
+	*buf = reuseSlice(*buf, n)
+	clear(*buf)
+	return *buf
+}
+
+// sumRows adds the column sums of data, a matrix of len(g) columns, into g.
+func sumRows(g, data []float32) {
+	var s colSummer
+	s1, _ := s.sums(data, nil, make([]float32, len(g)), nil, nil)
+	for j, v := range s1 {
+		g[j] += float32(v)
+	}
+}
+
+func (l *BatchNorm) releaseGrad() { releaseGrad(l.dx) }

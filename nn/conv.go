@@ -8,13 +8,17 @@ import (
 )
 
 // Conv2D is a 2-D convolution with a square kernel, stride and zero
-// padding, computed per sample as im2col followed by a GEMM.
-// Input [N, InC, H, W] → output [N, OutC, OH, OW] with
-// OH = (H + 2·Pad − K)/Stride + 1, and likewise OW.
+// padding, on channels-last images: input [N, H, W, InC] → output
+// [N, OH, OW, OutC] with OH = (H + 2·Pad − K)/Stride + 1, and likewise OW.
+// It runs as im2col followed by one GEMM per chunk of samples, with the
+// im2col matrix as the GEMM's in-place operand, so it is never packed.
 type Conv2D struct {
 	InC, OutC, K, Stride, Pad int
-	Weight                    *Param // [OutC, InC, K, K]
-	Bias                      *Param // [OutC], or nil for none
+	// Weight is [OutC, K, K, InC]: filter o's taps in row-major (ki, kj)
+	// order, each holding InC input channels. PyTorch's layout
+	// [OutC, InC, K, K] is a transpose of it (see the export).
+	Weight *Param
+	Bias   *Param // [OutC], or nil for none
 	// NoInputGrad skips computing ∂loss/∂input in Backward (which then
 	// returns nil): set it on a model's first layer.
 	NoInputGrad bool
@@ -31,7 +35,7 @@ func NewConv2D(name string, inC, outC, k, stride, pad int, bias bool, rng *rand.
 		panic(fmt.Sprintf("nn: NewConv2D %q: bad geometry in=%d out=%d k=%d stride=%d pad=%d", name, inC, outC, k, stride, pad))
 	}
 	l := &Conv2D{InC: inC, OutC: outC, K: k, Stride: stride, Pad: pad,
-		Weight: newParam(name+".weight", true, outC, inC, k, k)}
+		Weight: newParam(name+".weight", true, outC, k, k, inC)}
 	KaimingNormal(l.Weight.Value, inC*k*k, rng)
 	if bias {
 		l.Bias = newParam(name+".bias", false, outC)
@@ -42,10 +46,10 @@ func NewConv2D(name string, inC, outC, k, stride, pad int, bias bool, rng *rand.
 // Params returns the weight and, if present, the bias.
 func (l *Conv2D) Params() []*Param { return withBias(l.Weight, l.Bias) }
 
-// Forward convolves x [N, InC, H, W]. It panics on a shape mismatch or if
+// Forward convolves x [N, H, W, InC]. It panics on a shape mismatch or if
 // the kernel does not fit the padded input.
 func (l *Conv2D) Forward(x *Tensor, train bool) *Tensor {
-	n, c, h, w := dims4("Conv2D", x)
+	n, h, w, c := dims4("Conv2D", x)
 	if c != l.InC {
 		panic(fmt.Sprintf("nn: Conv2D %s: input has %d channels, want %d", l.Weight.Name, c, l.InC))
 	}
@@ -54,54 +58,63 @@ func (l *Conv2D) Forward(x *Tensor, train bool) *Tensor {
 		panic(fmt.Sprintf("nn: Conv2D %s: kernel %d does not fit input %dx%d with pad %d", l.Weight.Name, l.K, h, w, l.Pad))
 	}
 	l.x = x
-	l.y = reuse(l.y, n, l.OutC, oh, ow)
-	kk, p, in := c*l.K*l.K, oh*ow, c*h*w
-	cs := l.scratch.size(n, kk, l.OutC, p)
+	l.y = reuse(l.y, n, oh, ow, l.OutC)
+	kk, p := l.K*l.K*c, oh*ow
+	cs := l.scratch.get(n, p*kk, train)
+	defer l.scratch.put()
 	for s0 := 0; s0 < n; s0 += cs {
 		m := min(cs, n-s0)
-		ld := m * p
-		col, out := l.scratch.col[:kk*ld], l.scratch.mat[:l.OutC*ld]
-		kernel.For(m, 1, func(_, i, _ int) {
-			kernel.Im2col(col[i*p:], x.Data[(s0+i)*in:(s0+i+1)*in], ld, c, h, w, l.K, l.Stride, l.Pad)
-		})
-		kernel.Gemm(false, false, l.OutC, ld, kk, 1, l.Weight.Value.Data, kk, col, ld, 0, out, ld)
-		scatterSamples(l.y.Data[s0*l.OutC*p:], out, m, l.OutC, p, l.Bias)
+		col := l.scratch.im2col(x, s0, m, l.K, l.Stride, l.Pad, p*kk)
+		kernel.Gemm(false, true, m*p, l.OutC, kk, 1, col, kk, l.Weight.Value.Data, kk, 0, l.y.Data[s0*p*l.OutC:], l.OutC)
 	}
+	addBias(l.y.Data, l.Bias)
 	return l.y
 }
 
-// Backward returns ∂loss/∂x [N, InC, H, W] and accumulates the weight and
+// Backward returns ∂loss/∂x [N, H, W, InC] and accumulates the weight and
 // bias gradients.
 func (l *Conv2D) Backward(dy *Tensor) *Tensor {
 	x := l.x
-	n, c, h, w := dims4("Conv2D", x)
-	oh, ow := l.y.Shape[2], l.y.Shape[3]
-	kk, p, in := c*l.K*l.K, oh*ow, c*h*w
-	wt := l.Weight.Value.Data
+	n, h, w, c := dims4("Conv2D", x)
+	oh, ow := l.y.Shape[1], l.y.Shape[2]
+	kk, p := l.K*l.K*c, oh*ow
 	if !l.NoInputGrad {
-		l.dx = reuse(l.dx, x.Shape...)
+		l.dx = gradBuffer(l.dx, x.Shape...)
 	}
-	cs := l.scratch.size(n, kk, l.OutC, p)
+	kept := l.scratch.kept != nil // the training Forward's im2col matrix is still there
+	cs := n
+	if !kept {
+		cs = l.scratch.get(n, p*kk, false)
+	}
+	defer l.scratch.put()
+	dwt := l.scratch.gradient(kk * l.OutC)
 	for s0 := 0; s0 < n; s0 += cs {
 		m := min(cs, n-s0)
-		ld := m * p
-		col, dyc := l.scratch.col[:kk*ld], l.scratch.mat[:l.OutC*ld]
-		gatherSamples(dyc, dy.Data[s0*l.OutC*p:], m, l.OutC, p)
-		kernel.For(m, 1, func(_, i, _ int) {
-			kernel.Im2col(col[i*p:], x.Data[(s0+i)*in:(s0+i+1)*in], ld, c, h, w, l.K, l.Stride, l.Pad)
-		})
-		kernel.Gemm(false, true, l.OutC, kk, ld, 1, dyc, ld, col, ld, 1, l.Weight.Grad.Data, kk)
+		col := l.scratch.kept
+		if !kept {
+			col = l.scratch.im2col(x, s0, m, l.K, l.Stride, l.Pad, p*kk)
+		}
+		dyc := dy.Data[s0*p*l.OutC : (s0+m)*p*l.OutC]
+		// ∂W, transposed: [kk, OutC] = colᵀ · dy, summed over the chunks.
+		beta := float32(1)
+		if s0 == 0 {
+			beta = 0
+		}
+		kernel.Gemm(true, false, kk, l.OutC, m*p, 1, col, kk, dyc, l.OutC, beta, dwt, l.OutC)
 		if l.NoInputGrad {
 			continue
 		}
-		kernel.Gemm(true, false, kk, ld, l.OutC, 1, wt, kk, dyc, ld, 0, col, ld)
+		// ∂col = dy · W, then folded back onto the input pixels.
+		kernel.Gemm(false, false, m*p, kk, l.OutC, 1, dyc, l.OutC, l.Weight.Value.Data, kk, 0, col, kk)
+		in := h * w * c
 		kernel.For(m, 1, func(_, i, _ int) {
 			dxi := l.dx.Data[(s0+i)*in : (s0+i+1)*in]
 			clear(dxi)
-			kernel.Col2im(dxi, col[i*p:], ld, c, h, w, l.K, l.Stride, l.Pad)
+			kernel.Col2im(dxi, col[i*p*kk:(i+1)*p*kk], h, w, c, l.K, l.Stride, l.Pad)
 		})
 	}
-	accumulateChannelBias(l.Bias, dy, n, l.OutC, p)
+	addTransposed(l.Weight.Grad.Data, dwt, kk, l.OutC)
+	accumulateBias(l.Bias, dy)
 	if l.NoInputGrad {
 		return nil
 	}
@@ -109,18 +122,17 @@ func (l *Conv2D) Backward(dy *Tensor) *Tensor {
 }
 
 // ConvTranspose2D is the transpose (adjoint) of a Conv2D with the same
-// geometry, as used in decoders: input [N, InC, H, W] → output
-// [N, OutC, OH, OW] with OH = (H − 1)·Stride − 2·Pad + K + OutPad.
-// Its weight has PyTorch's layout [InC, OutC, K, K], which is exactly the
-// weight of a Conv2D from OutC to InC channels, so the two can share one
-// Param (tied weights, see NewTiedConvTranspose2D).
+// geometry, as used in decoders, on channels-last images: input
+// [N, H, W, InC] → output [N, OH, OW, OutC] with
+// OH = (H − 1)·Stride − 2·Pad + K + OutPad. Its weight [InC, K, K, OutC]
+// is exactly the weight of a Conv2D from OutC to InC channels, so the two
+// can share one Param (tied weights, see NewTiedConvTranspose2D).
 type ConvTranspose2D struct {
 	InC, OutC, K, Stride, Pad, OutPad int
-	Weight                            *Param // [InC, OutC, K, K]
+	Weight                            *Param // [InC, K, K, OutC]
 	Bias                              *Param // [OutC], or nil for none
 
 	x, y, dx *Tensor
-	tied     bool
 	scratch  convScratch
 }
 
@@ -130,7 +142,7 @@ type ConvTranspose2D struct {
 // OutPad ≥ Stride.
 func NewConvTranspose2D(name string, inC, outC, k, stride, pad, outPad int, bias bool, rng *rand.Rand) *ConvTranspose2D {
 	l := &ConvTranspose2D{InC: inC, OutC: outC, K: k, Stride: stride, Pad: pad, OutPad: outPad,
-		Weight: newParam(name+".weight", true, inC, outC, k, k)}
+		Weight: newParam(name+".weight", true, inC, k, k, outC)}
 	l.check(name)
 	KaimingNormal(l.Weight.Value, max(1, inC*k*k/(stride*stride)), rng)
 	if bias {
@@ -146,7 +158,7 @@ func NewConvTranspose2D(name string, inC, outC, k, stride, pad, outPad int, bias
 // bias, if any, is the decoder's own, named name+".bias".
 func NewTiedConvTranspose2D(name string, conv *Conv2D, outPad int, bias bool) *ConvTranspose2D {
 	l := &ConvTranspose2D{InC: conv.OutC, OutC: conv.InC, K: conv.K, Stride: conv.Stride, Pad: conv.Pad,
-		OutPad: outPad, Weight: conv.Weight, tied: true}
+		OutPad: outPad, Weight: conv.Weight}
 	l.check(name)
 	if bias {
 		l.Bias = newParam(name+".bias", false, l.OutC)
@@ -164,9 +176,9 @@ func (l *ConvTranspose2D) check(name string) {
 // Params returns the weight (also when shared) and, if present, the bias.
 func (l *ConvTranspose2D) Params() []*Param { return withBias(l.Weight, l.Bias) }
 
-// Forward applies the transposed convolution to x [N, InC, H, W].
+// Forward applies the transposed convolution to x [N, H, W, InC].
 func (l *ConvTranspose2D) Forward(x *Tensor, train bool) *Tensor {
-	n, c, h, w := dims4("ConvTranspose2D", x)
+	n, h, w, c := dims4("ConvTranspose2D", x)
 	if c != l.InC {
 		panic(fmt.Sprintf("nn: ConvTranspose2D %s: input has %d channels, want %d", l.Weight.Name, c, l.InC))
 	}
@@ -175,126 +187,147 @@ func (l *ConvTranspose2D) Forward(x *Tensor, train bool) *Tensor {
 		panic(fmt.Sprintf("nn: ConvTranspose2D %s: empty output for input %dx%d", l.Weight.Name, h, w))
 	}
 	l.x = x
-	l.y = reuse(l.y, n, l.OutC, oh, ow)
-	okk, hw, op := l.OutC*l.K*l.K, h*w, l.OutC*oh*ow
-	cs := l.scratch.size(n, okk, c, hw)
+	l.y = reuse(l.y, n, oh, ow, l.OutC)
+	kk, hw, op := l.K*l.K*l.OutC, h*w, oh*ow*l.OutC
+	cs := l.scratch.get(n, hw*kk, false)
+	defer l.scratch.put()
+	col := l.scratch.col
 	for s0 := 0; s0 < n; s0 += cs {
 		m := min(cs, n-s0)
-		ld := m * hw
-		col, xc := l.scratch.col[:okk*ld], l.scratch.mat[:c*ld]
-		gatherSamples(xc, x.Data[s0*c*hw:], m, c, hw)
-		kernel.Gemm(true, false, okk, ld, c, 1, l.Weight.Value.Data, okk, xc, ld, 0, col, ld)
+		kernel.Gemm(false, false, m*hw, kk, c, 1, x.Data[s0*hw*c:], c, l.Weight.Value.Data, kk, 0, col, kk)
 		kernel.For(m, 1, func(_, i, _ int) {
 			out := l.y.Data[(s0+i)*op : (s0+i+1)*op]
 			clear(out)
-			kernel.Col2im(out, col[i*hw:], ld, l.OutC, oh, ow, l.K, l.Stride, l.Pad)
-			addChannelBias(out, l.Bias, oh*ow)
+			kernel.Col2im(out, col[i*hw*kk:(i+1)*hw*kk], oh, ow, l.OutC, l.K, l.Stride, l.Pad)
 		})
 	}
+	addBias(l.y.Data, l.Bias)
 	return l.y
 }
 
-// Backward returns ∂loss/∂x [N, InC, H, W] and accumulates the gradients.
+// Backward returns ∂loss/∂x [N, H, W, InC] and accumulates the gradients.
 func (l *ConvTranspose2D) Backward(dy *Tensor) *Tensor {
 	x := l.x
-	n, c, h, w := dims4("ConvTranspose2D", x)
-	oh, ow := l.y.Shape[2], l.y.Shape[3]
-	okk, hw, op := l.OutC*l.K*l.K, h*w, l.OutC*oh*ow
-	wt := l.Weight.Value.Data
-	l.dx = reuse(l.dx, x.Shape...)
-	cs := l.scratch.size(n, okk, c, hw)
+	n, h, w, c := dims4("ConvTranspose2D", x)
+	kk, hw := l.K*l.K*l.OutC, h*w
+	l.dx = gradBuffer(l.dx, x.Shape...)
+	cs := l.scratch.get(n, hw*kk, false)
+	defer l.scratch.put()
+	dwt := l.scratch.gradient(kk * c)
 	for s0 := 0; s0 < n; s0 += cs {
 		m := min(cs, n-s0)
-		ld := m * hw
-		col, mat := l.scratch.col[:okk*ld], l.scratch.mat[:c*ld]
-		kernel.For(m, 1, func(_, i, _ int) {
-			kernel.Im2col(col[i*hw:], dy.Data[(s0+i)*op:(s0+i+1)*op], ld, l.OutC, oh, ow, l.K, l.Stride, l.Pad)
-		})
-		gatherSamples(mat, x.Data[s0*c*hw:], m, c, hw)
-		kernel.Gemm(false, true, c, okk, ld, 1, mat, ld, col, ld, 1, l.Weight.Grad.Data, okk)
-		kernel.Gemm(false, false, c, ld, okk, 1, wt, okk, col, ld, 0, mat, ld)
-		scatterSamples(l.dx.Data[s0*c*hw:], mat, m, c, hw, nil)
+		col := l.scratch.im2col(dy, s0, m, l.K, l.Stride, l.Pad, hw*kk)
+		xc := x.Data[s0*hw*c : (s0+m)*hw*c]
+		beta := float32(1)
+		if s0 == 0 {
+			beta = 0
+		}
+		kernel.Gemm(true, false, kk, c, m*hw, 1, col, kk, xc, c, beta, dwt, c)
+		kernel.Gemm(false, true, m*hw, c, kk, 1, col, kk, l.Weight.Value.Data, kk, 0, l.dx.Data[s0*hw*c:], c)
 	}
-	accumulateChannelBias(l.Bias, dy, n, l.OutC, oh*ow)
+	addTransposed(l.Weight.Grad.Data, dwt, kk, c)
+	accumulateBias(l.Bias, dy)
 	return l.dx
 }
 
-// convScratch holds a convolution's GEMM operands, reused across steps:
-// the im2col matrix and a channels × (samples·positions) matrix.
+// convScratch holds a convolution's GEMM buffers: the im2col matrix of one
+// chunk of samples during a pass, from the shared scratch pool, or kept by
+// the layer from a training Forward to its Backward; and the transposed
+// weight gradient.
 type convScratch struct {
-	col, mat []float32
+	col  []float32 // the im2col matrix of the current pass
+	kept []float32 // when not nil, col is this: the whole batch's, kept for Backward
+	own  []float32 // the layer's own buffer for kept matrices
+	dwt  []float32
 }
 
-// size returns how many samples one GEMM covers, and makes the buffers
-// large enough: enough columns (samples × positions) for the GEMM to run at
-// speed, with the im2col matrix capped at colBudget floats.
-func (s *convScratch) size(n, rows, chans, p int) int {
-	const targetCols, colBudget = 8192, 4 << 20
-	cs := min(n, max(1, targetCols/p), max(1, colBudget/(rows*p)))
-	s.col = reuseSlice(s.col, rows*cs*p)
-	s.mat = reuseSlice(s.mat, chans*cs*p)
+// keepFloats is the largest im2col matrix, in floats, that a convolution
+// keeps from a training Forward so that Backward need not unroll the
+// input again; larger ones are unrolled twice, a chunk at a time.
+const keepFloats = 10 << 20
+
+// colBudget is the size, in floats, of the im2col matrix of one chunk.
+const colBudget = 4 << 20
+
+// get returns how many samples one GEMM covers, with perSample floats of
+// im2col matrix each, and takes the matrix: for training passes small
+// enough, the whole batch's, kept until Backward; otherwise as many samples
+// as fit colBudget floats (at least one), from the pool. Call put when the
+// pass is done.
+func (s *convScratch) get(n, perSample int, train bool) int {
+	s.kept = nil
+	if train && n*perSample <= keepFloats {
+		s.own = reuseSlice(s.own, n*perSample)
+		s.kept, s.col = s.own, s.own
+		return n
+	}
+	cs := min(n, max(1, colBudget/perSample))
+	s.col = getScratch(cs * perSample)
 	return cs
 }
 
-// gatherSamples copies m samples of src [m, C, P] into dst as a C × (m·P)
-// matrix: channel c's row holds sample 0's P values, then sample 1's, ….
-func gatherSamples(dst, src []float32, m, c, p int) {
-	kernel.For(c, 1, func(_, ch, _ int) {
-		for i := 0; i < m; i++ {
-			copy(dst[ch*m*p+i*p:ch*m*p+(i+1)*p], src[(i*c+ch)*p:(i*c+ch+1)*p])
+// put ends a pass: a pooled matrix goes back to the pool; a kept one stays
+// for the Backward that follows a training Forward, after which it is
+// spent.
+func (s *convScratch) put() {
+	switch {
+	case s.kept == nil:
+		putScratch(s.col)
+	case s.col == nil:
+		s.kept = nil
+	}
+	s.col = nil
+}
+
+// gradient returns the buffer for the transposed weight gradient, of n floats.
+func (s *convScratch) gradient(n int) []float32 {
+	s.dwt = reuseSlice(s.dwt, n)
+	return s.dwt
+}
+
+// im2col fills the scratch matrix with the im2col rows of samples
+// s0..s0+m of x [N, H, W, C] (perSample floats each) and returns it.
+func (s *convScratch) im2col(x *Tensor, s0, m, k, stride, pad, perSample int) []float32 {
+	_, h, w, c := dims4("im2col", x)
+	in := h * w * c
+	kernel.For(m, 1, func(_, i, _ int) {
+		kernel.Im2col(s.col[i*perSample:(i+1)*perSample], x.Data[(s0+i)*in:(s0+i+1)*in], h, w, c, k, stride, pad)
+	})
+	return s.col[:m*perSample]
+}
+
+// addTransposed adds the transpose of t, a rows×cols matrix, into g, a
+// cols×rows matrix.
+func addTransposed(g, t []float32, rows, cols int) {
+	kernel.For(cols, 1, func(_, j, _ int) {
+		dst := g[j*rows : (j+1)*rows]
+		for i := range dst {
+			dst[i] += t[i*cols+j]
 		}
 	})
 }
 
-// scatterSamples is the inverse of gatherSamples, adding bias[c] to channel
-// c when bias is not nil.
-func scatterSamples(dst, src []float32, m, c, p int, bias *Param) {
-	kernel.For(c, 1, func(_, ch, _ int) {
-		var b float32
-		if bias != nil {
-			b = bias.Value.Data[ch]
-		}
-		for i := 0; i < m; i++ {
-			d, s := dst[(i*c+ch)*p:(i*c+ch+1)*p], src[ch*m*p+i*p:ch*m*p+(i+1)*p]
-			if b == 0 {
-				copy(d, s)
-				continue
-			}
-			for j, v := range s {
-				d[j] = v + b
-			}
-		}
-	})
-}
-
-// addChannelBias adds bias[c] to each of the p values of channel c of one
-// sample's [C, p] map; a nil bias does nothing.
-func addChannelBias(out []float32, bias *Param, p int) {
+// addBias adds bias[c] to channel c of every position of a channels-last
+// tensor's data; a nil bias does nothing.
+func addBias(y []float32, bias *Param) {
 	if bias == nil {
 		return
 	}
-	for c, b := range bias.Value.Data {
-		row := out[c*p : (c+1)*p]
-		for j := range row {
-			row[j] += b
+	b := bias.Value.Data
+	kernel.ForElems(len(y)/len(b), func(lo, hi int) {
+		for r := lo; r < hi; r++ {
+			kernel.Axpy(1, b, y[r*len(b):(r+1)*len(b)])
 		}
-	}
+	})
 }
 
-// accumulateChannelBias adds Σ over samples and positions of dy [N, C, p]
-// into bias.Grad; a nil bias does nothing.
-func accumulateChannelBias(bias *Param, dy *Tensor, n, c, p int) {
+// accumulateBias adds the sum over all positions of dy, channel by
+// channel (the last axis), into bias.Grad; a nil bias does nothing.
+func accumulateBias(bias *Param, dy *Tensor) {
 	if bias == nil {
 		return
 	}
-	g := bias.Grad.Data
-	kernel.For(c, 1, func(ch, _, _ int) {
-		var s float64
-		for i := 0; i < n; i++ {
-			s += kernel.Sum(dy.Data[(i*c+ch)*p : (i*c+ch+1)*p])
-		}
-		g[ch] += float32(s)
-	})
+	sumRows(bias.Grad.Data, dy.Data)
 }
 
 func withBias(w, b *Param) []*Param {
@@ -305,7 +338,11 @@ func withBias(w, b *Param) []*Param {
 }
 
 // dims4 returns the four dimensions of x, panicking unless it is rank 4.
-func dims4(op string, x *Tensor) (n, c, h, w int) {
+func dims4(op string, x *Tensor) (n, h, w, c int) {
 	mustRank(op, x, 4)
 	return x.Shape[0], x.Shape[1], x.Shape[2], x.Shape[3]
 }
+
+func (l *Conv2D) releaseGrad() { releaseGrad(l.dx) }
+
+func (l *ConvTranspose2D) releaseGrad() { releaseGrad(l.dx) }

@@ -4,12 +4,15 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"slices"
 	"testing"
 )
 
-// naiveConv2D is Conv2D's forward pass from the definition, in float64.
+// naiveConv2D is Conv2D's forward pass from the definition, in float64, on
+// channels-last x [N, H, W, InC] with the weight [OutC, K, K, InC]: output
+// [N, OH, OW, OutC].
 func naiveConv2D(l *Conv2D, x *Tensor) (y []float64, oh, ow int) {
-	n, c, h, w := dims4("naive", x)
+	n, h, w, c := dims4("naive", x)
 	k, s, p := l.K, l.Stride, l.Pad
 	oh, ow = (h+2*p-k)/s+1, (w+2*p-k)/s+1
 	wt := l.Weight.Value.Data
@@ -29,11 +32,11 @@ func naiveConv2D(l *Conv2D, x *Tensor) (y []float64, oh, ow int) {
 								if iy < 0 || iy >= h || ix < 0 || ix >= w {
 									continue
 								}
-								sum += float64(x.Data[((b*c+ci)*h+iy)*w+ix]) * float64(wt[((o*c+ci)*k+ki)*k+kj])
+								sum += float64(x.Data[((b*h+iy)*w+ix)*c+ci]) * float64(wt[((o*k+ki)*k+kj)*c+ci])
 							}
 						}
 					}
-					y[((b*l.OutC+o)*oh+oy)*ow+ox] = sum
+					y[((b*oh+oy)*ow+ox)*l.OutC+o] = sum
 				}
 			}
 		}
@@ -43,25 +46,26 @@ func naiveConv2D(l *Conv2D, x *Tensor) (y []float64, oh, ow int) {
 
 // naiveConvTranspose2D is ConvTranspose2D's forward pass from the
 // definition, in float64: each input pixel scatters its kernel-weighted
-// value into the output.
+// value into the output. x is [N, H, W, InC], the weight [InC, K, K, OutC],
+// the output [N, OH, OW, OutC].
 func naiveConvTranspose2D(l *ConvTranspose2D, x *Tensor) (y []float64, oh, ow int) {
-	n, c, h, w := dims4("naive", x)
+	n, h, w, c := dims4("naive", x)
 	k, s, p := l.K, l.Stride, l.Pad
 	oh, ow = (h-1)*s-2*p+k+l.OutPad, (w-1)*s-2*p+k+l.OutPad
 	wt := l.Weight.Value.Data
 	y = make([]float64, n*l.OutC*oh*ow)
 	for b := 0; b < n; b++ {
-		for o := 0; o < l.OutC; o++ {
-			for i := 0; i < oh*ow; i++ {
+		for i := 0; i < oh*ow; i++ {
+			for o := 0; o < l.OutC; o++ {
 				if l.Bias != nil {
-					y[(b*l.OutC+o)*oh*ow+i] = float64(l.Bias.Value.Data[o])
+					y[(b*oh*ow+i)*l.OutC+o] = float64(l.Bias.Value.Data[o])
 				}
 			}
 		}
 		for ci := 0; ci < c; ci++ {
 			for iy := 0; iy < h; iy++ {
 				for ix := 0; ix < w; ix++ {
-					v := float64(x.Data[((b*c+ci)*h+iy)*w+ix])
+					v := float64(x.Data[((b*h+iy)*w+ix)*c+ci])
 					for o := 0; o < l.OutC; o++ {
 						for ki := 0; ki < k; ki++ {
 							for kj := 0; kj < k; kj++ {
@@ -69,7 +73,7 @@ func naiveConvTranspose2D(l *ConvTranspose2D, x *Tensor) (y []float64, oh, ow in
 								if oy < 0 || oy >= oh || ox < 0 || ox >= ow {
 									continue
 								}
-								y[((b*l.OutC+o)*oh+oy)*ow+ox] += v * float64(wt[((ci*l.OutC+o)*k+ki)*k+kj])
+								y[((b*oh+oy)*ow+ox)*l.OutC+o] += v * float64(wt[((ci*k+ki)*k+kj)*l.OutC+o])
 							}
 						}
 					}
@@ -139,9 +143,9 @@ func TestConv2DForward(t *testing.T) {
 				if bias {
 					Uniform(l.Bias.Value, 1, rng)
 				}
-				x := randTensor(rng, g.n, g.c, g.h, g.w)
+				x := randTensor(rng, g.n, g.h, g.w, g.c)
 				want, oh, ow := naiveConv2D(l, x)
-				compareTensor(t, l.Forward(x, true), want, g.n, g.outC, oh, ow)
+				compareTensor(t, l.Forward(x, true), want, g.n, oh, ow, g.outC)
 			})
 		}
 	}
@@ -164,9 +168,9 @@ func TestConvTranspose2DForward(t *testing.T) {
 				if bias {
 					Uniform(l.Bias.Value, 1, rng)
 				}
-				x := randTensor(rng, g.n, g.c, g.h, g.w)
+				x := randTensor(rng, g.n, g.h, g.w, g.c)
 				want, oh, ow := naiveConvTranspose2D(l, x)
-				compareTensor(t, l.Forward(x, true), want, g.n, g.outC, oh, ow)
+				compareTensor(t, l.Forward(x, true), want, g.n, oh, ow, g.outC)
 			})
 		}
 	}
@@ -187,7 +191,7 @@ func TestConvTransposeIsAdjoint(t *testing.T) {
 			conv := NewConv2D("c", g.c, g.outC, g.k, g.stride, g.pad, false, rng)
 			outPad := (g.h + 2*g.pad - g.k) % g.stride
 			tr := NewTiedConvTranspose2D("ct", conv, outPad, false)
-			x := randTensor(rng, g.n, g.c, g.h, g.w)
+			x := randTensor(rng, g.n, g.h, g.w, g.c)
 			cx := conv.Forward(x, true)
 			y := randTensor(rng, cx.Shape...)
 			ty := tr.Forward(y, true)
@@ -212,7 +216,7 @@ func TestConvTransposeBackwardIsConv(t *testing.T) {
 	rng := rand.New(rand.NewPCG(27, 28))
 	conv := NewConv2D("c", 3, 4, 3, 2, 1, false, rng)
 	tr := NewTiedConvTranspose2D("ct", conv, 1, false)
-	x := randTensor(rng, 2, 4, 3, 4)
+	x := randTensor(rng, 2, 3, 4, 4)
 	y := tr.Forward(x, true)
 	dy := randTensor(rng, y.Shape...)
 	dx := tr.Backward(dy)
@@ -232,7 +236,7 @@ func BenchmarkConv2D(b *testing.B) {
 		b.Run(fmt.Sprintf("N%d_C%d_O%d_%dx%d", g.n, g.c, g.outC, g.h, g.w), func(b *testing.B) {
 			rng := rand.New(rand.NewPCG(1, 1))
 			l := NewConv2D("c", g.c, g.outC, g.k, g.stride, g.pad, true, rng)
-			x := randTensor(rng, g.n, g.c, g.h, g.w)
+			x := randTensor(rng, g.n, g.h, g.w, g.c)
 			dy := randTensor(rng, l.Forward(x, true).Shape...)
 			for b.Loop() {
 				l.Forward(x, true)
@@ -250,12 +254,81 @@ func ExampleNewTiedConvTranspose2D() {
 	rng, _ := NewRNG(1)
 	enc := NewConv2D("enc", 3, 16, 3, 2, 1, true, rng)
 	dec := NewTiedConvTranspose2D("dec", enc, 1, true)
-	x := NewTensor(4, 3, 32, 32)
+	x := NewTensor(4, 32, 32, 3) // channels-last: [N, H, W, C]
 	h := enc.Forward(x, true)
 	y := dec.Forward(h, true)
 	fmt.Println(h.Shape, y.Shape)
 	fmt.Println(enc.Weight == dec.Weight, len(Unique(append(enc.Params(), dec.Params()...))))
 	// Output:
-	// [4 16 16 16] [4 3 32 32]
+	// [4 16 16 16] [4 32 32 3]
 	// true 3
+}
+
+// smallInts fills t with integers in [−2, 2]: products and sums of a few
+// hundred thousand of them are exact in float32, in any order, so results
+// computed in different groupings must agree bit for bit.
+func smallInts(t *Tensor, rng *rand.Rand) *Tensor {
+	for i := range t.Data {
+		t.Data[i] = float32(rng.IntN(5) - 2)
+	}
+	return t
+}
+
+// TestConvChunks checks Conv2D and ConvTranspose2D on a batch too large
+// for one GEMM (so it is split into chunks of samples, the last one short)
+// against the same layer run one sample at a time: the outputs and input
+// gradients must match sample by sample, and the parameter gradients must
+// be the sums of the per-sample ones. With small integer values every
+// result is exact, so they must agree exactly.
+func TestConvChunks(t *testing.T) {
+	rng := rand.New(rand.NewPCG(29, 30))
+	for _, tc := range []struct {
+		name      string
+		l         Layer
+		in        []int
+		perSample int // im2col floats per sample, see convScratch.size
+	}{
+		{"Conv2D", NewConv2D("c", 16, 3, 3, 1, 1, true, rng), []int{30, 32, 32, 16}, 32 * 32 * 3 * 3 * 16},
+		{"ConvTranspose2D", NewConvTranspose2D("ct", 3, 64, 3, 2, 1, 1, true, rng), []int{30, 16, 16, 3}, 16 * 16 * 3 * 3 * 64},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			// The layers put as many samples in one GEMM as fit 4<<20 floats
+			// of im2col matrix (colBudget in conv.go); this batch needs a
+			// second, shorter chunk.
+			n := tc.in[0]
+			if cs := (4 << 20) / tc.perSample; cs >= n || n%cs == 0 {
+				t.Fatalf("%d samples fit %d per GEMM: want several chunks, the last one short", n, cs)
+			}
+			ps := tc.l.Params()
+			for _, p := range ps {
+				smallInts(p.Value, rng)
+			}
+			x := smallInts(NewTensor(tc.in...), rng)
+			y := tc.l.Forward(x, true).Clone()
+			dy := smallInts(NewTensor(y.Shape...), rng)
+			ZeroGrads(ps)
+			dx := tc.l.Backward(dy).Clone()
+			grads := make([]*Tensor, len(ps))
+			for i, p := range ps {
+				grads[i] = p.Grad.Clone()
+			}
+
+			ZeroGrads(ps)
+			for i := 0; i < n; i++ {
+				yi := tc.l.Forward(x.Rows(i, i+1), true)
+				if !slices.Equal(yi.Data, y.Rows(i, i+1).Data) {
+					t.Fatalf("sample %d: output differs from the batched one", i)
+				}
+				dxi := tc.l.Backward(dy.Rows(i, i+1))
+				if !slices.Equal(dxi.Data, dx.Rows(i, i+1).Data) {
+					t.Fatalf("sample %d: input gradient differs from the batched one", i)
+				}
+			}
+			for i, p := range ps {
+				if !slices.Equal(p.Grad.Data, grads[i].Data) {
+					t.Errorf("%s: batched gradient differs from the sum over samples", p.Name)
+				}
+			}
+		})
+	}
 }

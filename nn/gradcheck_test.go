@@ -303,15 +303,18 @@ var netOpts = checkOpts{h: 1e-3, kinks: true}
 
 var gradCases = []gradCase{
 	// Conv2D.
-	{name: "Conv2D/k3_s1_p1_bias", build: conv(2, 3, 3, 1, 1, true), input: uniformIn(2, 2, 5, 6)},
-	{name: "Conv2D/k3_s1_p0_nobias", build: conv(2, 3, 3, 1, 0, false), input: uniformIn(2, 2, 5, 6)},
-	{name: "Conv2D/k3_s2_p1_bias", build: conv(3, 2, 3, 2, 1, true), input: uniformIn(2, 3, 7, 6)},
-	{name: "Conv2D/k1_s1_p0_bias", build: conv(3, 4, 1, 1, 0, true), input: uniformIn(2, 3, 3, 4)},
-	{name: "Conv2D/k5_s3_p2_nobias", build: conv(2, 2, 5, 3, 2, false), input: uniformIn(1, 2, 7, 8)},
-	{name: "Conv2D/k2_s2_p0_bias", build: conv(2, 3, 2, 2, 0, true), input: uniformIn(3, 2, 5, 4)},
-	{name: "Conv2D/k5_s1_p2_width1", build: conv(2, 2, 5, 1, 2, true), input: uniformIn(2, 2, 4, 1)},
-	// More than 8 samples: a chunk of the parallel loop holds several.
-	{name: "Conv2D/k3_s1_p1_batch11", build: conv(1, 2, 3, 1, 1, true), input: uniformIn(11, 1, 3, 2)},
+	{name: "Conv2D/k3_s1_p1_bias", build: conv(2, 3, 3, 1, 1, true), input: uniformIn(2, 5, 6, 2)},
+	{name: "Conv2D/k3_s1_p0_nobias", build: conv(2, 3, 3, 1, 0, false), input: uniformIn(2, 5, 6, 2)},
+	{name: "Conv2D/k3_s2_p1_bias", build: conv(3, 2, 3, 2, 1, true), input: uniformIn(2, 7, 6, 3)},
+	{name: "Conv2D/k1_s1_p0_bias", build: conv(3, 4, 1, 1, 0, true), input: uniformIn(2, 3, 4, 3)},
+	{name: "Conv2D/k5_s3_p2_nobias", build: conv(2, 2, 5, 3, 2, false), input: uniformIn(1, 7, 8, 2)},
+	{name: "Conv2D/k2_s2_p0_bias", build: conv(2, 3, 2, 2, 0, true), input: uniformIn(3, 5, 4, 2)},
+	{name: "Conv2D/k5_s1_p2_width1", build: conv(2, 2, 5, 1, 2, true), input: uniformIn(2, 4, 1, 2)},
+	// Eleven samples, all in one GEMM.
+	{name: "Conv2D/k3_s1_p1_batch11", build: conv(1, 2, 3, 1, 1, true), input: uniformIn(11, 3, 2, 1)},
+	// Enough channels that an im2col kernel row (k·c = 48 values) takes
+	// the long copy path.
+	{name: "Conv2D/k3_s1_p1_16ch", build: conv(16, 2, 3, 1, 1, true), input: uniformIn(1, 4, 3, 16)},
 	{
 		name: "Conv2D/NoInputGrad",
 		build: func(rng *rand.Rand) Layer {
@@ -319,26 +322,27 @@ var gradCases = []gradCase{
 			l.NoInputGrad = true
 			return l
 		},
-		input: uniformIn(2, 2, 6, 5),
+		input: uniformIn(2, 6, 5, 2),
 		opts:  checkOpts{noInputGrad: true},
 	},
 
 	// ConvTranspose2D.
-	{name: "ConvTranspose2D/k3_s1_p1_bias", build: convT(2, 3, 3, 1, 1, 0, true), input: uniformIn(2, 2, 4, 5)},
-	{name: "ConvTranspose2D/k3_s1_p0_nobias", build: convT(3, 2, 3, 1, 0, 0, false), input: uniformIn(2, 3, 3, 4)},
-	{name: "ConvTranspose2D/k3_s2_p1_outpad1_bias", build: convT(3, 2, 3, 2, 1, 1, true), input: uniformIn(2, 3, 3, 4)},
-	{name: "ConvTranspose2D/k4_s2_p1_nobias", build: convT(2, 2, 4, 2, 1, 0, false), input: uniformIn(2, 2, 3, 3)},
-	{name: "ConvTranspose2D/k2_s2_p0_outpad1_bias", build: convT(2, 3, 2, 2, 0, 1, true), input: uniformIn(1, 2, 3, 2)},
-	{name: "ConvTranspose2D/k3_s3_p1_outpad2_nobias", build: convT(2, 2, 3, 3, 1, 2, false), input: uniformIn(2, 2, 2, 3)},
-	{name: "ConvTranspose2D/k3_s2_p1_batch11", build: convT(1, 2, 3, 2, 1, 1, true), input: uniformIn(11, 1, 2, 2)},
+	{name: "ConvTranspose2D/k3_s1_p1_bias", build: convT(2, 3, 3, 1, 1, 0, true), input: uniformIn(2, 4, 5, 2)},
+	{name: "ConvTranspose2D/k3_s1_p0_nobias", build: convT(3, 2, 3, 1, 0, 0, false), input: uniformIn(2, 3, 4, 3)},
+	{name: "ConvTranspose2D/k3_s2_p1_outpad1_bias", build: convT(3, 2, 3, 2, 1, 1, true), input: uniformIn(2, 3, 4, 3)},
+	{name: "ConvTranspose2D/k4_s2_p1_nobias", build: convT(2, 2, 4, 2, 1, 0, false), input: uniformIn(2, 3, 3, 2)},
+	{name: "ConvTranspose2D/k2_s2_p0_outpad1_bias", build: convT(2, 3, 2, 2, 0, 1, true), input: uniformIn(1, 3, 2, 2)},
+	{name: "ConvTranspose2D/k3_s3_p1_outpad2_nobias", build: convT(2, 2, 3, 3, 1, 2, false), input: uniformIn(2, 2, 3, 2)},
+	{name: "ConvTranspose2D/k3_s2_p1_batch11", build: convT(1, 2, 3, 2, 1, 1, true), input: uniformIn(11, 2, 2, 1)},
+	{name: "ConvTranspose2D/k3_s2_p1_outpad1_16ch", build: convT(2, 16, 3, 2, 1, 1, true), input: uniformIn(1, 2, 3, 2)},
 
 	// Tied encoder and decoder weights.
-	{name: "TiedConvTranspose2D", build: tiedPair, input: uniformIn(2, 3, 6, 6)},
+	{name: "TiedConvTranspose2D", build: tiedPair, input: uniformIn(2, 6, 6, 3)},
 
 	// Batch norm: training differentiates through the batch statistics,
 	// evaluation uses the running ones.
-	{name: "BatchNorm2D/train", build: batchNorm2D(3), input: uniformIn(2, 3, 3, 4), train: true},
-	{name: "BatchNorm2D/eval", build: batchNorm2D(3), input: uniformIn(2, 3, 3, 4), prepare: trainFirst(4, 3, 3, 4)},
+	{name: "BatchNorm2D/train", build: batchNorm2D(3), input: uniformIn(2, 3, 4, 3), train: true},
+	{name: "BatchNorm2D/eval", build: batchNorm2D(3), input: uniformIn(2, 3, 4, 3), prepare: trainFirst(4, 3, 4, 3)},
 	{name: "BatchNorm1D/train", build: batchNorm1D(4), input: uniformIn(6, 4), train: true},
 	{name: "BatchNorm1D/eval", build: batchNorm1D(4), input: uniformIn(6, 4), prepare: trainFirst(5, 4)},
 
@@ -346,22 +350,27 @@ var gradCases = []gradCase{
 	{
 		name:  "ReLU",
 		build: func(*rand.Rand) Layer { return NewReLU() },
-		input: func(rng *rand.Rand) *Tensor { return awayFromZero(rng, 2, 3, 4, 5) },
+		input: func(rng *rand.Rand) *Tensor { return awayFromZero(rng, 2, 4, 5, 3) },
 	},
 	{
 		name:  "MaxPool2D/k2_s2",
 		build: func(*rand.Rand) Layer { return NewMaxPool2D(2, 2) },
-		input: func(rng *rand.Rand) *Tensor { return distinct(rng, 2, 2, 6, 5) },
+		input: func(rng *rand.Rand) *Tensor { return distinct(rng, 2, 6, 5, 2) },
+	},
+	{
+		name:  "MaxPool2D/k2_s1_overlapping",
+		build: func(*rand.Rand) Layer { return NewMaxPool2D(2, 1) },
+		input: func(rng *rand.Rand) *Tensor { return distinct(rng, 2, 4, 5, 3) },
 	},
 	{
 		name:  "MaxPool2D/k3_s2_overlapping",
 		build: func(*rand.Rand) Layer { return NewMaxPool2D(3, 2) },
-		input: func(rng *rand.Rand) *Tensor { return distinct(rng, 2, 2, 7, 6) },
+		input: func(rng *rand.Rand) *Tensor { return distinct(rng, 2, 7, 6, 2) },
 	},
-	{name: "GlobalAvgPool", build: func(*rand.Rand) Layer { return NewGlobalAvgPool() }, input: uniformIn(2, 3, 4, 5)},
-	{name: "Upsample2D/x2", build: func(*rand.Rand) Layer { return NewUpsample2D(2) }, input: uniformIn(2, 2, 3, 4)},
-	{name: "Upsample2D/x3", build: func(*rand.Rand) Layer { return NewUpsample2D(3) }, input: uniformIn(1, 2, 2, 3)},
-	{name: "Upsample2D/x1", build: func(*rand.Rand) Layer { return NewUpsample2D(1) }, input: uniformIn(1, 2, 2, 3)},
+	{name: "GlobalAvgPool", build: func(*rand.Rand) Layer { return NewGlobalAvgPool() }, input: uniformIn(2, 4, 5, 3)},
+	{name: "Upsample2D/x2", build: func(*rand.Rand) Layer { return NewUpsample2D(2) }, input: uniformIn(2, 3, 4, 2)},
+	{name: "Upsample2D/x3", build: func(*rand.Rand) Layer { return NewUpsample2D(3) }, input: uniformIn(1, 2, 3, 2)},
+	{name: "Upsample2D/x1", build: func(*rand.Rand) Layer { return NewUpsample2D(1) }, input: uniformIn(1, 2, 3, 2)},
 	{
 		name: "Linear",
 		build: func(rng *rand.Rand) Layer {
@@ -371,13 +380,13 @@ var gradCases = []gradCase{
 		},
 		input: uniformIn(4, 5),
 	},
-	{name: "Flatten", build: func(*rand.Rand) Layer { return NewFlatten() }, input: uniformIn(2, 3, 2, 2)},
-	{name: "Reshape", build: func(*rand.Rand) Layer { return NewReshape(2, 6) }, input: uniformIn(2, 3, 2, 2)},
+	{name: "Flatten", build: func(*rand.Rand) Layer { return NewFlatten() }, input: uniformIn(2, 2, 2, 3)},
+	{name: "Reshape", build: func(*rand.Rand) Layer { return NewReshape(2, 6) }, input: uniformIn(2, 2, 2, 3)},
 
 	// A small classifier: conv → BN → ReLU → pool → GAP → linear, in both
 	// modes; see netOpts.
-	{name: "Sequential/train", build: smallNet, input: uniformIn(2, 2, 4, 4), train: true, opts: netOpts},
-	{name: "Sequential/eval", build: smallNet, input: uniformIn(2, 2, 4, 4), prepare: trainFirst(3, 2, 4, 4), opts: netOpts},
+	{name: "Sequential/train", build: smallNet, input: uniformIn(2, 4, 4, 2), train: true, opts: netOpts},
+	{name: "Sequential/eval", build: smallNet, input: uniformIn(2, 4, 4, 2), prepare: trainFirst(3, 4, 4, 2), opts: netOpts},
 }
 
 func TestGradients(t *testing.T) {
@@ -430,7 +439,7 @@ func TestGradientsAccumulate(t *testing.T) {
 // equals the sum of the gradients of two untied copies.
 func TestTiedGradIsSum(t *testing.T) {
 	rng := rand.New(rand.NewPCG(5, 5))
-	x := randTensor(rng, 2, 3, 6, 6)
+	x := randTensor(rng, 2, 6, 6, 3)
 
 	tied := tiedPair(rng).(*Sequential)
 	enc, dec := tied.Layers[0].(*Conv2D), tied.Layers[1].(*ConvTranspose2D)
@@ -471,8 +480,8 @@ func TestConcatGradients(t *testing.T) {
 	for i, shapes := range [][][]int{
 		{{3, 2}, {3, 4}},
 		{{2, 1}, {2, 3}, {2, 2}},
-		{{2, 2, 3, 2}, {2, 1, 3, 2}},
-		{{1, 3, 2, 2}, {1, 2, 2, 2}, {1, 1, 2, 2}},
+		{{2, 3, 2, 2}, {2, 3, 2, 1}},
+		{{1, 2, 2, 3}, {1, 2, 2, 2}, {1, 2, 2, 1}},
 	} {
 		t.Run(fmt.Sprint(shapes), func(t *testing.T) {
 			rng := rand.New(rand.NewPCG(uint64(i), 8))

@@ -35,12 +35,29 @@ func (s *Sequential) Forward(x *Tensor, train bool) *Tensor {
 	return x
 }
 
-// Backward runs the layers' Backward in reverse order.
+// Backward runs the layers' Backward in reverse order. Once a layer has
+// used the gradient that the layer after it returned, that gradient's
+// memory goes back to the scratch pool for the layers still to run; the
+// first layer's input gradient, which Backward returns, stays valid until
+// the next Backward.
 func (s *Sequential) Backward(dy *Tensor) *Tensor {
 	for i := len(s.Layers) - 1; i >= 0 && dy != nil; i-- {
 		dy = s.Layers[i].Backward(dy)
+		if i+1 < len(s.Layers) {
+			if r, ok := s.Layers[i+1].(gradReleaser); ok {
+				r.releaseGrad()
+			}
+		}
 	}
 	return dy
+}
+
+func (s *Sequential) releaseGrad() {
+	if len(s.Layers) > 0 {
+		if r, ok := s.Layers[0].(gradReleaser); ok {
+			r.releaseGrad()
+		}
+	}
 }
 
 // Params lists the layers' parameters in order.

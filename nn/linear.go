@@ -53,7 +53,9 @@ func (l *Linear) Backward(dy *Tensor) *Tensor {
 	for i := 0; i < n; i++ {
 		kernel.Axpy(1, dy.Data[i*l.Out:(i+1)*l.Out], l.Bias.Grad.Data)
 	}
-	l.dx = reuse(l.dx, n, l.In)
+	l.dx = gradBuffer(l.dx, n, l.In)
 	kernel.Gemm(false, false, n, l.In, l.Out, 1, dy.Data, l.Out, l.Weight.Value.Data, l.In, 0, l.dx.Data, l.In)
 	return l.dx
 }
+
+func (l *Linear) releaseGrad() { releaseGrad(l.dx) }

@@ -6,15 +6,16 @@ import (
 	"github.com/patchwise-ml/patchwise/nn/kernel"
 )
 
-// MaxPool2D takes the maximum over K×K windows moved by Stride, without
-// padding: [N, C, H, W] → [N, C, (H−K)/Stride+1, (W−K)/Stride+1].
-// Ties go to the first maximum in row-major order.
+// MaxPool2D takes the maximum of each channel over K×K windows moved by
+// Stride, without padding, on channels-last images:
+// [N, H, W, C] → [N, (H−K)/Stride+1, (W−K)/Stride+1, C].
+// Ties go to the first maximum in row-major window order.
 type MaxPool2D struct {
 	K, Stride int
 
 	inShape []int
 	y, dx   *Tensor
-	argmax  []int32 // per output: index of the chosen input within its plane
+	argmax  []int32 // per output: index of the chosen input within its sample
 }
 
 // NewMaxPool2D returns a max pool; it panics if k or stride is not positive.
@@ -28,38 +29,40 @@ func NewMaxPool2D(k, stride int) *MaxPool2D {
 // Params returns nil.
 func (l *MaxPool2D) Params() []*Param { return nil }
 
-// Forward pools x [N, C, H, W]; it panics if the window does not fit.
+// Forward pools x [N, H, W, C]; it panics if the window does not fit.
 func (l *MaxPool2D) Forward(x *Tensor, train bool) *Tensor {
-	n, c, h, w := dims4("MaxPool2D", x)
+	n, h, w, c := dims4("MaxPool2D", x)
 	oh, ow := kernel.ConvOut(h, l.K, l.Stride, 0), kernel.ConvOut(w, l.K, l.Stride, 0)
 	if oh < 1 || ow < 1 {
 		panic(fmt.Sprintf("nn: MaxPool2D: window %d does not fit input %dx%d", l.K, h, w))
 	}
 	l.inShape = append(l.inShape[:0], x.Shape...)
-	l.y = reuse(l.y, n, c, oh, ow)
-	l.argmax = reuseSlice(l.argmax, n*c*oh*ow)
-	kernel.For(n*c, 8, func(_, lo, hi int) {
-		for pl := lo; pl < hi; pl++ {
-			in := x.Data[pl*h*w : (pl+1)*h*w]
-			out := l.y.Data[pl*oh*ow : (pl+1)*oh*ow]
-			idx := l.argmax[pl*oh*ow : (pl+1)*oh*ow]
-			if l.K == 2 && l.Stride == 2 {
-				maxPool2x2(out, idx, in, w, oh, ow)
+	l.y = reuse(l.y, n, oh, ow, c)
+	l.argmax = reuseSlice(l.argmax, n*oh*ow*c)
+	in, out := h*w*c, oh*ow*c
+	kernel.For(n*oh, 1, func(_, row, _ int) {
+		i, oy := row/oh, row%oh
+		src := x.Data[i*in : (i+1)*in]
+		for ox := 0; ox < ow; ox++ {
+			o := oy*ow*c + ox*c
+			dst, idx := l.y.Data[i*out+o:i*out+o+c], l.argmax[i*out+o:i*out+o+c]
+			base := (oy*l.Stride*w + ox*l.Stride) * c
+			if l.K == 2 {
+				maxPool2(dst, idx, src, base, w*c, c)
 				continue
 			}
-			for oy := 0; oy < oh; oy++ {
-				for ox := 0; ox < ow; ox++ {
-					base := oy*l.Stride*w + ox*l.Stride
-					best, bi := in[base], base
-					for ky := 0; ky < l.K; ky++ {
-						row := base + ky*w
-						for kx := 0; kx < l.K; kx++ {
-							if v := in[row+kx]; v > best {
-								best, bi = v, row+kx
-							}
+			copy(dst, src[base:base+c])
+			for j := range idx {
+				idx[j] = int32(base + j)
+			}
+			for ky := 0; ky < l.K; ky++ {
+				for kx := 0; kx < l.K; kx++ {
+					off := base + (ky*w+kx)*c
+					for j, v := range src[off : off+c] {
+						if v > dst[j] {
+							dst[j], idx[j] = v, int32(off+j)
 						}
 					}
-					out[oy*ow+ox], idx[oy*ow+ox] = best, int32(bi)
 				}
 			}
 		}
@@ -67,51 +70,51 @@ func (l *MaxPool2D) Forward(x *Tensor, train bool) *Tensor {
 	return l.y
 }
 
-// maxPool2x2 is the forward pass of the common 2×2, stride-2 pool over one
-// plane of width w, without branches on the data: the maximum comes from
-// max, and the first position holding it from integer selects, which the
-// compiler turns into conditional moves.
-func maxPool2x2(out []float32, idx []int32, in []float32, w, oh, ow int) {
-	for oy := 0; oy < oh; oy++ {
-		base := 2 * oy * w
-		r0, r1 := in[base:base+2*ow], in[base+w:base+w+2*ow]
-		o, ix := out[oy*ow:(oy+1)*ow], idx[oy*ow:(oy+1)*ow]
-		for ox := range o {
-			a, b, c, d := r0[2*ox], r0[2*ox+1], r1[2*ox], r1[2*ox+1]
-			m := max(max(a, b), max(c, d))
-			k := int32(w + 1)
-			if c == m {
-				k = int32(w)
-			}
-			if b == m {
-				k = 1
-			}
-			if a == m {
-				k = 0
-			}
-			o[ox], ix[ox] = m, int32(base+2*ox)+k
+// maxPool2 pools one 2×2 window whose top-left pixel starts at base (rows
+// rowStride apart, c channels) without branches on the data: the maximum
+// comes from max, and the first position holding it from integer selects,
+// which the compiler turns into conditional moves.
+func maxPool2(dst []float32, idx []int32, src []float32, base, rowStride, c int) {
+	p00 := src[base : base+c]
+	p01 := src[base+c : base+2*c]
+	p10 := src[base+rowStride : base+rowStride+c]
+	p11 := src[base+rowStride+c : base+rowStride+2*c]
+	dst, idx = dst[:c], idx[:c]
+	for j := range dst {
+		a, b, e, d := p00[j], p01[j], p10[j], p11[j]
+		m := max(max(a, b), max(e, d))
+		k := int32(rowStride + c)
+		if e == m {
+			k = int32(rowStride)
 		}
+		if b == m {
+			k = int32(c)
+		}
+		if a == m {
+			k = 0
+		}
+		dst[j], idx[j] = m, int32(base+j)+k
 	}
 }
 
 // Backward routes each output gradient to the input that was the maximum.
 func (l *MaxPool2D) Backward(dy *Tensor) *Tensor {
-	l.dx = reuse(l.dx, l.inShape...)
-	hw, ohw := l.inShape[2]*l.inShape[3], l.y.Shape[2]*l.y.Shape[3]
-	kernel.For(l.inShape[0]*l.inShape[1], 8, func(_, lo, hi int) {
-		for pl := lo; pl < hi; pl++ {
-			dst := l.dx.Data[pl*hw : (pl+1)*hw]
-			clear(dst)
-			for j, i := range l.argmax[pl*ohw : (pl+1)*ohw] {
-				dst[i] += dy.Data[pl*ohw+j]
-			}
+	l.dx = gradBuffer(l.dx, l.inShape...)
+	n := l.inShape[0]
+	in, out := l.dx.Len()/n, dy.Len()/n
+	kernel.For(n, 1, func(_, i, _ int) {
+		dst := l.dx.Data[i*in : (i+1)*in]
+		clear(dst)
+		g := dy.Data[i*out : (i+1)*out]
+		for j, k := range l.argmax[i*out : (i+1)*out] {
+			dst[k] += g[j]
 		}
 	})
 	return l.dx
 }
 
 // GlobalAvgPool averages each channel over its positions:
-// [N, C, H, W] → [N, C].
+// [N, H, W, C] → [N, C].
 type GlobalAvgPool struct {
 	inShape []int
 	y, dx   *Tensor
@@ -123,34 +126,46 @@ func NewGlobalAvgPool() *GlobalAvgPool { return &GlobalAvgPool{} }
 // Params returns nil.
 func (l *GlobalAvgPool) Params() []*Param { return nil }
 
-// Forward averages x [N, C, H, W] to [N, C].
+// Forward averages x [N, H, W, C] to [N, C].
 func (l *GlobalAvgPool) Forward(x *Tensor, train bool) *Tensor {
-	n, c, h, w := dims4("GlobalAvgPool", x)
+	n, h, w, c := dims4("GlobalAvgPool", x)
 	l.inShape = append(l.inShape[:0], x.Shape...)
 	l.y = reuse(l.y, n, c)
-	s := h * w
-	for i := range l.y.Data {
-		l.y.Data[i] = float32(kernel.Sum(x.Data[i*s:(i+1)*s]) / float64(s))
-	}
+	p := h * w
+	inv := 1 / float32(p)
+	kernel.For(n, 1, func(_, i, _ int) {
+		dst := l.y.Data[i*c : (i+1)*c]
+		clear(dst)
+		for q := 0; q < p; q++ {
+			kernel.Axpy(1, x.Data[(i*p+q)*c:(i*p+q+1)*c], dst)
+		}
+		for j := range dst {
+			dst[j] *= inv
+		}
+	})
 	return l.y
 }
 
 // Backward spreads each gradient evenly over its channel's positions.
 func (l *GlobalAvgPool) Backward(dy *Tensor) *Tensor {
-	l.dx = reuse(l.dx, l.inShape...)
-	s := l.inShape[2] * l.inShape[3]
-	for i, d := range dy.Data {
-		g := d / float32(s)
-		dst := l.dx.Data[i*s : (i+1)*s]
-		for j := range dst {
-			dst[j] = g
+	l.dx = gradBuffer(l.dx, l.inShape...)
+	n, c := l.inShape[0], l.inShape[3]
+	p := l.inShape[1] * l.inShape[2]
+	inv := 1 / float32(p)
+	kernel.For(n, 1, func(_, i, _ int) {
+		g := dy.Data[i*c : (i+1)*c]
+		for q := 0; q < p; q++ {
+			dst := l.dx.Data[(i*p+q)*c : (i*p+q+1)*c]
+			for j, v := range g[:len(dst)] {
+				dst[j] = v * inv
+			}
 		}
-	}
+	})
 	return l.dx
 }
 
 // Upsample2D repeats each pixel Scale×Scale times (nearest neighbour):
-// [N, C, H, W] → [N, C, H·Scale, W·Scale].
+// [N, H, W, C] → [N, H·Scale, W·Scale, C].
 type Upsample2D struct {
 	Scale int
 
@@ -169,27 +184,24 @@ func NewUpsample2D(scale int) *Upsample2D {
 // Params returns nil.
 func (l *Upsample2D) Params() []*Param { return nil }
 
-// Forward upsamples x [N, C, H, W].
+// Forward upsamples x [N, H, W, C].
 func (l *Upsample2D) Forward(x *Tensor, train bool) *Tensor {
-	n, c, h, w := dims4("Upsample2D", x)
+	n, h, w, c := dims4("Upsample2D", x)
 	s := l.Scale
 	l.inShape = append(l.inShape[:0], x.Shape...)
-	l.y = reuse(l.y, n, c, h*s, w*s)
-	kernel.For(n*c, 8, func(_, lo, hi int) {
-		for pl := lo; pl < hi; pl++ {
-			in := x.Data[pl*h*w : (pl+1)*h*w]
-			out := l.y.Data[pl*h*w*s*s : (pl+1)*h*w*s*s]
-			for iy := 0; iy < h; iy++ {
-				row := out[iy*s*w*s : (iy*s+1)*w*s]
-				for ix, v := range in[iy*w : (iy+1)*w] {
-					for k := 0; k < s; k++ {
-						row[ix*s+k] = v
-					}
-				}
-				for k := 1; k < s; k++ {
-					copy(out[(iy*s+k)*w*s:(iy*s+k+1)*w*s], row)
-				}
+	l.y = reuse(l.y, n, h*s, w*s, c)
+	orow := w * s * c
+	kernel.For(n*h, 1, func(_, row, _ int) {
+		src := x.Data[row*w*c : (row+1)*w*c]
+		first := l.y.Data[row*s*orow : (row*s+1)*orow]
+		for ix := 0; ix < w; ix++ {
+			px := src[ix*c : (ix+1)*c]
+			for k := 0; k < s; k++ {
+				copy(first[(ix*s+k)*c:(ix*s+k+1)*c], px)
 			}
+		}
+		for k := 1; k < s; k++ {
+			copy(l.y.Data[(row*s+k)*orow:(row*s+k+1)*orow], first)
 		}
 	})
 	return l.y
@@ -197,20 +209,25 @@ func (l *Upsample2D) Forward(x *Tensor, train bool) *Tensor {
 
 // Backward sums the gradients of each pixel's Scale×Scale copies.
 func (l *Upsample2D) Backward(dy *Tensor) *Tensor {
-	l.dx = reuse(l.dx, l.inShape...)
-	h, w, s := l.inShape[2], l.inShape[3], l.Scale
-	kernel.For(l.inShape[0]*l.inShape[1], 8, func(_, lo, hi int) {
-		for pl := lo; pl < hi; pl++ {
-			g := dy.Data[pl*h*w*s*s : (pl+1)*h*w*s*s]
-			dst := l.dx.Data[pl*h*w : (pl+1)*h*w]
-			clear(dst)
-			for oy := 0; oy < h*s; oy++ {
-				drow := dst[(oy/s)*w : (oy/s+1)*w]
-				for ox, v := range g[oy*w*s : (oy+1)*w*s] {
-					drow[ox/s] += v
-				}
+	l.dx = gradBuffer(l.dx, l.inShape...)
+	n, h, w, c := l.inShape[0], l.inShape[1], l.inShape[2], l.inShape[3]
+	s := l.Scale
+	orow := w * s * c
+	kernel.For(n*h, 1, func(_, row, _ int) {
+		dst := l.dx.Data[row*w*c : (row+1)*w*c]
+		clear(dst)
+		for k := 0; k < s; k++ {
+			g := dy.Data[(row*s+k)*orow : (row*s+k+1)*orow]
+			for ox := 0; ox < w*s; ox++ {
+				kernel.Axpy(1, g[ox*c:(ox+1)*c], dst[(ox/s)*c:(ox/s+1)*c])
 			}
 		}
 	})
 	return l.dx
 }
+
+func (l *MaxPool2D) releaseGrad() { releaseGrad(l.dx) }
+
+func (l *GlobalAvgPool) releaseGrad() { releaseGrad(l.dx) }
+
+func (l *Upsample2D) releaseGrad() { releaseGrad(l.dx) }

@@ -35,37 +35,38 @@ func (l *Reshape) Forward(x *Tensor, train bool) *Tensor {
 // Backward returns a view of dy in the input's shape.
 func (l *Reshape) Backward(dy *Tensor) *Tensor { return dy.Reshape(l.inShape...) }
 
-// Concat joins tensors along axis 1 (features of [N, D], or channels of
-// [N, C, H, W]); all other dimensions must agree.
+// Concat joins tensors along their last axis (features of [N, D], or
+// channels of channels-last [N, H, W, C]); all other dimensions must agree.
 type Concat struct {
 	shapes [][]int
 	y      *Tensor
 	dxs    []*Tensor
 }
 
-// Forward concatenates xs along axis 1; it panics if their shapes disagree
-// elsewhere.
+// Forward concatenates xs along the last axis; it panics if their shapes
+// disagree elsewhere.
 func (l *Concat) Forward(xs ...*Tensor) *Tensor {
 	if len(xs) == 0 {
 		panic("nn: Concat: no inputs")
 	}
 	out := slices.Clone(xs[0].Shape)
-	out[1] = 0
+	last := len(out) - 1
+	out[last] = 0
 	l.shapes = l.shapes[:0]
 	for _, x := range xs {
-		if len(x.Shape) != len(out) || x.Shape[0] != out[0] || !slices.Equal(x.Shape[2:], out[2:]) {
-			panic(fmt.Sprintf("nn: Concat: shapes %v and %v do not agree off axis 1", xs[0].Shape, x.Shape))
+		if len(x.Shape) != len(out) || !slices.Equal(x.Shape[:last], out[:last]) {
+			panic(fmt.Sprintf("nn: Concat: shapes %v and %v do not agree off the last axis", xs[0].Shape, x.Shape))
 		}
-		out[1] += x.Shape[1]
+		out[last] += x.Shape[last]
 		l.shapes = append(l.shapes, slices.Clone(x.Shape))
 	}
 	l.y = reuse(l.y, out...)
-	n, per := out[0], numel(out[1:])
-	for i := 0; i < n; i++ {
-		off := i * per
+	rows, width := numel(out[:last]), out[last]
+	for r := 0; r < rows; r++ {
+		off := r * width
 		for _, x := range xs {
-			m := x.Len() / n
-			copy(l.y.Data[off:off+m], x.Data[i*m:(i+1)*m])
+			m := x.Shape[last]
+			copy(l.y.Data[off:off+m], x.Data[r*m:(r+1)*m])
 			off += m
 		}
 	}
@@ -77,13 +78,14 @@ func (l *Concat) Backward(dy *Tensor) []*Tensor {
 	for len(l.dxs) < len(l.shapes) {
 		l.dxs = append(l.dxs, nil)
 	}
-	n, per := dy.Shape[0], dy.Len()/dy.Shape[0]
+	last := len(dy.Shape) - 1
+	rows, width := numel(dy.Shape[:last]), dy.Shape[last]
 	off := 0
 	for k, s := range l.shapes {
 		l.dxs[k] = reuse(l.dxs[k], s...)
-		m := numel(s[1:])
-		for i := 0; i < n; i++ {
-			copy(l.dxs[k].Data[i*m:(i+1)*m], dy.Data[i*per+off:i*per+off+m])
+		m := s[last]
+		for r := 0; r < rows; r++ {
+			copy(l.dxs[k].Data[r*m:(r+1)*m], dy.Data[r*width+off:r*width+off+m])
 		}
 		off += m
 	}

@@ -34,14 +34,14 @@ func NewMirroredAE(cfg EncoderConfig, rng *rand.Rand) *MirroredAE {
 		name := fmt.Sprintf("decoder.block%d", i+1)
 		dec.Layers = append(dec.Layers, nn.NewUpsample2D(2),
 			nn.NewConv2D(name+".conv", in, out, 3, 1, 1, false, rng),
-			nn.NewBatchNorm2D(name+".bn", out), nn.NewReLU())
+			nn.NewBatchNorm2D(name+".bn", out).WithReLU())
 		in = out
 	}
 	dec.Layers = append(dec.Layers, nn.NewConv2D("decoder.out", in, e.Config.Channels, 3, 1, 1, true, rng))
 	return &MirroredAE{Encoder: e, Decoder: dec}
 }
 
-// Reconstruct returns the decoder's output for x [N, C, H, W].
+// Reconstruct returns the decoder's output for x [N, H, W, C].
 func (m *MirroredAE) Reconstruct(x *nn.Tensor, train bool) *nn.Tensor {
 	return m.Decoder.Forward(m.Encoder.Forward(x, train), train)
 }

@@ -23,7 +23,7 @@ func NewClassifier(cfg EncoderConfig, classes int, rng *rand.Rand) *Classifier {
 	return &Classifier{Encoder: e, gap: nn.NewGlobalAvgPool(), head: nn.NewLinear("head", e.Dim(), classes, rng)}
 }
 
-// Logits returns the class scores [N, Classes] for x [N, C, H, W].
+// Logits returns the class scores [N, Classes] for x [N, H, W, C].
 func (m *Classifier) Logits(x *nn.Tensor, train bool) *nn.Tensor {
 	return m.head.Forward(m.gap.Forward(m.Encoder.Forward(x, train), train), train)
 }

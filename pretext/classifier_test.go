@@ -32,7 +32,7 @@ func loadFashionMNIST(t *testing.T) (train, test *data.LabeledImages) {
 	return train, test
 }
 
-// fillBatch writes images idx of src into x [len(idx), 1, H, W], scaled to
+// fillBatch writes images idx of src into x [len(idx), H, W, 1], scaled to
 // [0, 1] and standardised with mean and std, and their labels into y.
 func fillBatch(x *nn.Tensor, y []int, src *data.LabeledImages, idx []int, mean, std float32) {
 	per := src.H * src.W
@@ -64,7 +64,7 @@ func TestClassifierLearnsFashionMNIST(t *testing.T) {
 	opt := nn.NewSGD(params, 0.9, 5e-4, true)
 	steps := epochs * trainN / batch
 	sched := nn.WarmupCosine{Base: 0.05, Final: 0.0005, Warmup: 50, Total: steps}
-	x, y := nn.NewTensor(batch, 1, train.H, train.W), make([]int, batch)
+	x, y := nn.NewTensor(batch, train.H, train.W, 1), make([]int, batch)
 	start, step := time.Now(), 0
 	for e := 0; e < epochs; e++ {
 		perm := rng.Perm(trainN)
@@ -81,7 +81,7 @@ func TestClassifierLearnsFashionMNIST(t *testing.T) {
 	}
 	// Evaluate on the whole test split in evaluation mode (running statistics).
 	const evalBatch = 500
-	ex, ey := nn.NewTensor(evalBatch, 1, test.H, test.W), make([]int, evalBatch)
+	ex, ey := nn.NewTensor(evalBatch, test.H, test.W, 1), make([]int, evalBatch)
 	correct := 0.0
 	for lo := 0; lo < test.N; lo += evalBatch {
 		idx := make([]int, evalBatch)

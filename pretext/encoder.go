@@ -47,11 +47,11 @@ func (c EncoderConfig) Validate() error {
 // the side, which must stay at least 1.
 func (c EncoderConfig) MinSize() int { return 1 << len(c.withDefaults().Widths) }
 
-// Encoder is the shared convolutional encoder: input [N, C, H, W] → last
-// map [N, W_last, H/2^B, W/2^B] for B blocks.
+// Encoder is the shared convolutional encoder: input [N, H, W, C] → last
+// map [N, H/2^B, W/2^B, W_last] for B blocks.
 type Encoder struct {
 	Config EncoderConfig
-	Blocks []*nn.Sequential // each [conv, bn, relu, pool]
+	Blocks []*nn.Sequential // each [conv, bn+relu, pool]
 	body   *nn.Sequential
 }
 
@@ -69,7 +69,7 @@ func NewEncoder(prefix string, cfg EncoderConfig, rng *rand.Rand) *Encoder {
 		name := fmt.Sprintf("%s.block%d", prefix, i+1)
 		conv := nn.NewConv2D(name+".conv", in, w, 3, 1, 1, false, rng)
 		conv.NoInputGrad = i == 0 // nothing upstream of the first layer learns
-		block := nn.NewSequential(conv, nn.NewBatchNorm2D(name+".bn", w), nn.NewReLU(), nn.NewMaxPool2D(2, 2))
+		block := nn.NewSequential(conv, nn.NewBatchNorm2D(name+".bn", w).WithReLU(), nn.NewMaxPool2D(2, 2))
 		e.Blocks = append(e.Blocks, block)
 		e.body.Layers = append(e.body.Layers, block)
 		in = w
@@ -80,7 +80,7 @@ func NewEncoder(prefix string, cfg EncoderConfig, rng *rand.Rand) *Encoder {
 // Dim returns the feature dimension (the last block's width).
 func (e *Encoder) Dim() int { return e.Config.Widths[len(e.Config.Widths)-1] }
 
-// Forward returns the last block's map for x [N, C, H, W].
+// Forward returns the last block's map for x [N, H, W, C].
 func (e *Encoder) Forward(x *nn.Tensor, train bool) *nn.Tensor { return e.body.Forward(x, train) }
 
 // Backward propagates ∂loss/∂map through the blocks. It returns nil: the

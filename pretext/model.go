@@ -4,8 +4,8 @@ import "github.com/patchwise-ml/patchwise/nn"
 
 // Batch is one training batch.
 type Batch struct {
-	X      *nn.Tensor // images [N, C, H, W] (first crops for pairs)
-	X2     *nn.Tensor // second crops [N, C, H, W] for pair pretexts, else nil
+	X      *nn.Tensor // images [N, H, W, C] (first crops for pairs)
+	X2     *nn.Tensor // second crops [N, H, W, C] for pair pretexts, else nil
 	Labels []int      // class or relative position per sample, or nil for autoencoders
 }
 

@@ -19,7 +19,7 @@ var ReferenceModels = []string{"classifier", "autoencoder", "relpos"}
 func NewReference(name string, cfg EncoderConfig, n, size int, rng *rand.Rand) (Model, Batch, error) {
 	cfg = cfg.withDefaults()
 	images := func() *nn.Tensor {
-		t := nn.NewTensor(n, cfg.Channels, size, size)
+		t := nn.NewTensor(n, size, size, cfg.Channels)
 		for i := range t.Data {
 			t.Data[i] = float32(rng.NormFloat64())
 		}

@@ -37,7 +37,7 @@ func NewRelPos(cfg EncoderConfig, hidden int, rng *rand.Rand) *RelPos {
 }
 
 // Logits returns the position scores [N, 8] for the pairs (a[i], b[i]),
-// both [N, C, H, W]. It panics if the shapes differ.
+// both [N, H, W, C]. It panics if the shapes differ.
 func (m *RelPos) Logits(a, b *nn.Tensor, train bool) *nn.Tensor {
 	if !slices.Equal(a.Shape, b.Shape) {
 		panic(fmt.Sprintf("pretext: RelPos: crops of shapes %v and %v", a.Shape, b.Shape))

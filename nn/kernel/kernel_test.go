@@ -54,20 +54,24 @@ func TestConvOut(t *testing.T) {
 	}
 }
 
-// naiveIm2col is Im2col straight from its definition.
-func naiveIm2col(img []float32, c, h, w, k, stride, pad int) []float32 {
+// naiveIm2col is Im2col straight from its definition: for the channels-last
+// image img [h, w, c], row oy·ow + ox, column (ki·k + kj)·c + ci holds
+// channel ci of pixel (oy·stride − pad + ki, ox·stride − pad + kj), or 0
+// in the padding.
+func naiveIm2col(img []float32, h, w, c, k, stride, pad int) []float32 {
 	oh, ow := ConvOut(h, k, stride, pad), ConvOut(w, k, stride, pad)
-	col := make([]float32, c*k*k*oh*ow)
-	for ci := 0; ci < c; ci++ {
-		for ki := 0; ki < k; ki++ {
-			for kj := 0; kj < k; kj++ {
-				r := (ci*k+ki)*k + kj
-				for oy := 0; oy < oh; oy++ {
-					for ox := 0; ox < ow; ox++ {
-						iy, ix := oy*stride-pad+ki, ox*stride-pad+kj
-						if iy >= 0 && iy < h && ix >= 0 && ix < w {
-							col[r*oh*ow+oy*ow+ox] = img[(ci*h+iy)*w+ix]
-						}
+	kkc := k * k * c
+	col := make([]float32, oh*ow*kkc)
+	for oy := 0; oy < oh; oy++ {
+		for ox := 0; ox < ow; ox++ {
+			for ki := 0; ki < k; ki++ {
+				for kj := 0; kj < k; kj++ {
+					iy, ix := oy*stride-pad+ki, ox*stride-pad+kj
+					if iy < 0 || iy >= h || ix < 0 || ix >= w {
+						continue
+					}
+					for ci := 0; ci < c; ci++ {
+						col[(oy*ow+ox)*kkc+(ki*k+kj)*c+ci] = img[(iy*w+ix)*c+ci]
 					}
 				}
 			}
@@ -98,14 +102,19 @@ var imGeoms = []imGeom{
 	{1, 2, 2, 7, 1, 3},
 	{1, 3, 2, 3, 1, 3},
 	{1, 3, 2, 3, 2, 3},
+	// Enough channels that a kernel row (k·c values) or its padded part
+	// takes the long copy and clear paths.
+	{16, 5, 6, 3, 1, 1},
+	{32, 3, 3, 3, 1, 1},
+	{33, 4, 3, 3, 2, 1},
 }
 
 func TestIm2col(t *testing.T) {
 	rng := rand.New(rand.NewPCG(1, 2))
 	for _, g := range imGeoms {
 		t.Run(g.String(), func(t *testing.T) {
-			img := randSlice(rng, g.c*g.h*g.w)
-			want := naiveIm2col(img, g.c, g.h, g.w, g.k, g.stride, g.pad)
+			img := randSlice(rng, g.h*g.w*g.c)
+			want := naiveIm2col(img, g.h, g.w, g.c, g.k, g.stride, g.pad)
 			// A buffer with spare capacity full of sentinels: Im2col must
 			// write exactly its length, and never past it.
 			buf := make([]float32, len(want)+64)
@@ -113,7 +122,7 @@ func TestIm2col(t *testing.T) {
 				buf[i] = float32(math.NaN())
 			}
 			col := buf[:len(want)]
-			Im2col(col, img, outP(g), g.c, g.h, g.w, g.k, g.stride, g.pad)
+			Im2col(col, img, g.h, g.w, g.c, g.k, g.stride, g.pad)
 			for i := range want {
 				if col[i] != want[i] {
 					t.Fatalf("col[%d] = %v, want %v", i, col[i], want[i])
@@ -135,12 +144,12 @@ func TestCol2imAdjoint(t *testing.T) {
 	for _, g := range imGeoms {
 		t.Run(g.String(), func(t *testing.T) {
 			oh, ow := ConvOut(g.h, g.k, g.stride, g.pad), ConvOut(g.w, g.k, g.stride, g.pad)
-			x := randSlice(rng, g.c*g.h*g.w)
-			c := randSlice(rng, g.c*g.k*g.k*oh*ow)
+			x := randSlice(rng, g.h*g.w*g.c)
+			c := randSlice(rng, oh*ow*g.k*g.k*g.c)
 			col := make([]float32, len(c))
-			Im2col(col, x, outP(g), g.c, g.h, g.w, g.k, g.stride, g.pad)
+			Im2col(col, x, g.h, g.w, g.c, g.k, g.stride, g.pad)
 			img := make([]float32, len(x))
-			Col2im(img, c, outP(g), g.c, g.h, g.w, g.k, g.stride, g.pad)
+			Col2im(img, c, g.h, g.w, g.c, g.k, g.stride, g.pad)
 			lhs, rhs := dot(col, c), dot(x, img)
 			if d := math.Abs(lhs - rhs); d > 1e-5*(1+absDot(col, c)) {
 				t.Errorf("<im2col(x), c> = %.8g, <x, col2im(c)> = %.8g", lhs, rhs)
@@ -151,7 +160,7 @@ func TestCol2imAdjoint(t *testing.T) {
 			for i := range acc {
 				acc[i] = 1
 			}
-			Col2im(acc, c, outP(g), g.c, g.h, g.w, g.k, g.stride, g.pad)
+			Col2im(acc, c, g.h, g.w, g.c, g.k, g.stride, g.pad)
 			for i := range acc {
 				if d := math.Abs(float64(acc[i]) - (1 + float64(img[i]))); d > 1e-5 {
 					t.Fatalf("Col2im does not accumulate: img[%d] = %v, want 1 + %v", i, acc[i], img[i])
@@ -364,12 +373,11 @@ func BenchmarkIm2col(b *testing.B) {
 	for _, g := range []imGeom{{32, 32, 32, 3, 1, 1}, {64, 16, 16, 3, 1, 1}} {
 		b.Run(fmt.Sprintf("C%d_%dx%d_k%d", g.c, g.h, g.w, g.k), func(b *testing.B) {
 			rng := rand.New(rand.NewPCG(1, 1))
-			img := randSlice(rng, g.c*g.h*g.w)
-			oh, ow := ConvOut(g.h, g.k, g.stride, g.pad), ConvOut(g.w, g.k, g.stride, g.pad)
-			col := make([]float32, g.c*g.k*g.k*oh*ow)
+			img := randSlice(rng, g.h*g.w*g.c)
+			col := make([]float32, outP(g)*g.k*g.k*g.c)
 			b.SetBytes(int64(4 * len(col)))
 			for b.Loop() {
-				Im2col(col, img, outP(g), g.c, g.h, g.w, g.k, g.stride, g.pad)
+				Im2col(col, img, g.h, g.w, g.c, g.k, g.stride, g.pad)
 			}
 		})
 	}
@@ -380,36 +388,53 @@ func outP(g imGeom) int {
 	return ConvOut(g.h, g.k, g.stride, g.pad) * ConvOut(g.w, g.k, g.stride, g.pad)
 }
 
-// TestIm2colStrided checks that Im2col and Col2im with rows ld > oh·ow
-// apart touch only their own column block.
-func TestIm2colStrided(t *testing.T) {
+// TestIm2colBlocks checks that Im2col and Col2im, given slices of larger
+// buffers (as the layers pass them: one sample's image out of a batch, one
+// sample's rows out of a chunk's im2col matrix), read and write only within
+// their slices' lengths, never in the spare capacity behind them.
+func TestIm2colBlocks(t *testing.T) {
 	rng := rand.New(rand.NewPCG(9, 9))
-	g := imGeom{3, 5, 6, 3, 1, 1}
-	p, rows := outP(g), g.c*g.k*g.k
-	img := randSlice(rng, g.c*g.h*g.w)
-	want := naiveIm2col(img, g.c, g.h, g.w, g.k, g.stride, g.pad)
-	ld := 3*p + 1
-	col := make([]float32, rows*ld)
-	for i := range col {
-		col[i] = -7
-	}
-	Im2col(col[p:], img, ld, g.c, g.h, g.w, g.k, g.stride, g.pad)
-	for r := 0; r < rows; r++ {
-		for j := 0; j < ld; j++ {
-			v := col[r*ld+j]
-			inBlock := j >= p && j < 2*p
-			if inBlock && v != want[r*p+j-p] || !inBlock && v != -7 {
-				t.Fatalf("col[%d][%d] = %v", r, j, v)
+	for _, g := range imGeoms {
+		t.Run(g.String(), func(t *testing.T) {
+			const sentinel = -7
+			in, out := g.h*g.w*g.c, outP(g)*g.k*g.k*g.c
+			// Three images side by side; the middle one is ours, the last
+			// is NaN so that a read past the end shows.
+			imgs := randSlice(rng, 3*in)
+			for i := 2 * in; i < 3*in; i++ {
+				imgs[i] = float32(math.NaN())
 			}
-		}
-	}
-	back := make([]float32, len(img))
-	Col2im(back, col[p:], ld, g.c, g.h, g.w, g.k, g.stride, g.pad)
-	ref := make([]float32, len(img))
-	Col2im(ref, want, p, g.c, g.h, g.w, g.k, g.stride, g.pad)
-	for i := range ref {
-		if math.Abs(float64(back[i]-ref[i])) > 1e-5 {
-			t.Fatalf("Col2im with ld: img[%d] = %v, want %v", i, back[i], ref[i])
-		}
+			img := imgs[in : 2*in]
+			want := naiveIm2col(img, g.h, g.w, g.c, g.k, g.stride, g.pad)
+			cols := make([]float32, 3*out)
+			for i := range cols {
+				cols[i] = sentinel
+			}
+			col := cols[out : 2*out]
+			Im2col(col, img, g.h, g.w, g.c, g.k, g.stride, g.pad)
+			for i, v := range cols {
+				inBlock := i >= out && i < 2*out
+				if inBlock && v != want[i-out] || !inBlock && v != sentinel {
+					t.Fatalf("cols[%d] (block %d) = %v", i, i/max(1, out), v)
+				}
+			}
+
+			// Col2im of our block into the middle image of three: the
+			// neighbours stay as they were.
+			back := make([]float32, 3*in)
+			for i := range back {
+				back[i] = sentinel
+			}
+			clear(back[in : 2*in])
+			Col2im(back[in:2*in], col, g.h, g.w, g.c, g.k, g.stride, g.pad)
+			ref := make([]float32, in)
+			Col2im(ref, want, g.h, g.w, g.c, g.k, g.stride, g.pad)
+			for i, v := range back {
+				inBlock := i >= in && i < 2*in
+				if inBlock && math.Abs(float64(v-ref[i-in])) > 1e-5 || !inBlock && v != sentinel {
+					t.Fatalf("Col2im into a slice: img[%d] (block %d) = %v", i, i/in, v)
+				}
+			}
+		})
 	}
 }

@@ -50,59 +50,59 @@ func KernelNames() []string {
 }
 
 // sgemm computes C = alpha·op(A)·op(B) + beta·C with micro-kernel mk,
-// splitting the columns (or rows, when there are few columns) of C between
-// up to GOMAXPROCS goroutines. Each part is computed in the same order
-// whatever the split, so results do not depend on the number of cores.
+// split into parts of whole rows or columns of C that the cores take in
+// turn. Every element of C is computed in the same order whatever the
+// split, so results do not depend on the number of cores.
 func sgemm(mk microKernel, transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
 	if beta != 0 && beta != 1 {
 		scaleRows(c, m, n, ldc, beta)
 		beta = 1
 	}
 	overwrite := beta == 0
-	flops := 2 * m * n * k
-	parts := min(runtime.GOMAXPROCS(0), max(1, flops/(1<<21)))
+	threads := runtime.GOMAXPROCS(0)
+	parts := min(threads, max(1, 2*m*n*k/(1<<21)))
 	if parts <= 1 {
 		sgemmSerial(mk, transA, transB, m, n, k, alpha, a, lda, b, ldb, overwrite, c, ldc)
 		return
 	}
-	var wg sync.WaitGroup
-	if n >= parts*mk.nr*2 && n/mk.nr > m/mk.mr {
-		// Split the columns in multiples of NR.
+	// Each part packs the other operand's blocks for itself, so parts cost
+	// repeated packing; only long sides are cut finer than one part per
+	// core, which keeps the cores busy when one of them is slowed down.
+	byCols := n >= 2*parts*mk.nr && n/mk.nr > m/mk.mr
+	long := m
+	if byCols {
+		long = n
+	}
+	if long >= 4096 {
+		parts *= 4
+	}
+	if byCols {
 		panels := (n + mk.nr - 1) / mk.nr
-		for t := 0; t < parts; t++ {
+		For(parts, 1, func(t, _, _ int) {
 			j0, j1 := min(n, panels*t/parts*mk.nr), min(n, panels*(t+1)/parts*mk.nr)
 			if j0 == j1 {
-				continue
+				return
 			}
 			bOff := j0
 			if transB {
 				bOff = j0 * ldb
 			}
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				sgemmSerial(mk, transA, transB, m, j1-j0, k, alpha, a, lda, b[bOff:], ldb, overwrite, c[j0:], ldc)
-			}()
-		}
-	} else {
-		panels := (m + mk.mr - 1) / mk.mr
-		for t := 0; t < parts; t++ {
-			i0, i1 := min(m, panels*t/parts*mk.mr), min(m, panels*(t+1)/parts*mk.mr)
-			if i0 == i1 {
-				continue
-			}
-			aOff := i0 * lda
-			if transA {
-				aOff = i0
-			}
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				sgemmSerial(mk, transA, transB, i1-i0, n, k, alpha, a[aOff:], lda, b, ldb, overwrite, c[i0*ldc:], ldc)
-			}()
-		}
+			sgemmSerial(mk, transA, transB, m, j1-j0, k, alpha, a, lda, b[bOff:], ldb, overwrite, c[j0:], ldc)
+		})
+		return
 	}
-	wg.Wait()
+	panels := (m + mk.mr - 1) / mk.mr
+	For(parts, 1, func(t, _, _ int) {
+		i0, i1 := min(m, panels*t/parts*mk.mr), min(m, panels*(t+1)/parts*mk.mr)
+		if i0 == i1 {
+			return
+		}
+		aOff := i0 * lda
+		if transA {
+			aOff = i0
+		}
+		sgemmSerial(mk, transA, transB, i1-i0, n, k, alpha, a[aOff:], lda, b, ldb, overwrite, c[i0*ldc:], ldc)
+	})
 }
 
 // packBuffers are one goroutine's packing buffers, recycled between calls.

@@ -1,0 +1,11 @@
+//go:build !amd64 || purego
+
+package kernel
+
+const haveRowKernels = false
+
+func scaleShiftRowsAVX2(dst, x, s, b *float32, rows, c int, relu bool) { panic("unreachable") }
+
+func affineGradRowsAVX2(dst, dy, mask, x, a, k, b *float32, rows, c int) { panic("unreachable") }
+
+func colSumsAVX2(p1, p2, u, v, mask, su, sv *float32, rows, c int) { panic("unreachable") }
