@@ -310,6 +310,9 @@ var gradCases = []gradCase{
 	{name: "Conv2D/k5_s3_p2_nobias", build: conv(2, 2, 5, 3, 2, false), input: uniformIn(1, 7, 8, 2)},
 	{name: "Conv2D/k2_s2_p0_bias", build: conv(2, 3, 2, 2, 0, true), input: uniformIn(3, 5, 4, 2)},
 	{name: "Conv2D/k5_s1_p2_width1", build: conv(2, 2, 5, 1, 2, true), input: uniformIn(2, 4, 1, 2)},
+	// Training passes: Backward reuses the im2col matrix Forward kept.
+	{name: "Conv2D/k3_s1_p1_bias_train", build: conv(2, 3, 3, 1, 1, true), input: uniformIn(2, 5, 6, 2), train: true},
+	{name: "Conv2D/k3_s2_p1_nobias_train", build: conv(3, 2, 3, 2, 1, false), input: uniformIn(2, 7, 6, 3), train: true},
 	// Eleven samples, all in one GEMM.
 	{name: "Conv2D/k3_s1_p1_batch11", build: conv(1, 2, 3, 1, 1, true), input: uniformIn(11, 3, 2, 1)},
 	// Enough channels that an im2col kernel row (k·c = 48 values) takes
@@ -323,6 +326,17 @@ var gradCases = []gradCase{
 			return l
 		},
 		input: uniformIn(2, 6, 5, 2),
+		opts:  checkOpts{noInputGrad: true},
+	},
+	{
+		name: "Conv2D/NoInputGrad_train",
+		build: func(rng *rand.Rand) Layer {
+			l := conv(2, 3, 3, 1, 1, true)(rng).(*Conv2D)
+			l.NoInputGrad = true
+			return l
+		},
+		input: uniformIn(2, 5, 4, 2),
+		train: true,
 		opts:  checkOpts{noInputGrad: true},
 	},
 

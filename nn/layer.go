@@ -41,13 +41,20 @@ func (s *Sequential) Forward(x *Tensor, train bool) *Tensor {
 // first layer's input gradient, which Backward returns, stays valid until
 // the next Backward.
 func (s *Sequential) Backward(dy *Tensor) *Tensor {
+	// owner is the layer whose gradient buffer dy is. A layer that returns
+	// a view of the gradient it was given (Reshape) leaves that buffer in
+	// use, so it goes back only once a layer has made a new one from it.
+	var owner gradReleaser
 	for i := len(s.Layers) - 1; i >= 0 && dy != nil; i-- {
-		dy = s.Layers[i].Backward(dy)
-		if i+1 < len(s.Layers) {
-			if r, ok := s.Layers[i+1].(gradReleaser); ok {
-				r.releaseGrad()
-			}
+		in := dy
+		dy = s.Layers[i].Backward(in)
+		if dy != nil && len(dy.Data) > 0 && len(in.Data) > 0 && &dy.Data[0] == &in.Data[0] {
+			continue
 		}
+		if owner != nil {
+			owner.releaseGrad()
+		}
+		owner, _ = s.Layers[i].(gradReleaser)
 	}
 	return dy
 }

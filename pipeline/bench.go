@@ -5,18 +5,28 @@ import (
 	"errors"
 	"fmt"
 	"runtime"
+	"runtime/debug"
 	"slices"
 	"sort"
 	"time"
 
 	"github.com/patchwise-ml/patchwise/nn"
+	"github.com/patchwise-ml/patchwise/nn/kernel"
 	"github.com/patchwise-ml/patchwise/pretext"
 )
+
+// EncoderForward names the forward-only benchmark: features of a batch from
+// the reference encoder in evaluation mode, as a probe extracts them.
+const EncoderForward = "encoder_forward"
+
+// BenchModels are the models Bench knows: the reference training models
+// and EncoderForward.
+var BenchModels = append(slices.Clone(pretext.ReferenceModels), EncoderForward)
 
 // BenchConfig selects what Bench times. Its zero value means the defaults
 // documented on each field.
 type BenchConfig struct {
-	Models   []string // reference models to time (see pretext.ReferenceModels); default all
+	Models   []string // models to time (see BenchModels); default the reference training models
 	Batch    int      // images (pairs for relpos) per step; default 128
 	Size     int      // image side in pixels; default 32
 	Channels int      // image channels, 1 or 3; default 3
@@ -48,8 +58,8 @@ func (c BenchConfig) Validate() error {
 	c = c.withDefaults()
 	var errs []error
 	for _, m := range c.Models {
-		if !slices.Contains(pretext.ReferenceModels, m) {
-			errs = append(errs, fmt.Errorf("pipeline: bench: unknown model %q (known: %v)", m, pretext.ReferenceModels))
+		if !slices.Contains(BenchModels, m) {
+			errs = append(errs, fmt.Errorf("pipeline: bench: unknown model %q (known: %v)", m, BenchModels))
 		}
 	}
 	if c.Batch < 1 {
@@ -78,15 +88,15 @@ type BenchResult struct {
 	Batch       int     `json:"batch"`
 	Size        int     `json:"size"`
 	Channels    int     `json:"channels"`
-	StepMS      float64 `json:"step_ms"`       // median wall time of one training step, milliseconds
-	SamplesPerS float64 `json:"samples_per_s"` // Batch / median step time
+	StepMS      float64 `json:"step_ms"`               // median wall time of one training step, milliseconds
+	SamplesPerS float64 `json:"samples_per_s"`         // Batch / median step time
+	PeakRSSMB   float64 `json:"peak_rss_mb,omitempty"` // the process's peak resident memory while this model ran, MiB (Linux)
 }
 
-// Bench times training steps (forward, loss, backward, SGD update with
-// learning rate 0.01 and momentum 0.9, as the PyTorch reference) of the
-// reference models on random data and returns one result per model, in
-// the order asked. It reports each model's steps to p and stops early with
-// ctx's error when ctx is cancelled.
+// Bench times steps of the models on random data (see benchStep) and
+// returns one result per model, in the order asked. It reports each
+// model's steps to p and stops early with ctx's error when ctx is
+// cancelled.
 func Bench(ctx context.Context, cfg BenchConfig, p Progress) ([]BenchResult, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
@@ -104,17 +114,14 @@ func Bench(ctx context.Context, cfg BenchConfig, p Progress) ([]BenchResult, err
 }
 
 func benchModel(ctx context.Context, cfg BenchConfig, name string, p Progress) (BenchResult, error) {
-	rng, _ := nn.NewRNG(cfg.Seed)
-	model, batch, err := pretext.NewReference(name, pretext.EncoderConfig{Channels: cfg.Channels}, cfg.Batch, cfg.Size, rng)
+	// Free the previous model's memory and restart the peak, so that each
+	// model's peak is its own.
+	runtime.GC()
+	debug.FreeOSMemory()
+	measureRSS := resetPeakRSS()
+	step, err := benchStep(cfg, name)
 	if err != nil {
 		return BenchResult{}, err
-	}
-	params := model.Params()
-	opt := nn.NewSGD(params, 0.9, 0, false)
-	step := func() {
-		nn.ZeroGrads(params)
-		model.Step(batch, true)
-		opt.Step(0.01)
 	}
 	p.Start("bench "+name, cfg.Warmup+cfg.Steps)
 	defer p.Done()
@@ -131,12 +138,93 @@ func benchModel(ctx context.Context, cfg BenchConfig, name string, p Progress) (
 		p.Add(1)
 	}
 	med := median(times)
-	return BenchResult{
+	r := BenchResult{
 		Model: name, Impl: "patchwise " + runtime.Version(), Device: "cpu", Threads: runtime.GOMAXPROCS(0),
 		Batch: cfg.Batch, Size: cfg.Size, Channels: cfg.Channels,
 		StepMS:      round3(med * 1e3),
 		SamplesPerS: round1(float64(cfg.Batch) / med),
+	}
+	if measureRSS {
+		r.PeakRSSMB = round1(peakRSSMB())
+	}
+	return r, nil
+}
+
+// benchStep builds the named model on random data and returns one step of
+// it: for the training models forward, loss, backward and an SGD update
+// (learning rate 0.01, momentum 0.9, as the PyTorch reference); for
+// EncoderForward the encoder's features in evaluation mode.
+func benchStep(cfg BenchConfig, name string) (func(), error) {
+	rng, _ := nn.NewRNG(cfg.Seed)
+	enc := pretext.EncoderConfig{Channels: cfg.Channels}
+	if name == EncoderForward {
+		e := pretext.NewEncoder("encoder", enc, rng)
+		x := nn.NewTensor(cfg.Batch, cfg.Size, cfg.Size, cfg.Channels)
+		for i := range x.Data {
+			x.Data[i] = float32(rng.NormFloat64())
+		}
+		return func() { e.Features(x) }, nil
+	}
+	model, batch, err := pretext.NewReference(name, enc, cfg.Batch, cfg.Size, rng)
+	if err != nil {
+		return nil, err
+	}
+	params := model.Params()
+	opt := nn.NewSGD(params, 0.9, 0, false)
+	return func() {
+		nn.ZeroGrads(params)
+		model.Step(batch, true)
+		opt.Step(0.01)
 	}, nil
+}
+
+// GemmResult is the speed of kernel.Gemm at one of kernel.BenchShapes.
+type GemmResult struct {
+	Shape   string  `json:"gemm"`
+	M       int     `json:"m"`
+	N       int     `json:"n"`
+	K       int     `json:"k"`
+	TransA  bool    `json:"trans_a"`
+	TransB  bool    `json:"trans_b"`
+	Kernel  string  `json:"kernel"`  // the micro-kernel in use
+	Threads int     `json:"threads"` // GOMAXPROCS
+	GFlops  float64 `json:"gflops"`  // 2·M·N·K per product, median over reps
+}
+
+// BenchGemm times kernel.Gemm at each of kernel.BenchShapes, reps
+// products after one untimed, and reports the median GFLOP/s.
+func BenchGemm(ctx context.Context, reps int, p Progress) ([]GemmResult, error) {
+	reps = max(reps, 1)
+	p.Start("bench gemm", len(kernel.BenchShapes))
+	defer p.Done()
+	rng, _ := nn.NewRNG(1)
+	var out []GemmResult
+	for _, s := range kernel.BenchShapes {
+		if err := ctx.Err(); err != nil {
+			return out, err
+		}
+		fill := func(n int) []float32 {
+			v := make([]float32, n)
+			for i := range v {
+				v[i] = float32(rng.NormFloat64())
+			}
+			return v
+		}
+		a, b, c := fill(s.M*s.K), fill(s.K*s.N), make([]float32, s.M*s.N)
+		lda, ldb := s.Strides()
+		times := make([]float64, 0, reps)
+		for i := 0; i <= reps; i++ {
+			t0 := time.Now()
+			kernel.Gemm(s.TransA, s.TransB, s.M, s.N, s.K, 1, a, lda, b, ldb, 0, c, s.N)
+			if i > 0 {
+				times = append(times, time.Since(t0).Seconds())
+			}
+		}
+		out = append(out, GemmResult{Shape: s.Name, M: s.M, N: s.N, K: s.K, TransA: s.TransA, TransB: s.TransB,
+			Kernel: kernel.KernelNames()[0], Threads: runtime.GOMAXPROCS(0), GFlops: round1(s.Flops() / median(times) / 1e9)})
+		p.Add(1)
+	}
+	return out, nil
 }
 
 // median returns the median of xs (the mean of the middle two for an even

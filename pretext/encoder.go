@@ -53,6 +53,7 @@ type Encoder struct {
 	Config EncoderConfig
 	Blocks []*nn.Sequential // each [conv, bn+relu, pool]
 	body   *nn.Sequential
+	gap    *nn.GlobalAvgPool // for Features
 }
 
 // NewEncoder returns an encoder whose parameters are named
@@ -86,6 +87,16 @@ func (e *Encoder) Forward(x *nn.Tensor, train bool) *nn.Tensor { return e.body.F
 // Backward propagates ∂loss/∂map through the blocks. It returns nil: the
 // input's gradient is not computed.
 func (e *Encoder) Backward(dy *nn.Tensor) *nn.Tensor { return e.body.Backward(dy) }
+
+// Features returns the globally average-pooled features [N, Dim] of the
+// last block for x [N, H, W, C], in evaluation mode, as a frozen encoder
+// gives them to a probe. The result is valid until the next call.
+func (e *Encoder) Features(x *nn.Tensor) *nn.Tensor {
+	if e.gap == nil {
+		e.gap = nn.NewGlobalAvgPool()
+	}
+	return e.gap.Forward(e.body.Forward(x, false), false)
+}
 
 // Params lists the trainable parameters.
 func (e *Encoder) Params() []*nn.Param { return e.body.Params() }

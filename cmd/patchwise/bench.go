@@ -18,16 +18,28 @@ var benchCmd = &command{
 	summary: "time training steps of the reference models",
 	usage: `patchwise bench [--json] [--models classifier,autoencoder,relpos] [--batch 128]
 	[--size 32] [--channels 3] [--steps 20] [--warmup 5] [--seed 0]
+patchwise bench --gemm [--json] [--steps 20]
 
 Bench times training steps (forward, backward, SGD update) of the reference
-models on random data and prints, per model, the median step time and the
-throughput in samples per second. Without --json it prints a table; with
---json one JSON object per model and line, with the same fields as
+models on random data and prints, per model, the median step time, the
+throughput in samples per second and the peak resident memory. The model
+encoder_forward times feature extraction instead: the encoder alone, in
+evaluation mode, as the probe runs it. Without --json it prints a table;
+with --json one JSON object per model and line, with the same fields as
 ../shared/bench/torch_ref.py, so the two can be compared side by side.
+
+With --gemm it times the matrix multiplication at the convolution shapes
+instead, in GFLOP/s.
+
 Progress goes to stderr when it is a terminal.`,
 	example: `# compare with PyTorch on the same machine, in the same run
 patchwise bench --json
-/usr/bin/python3 ../shared/bench/torch_ref.py`,
+MALLOC_MMAP_THRESHOLD_=1000000000 MALLOC_TRIM_THRESHOLD_=1000000000 \
+	/usr/bin/python3 ../shared/bench/torch_ref.py --channels-last
+
+# feature extraction, and the GEMM on its own
+patchwise bench --models encoder_forward
+patchwise bench --gemm`,
 }
 
 func init() { benchCmd.run = runBench }
@@ -35,6 +47,7 @@ func init() { benchCmd.run = runBench }
 // benchOptions holds the bench verb's flags.
 type benchOptions struct {
 	json     bool
+	gemm     bool
 	models   string // comma-separated model names
 	batch    int
 	size     int
@@ -47,7 +60,8 @@ type benchOptions struct {
 // register defines o's flags on fs, with the documented defaults.
 func (o *benchOptions) register(fs *flag.FlagSet) {
 	fs.BoolVar(&o.json, "json", false, "print one JSON object per model and line instead of a table")
-	fs.StringVar(&o.models, "models", "classifier,autoencoder,relpos", "comma-separated reference `models` to time")
+	fs.BoolVar(&o.gemm, "gemm", false, "time the GEMM at the convolution shapes instead of models (--steps products each)")
+	fs.StringVar(&o.models, "models", "classifier,autoencoder,relpos", "comma-separated `models` to time: classifier, autoencoder, relpos, encoder_forward")
 	fs.IntVar(&o.batch, "batch", 128, "images (pairs for relpos) per step")
 	fs.IntVar(&o.size, "size", 32, "image side in `pixels`")
 	fs.IntVar(&o.channels, "channels", 3, "image channels, 1 or 3")
@@ -114,6 +128,13 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return &usageError{verb: benchCmd.name, err: err}
 	}
+	if o.gemm {
+		results, err := pipeline.BenchGemm(ctx, o.steps, newProgress(stderr))
+		if err != nil {
+			return err
+		}
+		return writeGemmResults(stdout, results, o.json)
+	}
 	results, err := pipeline.Bench(ctx, cfg, newProgress(stderr))
 	if err != nil {
 		return err
@@ -121,22 +142,41 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	return writeBenchResults(stdout, results, o.json)
 }
 
+// writeGemmResults prints results as an aligned table, or with asJSON as
+// one JSON object per line.
+func writeGemmResults(w io.Writer, results []pipeline.GemmResult, asJSON bool) error {
+	if asJSON {
+		return writeJSONLines(w, results)
+	}
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "shape\tGFLOP/s\tkernel\tthreads")
+	for _, r := range results {
+		fmt.Fprintf(tw, "%s\t%.1f\t%s\t%d\n", r.Shape, r.GFlops, r.Kernel, r.Threads)
+	}
+	return tw.Flush()
+}
+
+// writeJSONLines prints each of items as one JSON object per line.
+func writeJSONLines[T any](w io.Writer, items []T) error {
+	enc := json.NewEncoder(w)
+	for _, it := range items {
+		if err := enc.Encode(it); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // writeBenchResults prints results as an aligned table, or with asJSON as
 // one JSON object per line.
 func writeBenchResults(w io.Writer, results []pipeline.BenchResult, asJSON bool) error {
 	if asJSON {
-		enc := json.NewEncoder(w)
-		for _, r := range results {
-			if err := enc.Encode(r); err != nil {
-				return err
-			}
-		}
-		return nil
+		return writeJSONLines(w, results)
 	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "model\tbatch\tstep ms\tsamples/s\tthreads")
+	fmt.Fprintln(tw, "model\tbatch\tstep ms\tsamples/s\tpeak MiB\tthreads")
 	for _, r := range results {
-		fmt.Fprintf(tw, "%s\t%d\t%.1f\t%.0f\t%d\n", r.Model, r.Batch, r.StepMS, r.SamplesPerS, r.Threads)
+		fmt.Fprintf(tw, "%s\t%d\t%.1f\t%.0f\t%.0f\t%d\n", r.Model, r.Batch, r.StepMS, r.SamplesPerS, r.PeakRSSMB, r.Threads)
 	}
 	return tw.Flush()
 }

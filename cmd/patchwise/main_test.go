@@ -104,16 +104,16 @@ var errTest = errors.New("boom")
 // TestWriteBenchResults checks the table and the JSON lines.
 func TestWriteBenchResults(t *testing.T) {
 	rs := []pipeline.BenchResult{
-		{Model: "classifier", Impl: "patchwise", Batch: 128, StepMS: 50.04, SamplesPerS: 2557.9, Threads: 2},
+		{Model: "classifier", Impl: "patchwise", Batch: 128, StepMS: 50.04, SamplesPerS: 2557.9, PeakRSSMB: 236.4, Threads: 2},
 		{Model: "relpos", Impl: "patchwise", Batch: 128, StepMS: 120, SamplesPerS: 1066.7, Threads: 2},
 	}
 	var table bytes.Buffer
 	if err := writeBenchResults(&table, rs, false); err != nil {
 		t.Fatal(err)
 	}
-	want := `model       batch  step ms  samples/s  threads
-classifier  128    50.0     2558       2
-relpos      128    120.0    1067       2
+	want := `model       batch  step ms  samples/s  peak MiB  threads
+classifier  128    50.0     2558       236       2
+relpos      128    120.0    1067       0         2
 `
 	if table.String() != want {
 		t.Errorf("table:\n%s\nwant:\n%s", table.String(), want)

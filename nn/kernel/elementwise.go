@@ -25,9 +25,13 @@ func ReluGrad(dx, dy, y []float32) {
 	}
 }
 
-// Axpy adds alpha·x to y elementwise. y and x have the same length.
+// Axpy adds alpha·x to y elementwise. y is at least as long as x.
 func Axpy(alpha float32, x, y []float32) {
 	y = y[:len(x)]
+	if haveRowKernels && len(x) >= 8 {
+		axpyAVX2(alpha, &x[0], &y[0], len(x))
+		return
+	}
 	for i, v := range x {
 		y[i] += alpha * v
 	}
@@ -38,6 +42,19 @@ func Sum(x []float32) float64 {
 	var s float64
 	for _, v := range x {
 		s += float64(v)
+	}
+	return s
+}
+
+// Dot returns Σ x[i]·y[i] in float32. y is at least as long as x.
+func Dot(x, y []float32) float32 {
+	y = y[:len(x)]
+	if haveRowKernels && len(x) >= 8 {
+		return dotAVX2(&x[0], &y[0], len(x))
+	}
+	var s float32
+	for i, v := range x {
+		s += v * y[i]
 	}
 	return s
 }

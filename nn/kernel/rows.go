@@ -13,6 +13,9 @@ import "math"
 // max(·, 0) (a zero result is +0). dst may alias x.
 func ScaleShiftRows(dst, x, s, b []float32, relu bool) {
 	c := len(s)
+	if c == 0 {
+		return
+	}
 	if haveRowKernels && c%8 == 0 && len(x) > 0 {
 		scaleShiftRowsAVX2(&dst[0], &x[0], &s[0], &b[0], len(x)/c, c, relu)
 		return
@@ -35,6 +38,9 @@ func ScaleShiftRows(dst, x, s, b []float32, relu bool) {
 // is not nil (mask being a ReLU's output, never negative).
 func AffineGradRows(dst, dy, mask, x, a, k, b []float32) {
 	c := len(a)
+	if c == 0 {
+		return
+	}
 	if haveRowKernels && c%8 == 0 && len(dy) > 0 {
 		var m *float32
 		if mask != nil {
@@ -63,6 +69,9 @@ func AffineGradRows(dst, dy, mask, x, a, k, b []float32) {
 // are float32: callers sum long columns in chunks.
 func ColSums(p1, p2, u, v, mask, su, sv []float32) {
 	c := len(su)
+	if c == 0 {
+		return
+	}
 	if haveRowKernels && c%8 == 0 && len(u) > 0 {
 		var vp, mp, svp *float32
 		if v != nil {

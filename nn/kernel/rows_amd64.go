@@ -16,3 +16,9 @@ func affineGradRowsAVX2(dst, dy, mask, x, a, k, b *float32, rows, c int)
 
 //go:noescape
 func colSumsAVX2(p1, p2, u, v, mask, su, sv *float32, rows, c int)
+
+//go:noescape
+func axpyAVX2(alpha float32, x, y *float32, n int)
+
+//go:noescape
+func dotAVX2(x, y *float32, n int) float32

@@ -59,6 +59,51 @@ func sgemm(mk microKernel, transA, transB bool, m, n, k int, alpha float32, a []
 		beta = 1
 	}
 	overwrite := beta == 0
+	if 4*n <= mk.nr {
+		skinnyGemm(transA, transB, m, n, k, alpha, a, lda, b, ldb, overwrite, c, ldc)
+		return
+	}
+	if n > 2*m && m >= mk.mr && 16*m <= k {
+		// B is much the larger operand, and the micro-kernel packs B but
+		// reads A in place; C is small next to both (a weight gradient):
+		// compute Cᵀ = op(B)ᵀ·op(A)ᵀ instead, into a scratch matrix, and
+		// transpose it into C.
+		buf := packPool.Get().(*packBuffers)
+		buf.ct = reuseFloats(buf.ct, n*m)
+		sgemmParallel(mk, !transB, !transA, n, m, k, alpha, b, ldb, a, lda, true, buf.ct, m)
+		transposeInto(c, ldc, buf.ct, m, n, overwrite)
+		packPool.Put(buf)
+		return
+	}
+	sgemmParallel(mk, transA, transB, m, n, k, alpha, a, lda, b, ldb, overwrite, c, ldc)
+}
+
+// transposeInto sets C (m×n, row stride ldc) to tᵀ, t being n×m and dense,
+// or adds tᵀ to C when overwrite is false; in 32×32 blocks, so that both
+// sides stay in cache.
+func transposeInto(c []float32, ldc int, t []float32, m, n int, overwrite bool) {
+	const blk = 32
+	For(Chunks(m, blk), 1, func(bi, _, _ int) {
+		i0, i1 := bi*blk, min(m, (bi+1)*blk)
+		for j0 := 0; j0 < n; j0 += blk {
+			j1 := min(n, j0+blk)
+			for i := i0; i < i1; i++ {
+				row := c[i*ldc+j0 : i*ldc+j1]
+				for j := range row {
+					v := t[(j0+j)*m+i]
+					if overwrite {
+						row[j] = v
+					} else {
+						row[j] += v
+					}
+				}
+			}
+		}
+	})
+}
+
+// sgemmParallel is sgemm for beta 0 (overwrite) or 1, split into parts.
+func sgemmParallel(mk microKernel, transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, overwrite bool, c []float32, ldc int) {
 	threads := runtime.GOMAXPROCS(0)
 	parts := min(threads, max(1, 2*m*n*k/(1<<21)))
 	if parts <= 1 {
@@ -107,7 +152,7 @@ func sgemm(mk microKernel, transA, transB bool, m, n, k int, alpha float32, a []
 
 // packBuffers are one goroutine's packing buffers, recycled between calls.
 type packBuffers struct {
-	a, b, tile []float32
+	a, b, tile, ct []float32
 }
 
 var packPool = sync.Pool{New: func() any { return new(packBuffers) }}
@@ -234,10 +279,14 @@ func packB(dst, b []float32, ldb int, trans bool, p0, kc, j0, nc, nr int) {
 			continue
 		}
 		if cols == 16 && nr == 16 {
-			// Whole 16-wide rows: array assignments, not a memmove call each.
+			first := p0*ldb + j0 + jp
+			_ = b[first+(kc-1)*ldb+15] // bounds, once for the panel
+			if haveRowKernels {
+				copyRows16AVX2(&panel[0], &b[first], kc, ldb)
+				continue
+			}
 			for p := 0; p < kc; p++ {
-				row := (p0+p)*ldb + j0 + jp
-				*(*[16]float32)(panel[p*16:]) = *(*[16]float32)(b[row:])
+				*(*[16]float32)(panel[p*16:]) = *(*[16]float32)(b[first+p*ldb:])
 			}
 			continue
 		}
@@ -285,6 +334,81 @@ func kernelGeneric4x16(k int, ap *float32, rs, ks int, bp, cp *float32, ldc int,
 			}
 		} else {
 			*dst = acc[i]
+		}
+	}
+}
+
+// skinnyGemm computes C = alpha·op(A)·op(B) (+ C unless overwrite) when C
+// has only a few columns, too few to fill a micro-kernel tile: as dot
+// products of the rows of A with the columns of op(B) for a plain A, or
+// for a transposed A as sums of scaled rows of A into the rows of Cᵀ, in
+// fixed chunks of k summed in order. Either way A, the large operand, is
+// read once, in place.
+func skinnyGemm(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, overwrite bool, c []float32, ldc int) {
+	if m == 0 || n == 0 {
+		return
+	}
+	if k == 0 {
+		if overwrite {
+			scaleRows(c, m, n, ldc, 0)
+		}
+		return
+	}
+	buf := packPool.Get().(*packBuffers)
+	defer packPool.Put(buf)
+	// bt holds op(B) transposed, n rows of k: column j of op(B) contiguous.
+	buf.b = reuseFloats(buf.b, n*k)
+	bt := buf.b
+	for j := 0; j < n; j++ {
+		for p := 0; p < k; p++ {
+			if transB {
+				bt[j*k+p] = b[j*ldb+p]
+			} else {
+				bt[j*k+p] = b[p*ldb+j]
+			}
+		}
+	}
+	store := func(ci []float32, j int, v float32) {
+		if overwrite {
+			ci[j] = alpha * v
+		} else {
+			ci[j] += alpha * v
+		}
+	}
+	if !transA {
+		For(m, 256, func(_, lo, hi int) {
+			for i := lo; i < hi; i++ {
+				row, ci := a[i*lda:i*lda+k], c[i*ldc:i*ldc+n]
+				for j := 0; j < n; j++ {
+					store(ci, j, Dot(row, bt[j*k:(j+1)*k]))
+				}
+			}
+		})
+		return
+	}
+	// Cᵀ[j] = Σ_p op(B)[p, j]·A[p, :], a partial Cᵀ per chunk of k (at
+	// most 16 chunks, a number that depends only on k).
+	chunk := max(512, (k+15)/16)
+	chunks := Chunks(k, chunk)
+	buf.a = reuseFloats(buf.a, chunks*n*m)
+	parts := buf.a
+	For(k, chunk, func(ch, lo, hi int) {
+		ct := parts[ch*n*m : (ch+1)*n*m]
+		clear(ct)
+		for p := lo; p < hi; p++ {
+			row := a[p*lda : p*lda+m]
+			for j := 0; j < n; j++ {
+				Axpy(bt[j*k+p], row, ct[j*m:(j+1)*m])
+			}
+		}
+	})
+	for ch := 1; ch < chunks; ch++ {
+		Axpy(1, parts[ch*n*m:(ch+1)*n*m], parts[:n*m])
+	}
+	for i := 0; i < m; i++ {
+		ci := c[i*ldc : i*ldc+n]
+		for j := 0; j < n; j++ {
+			store(ci, j, parts[j*m+i])
 		}
 	}
 }

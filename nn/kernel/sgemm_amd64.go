@@ -10,6 +10,11 @@ import "golang.org/x/sys/cpu"
 //go:noescape
 func kernelAVX2_6x16(k int, a *float32, rs, ks int, b, c *float32, ldc int, accumulate bool)
 
+// copyRows16AVX2 packs one 16-wide panel of a plain B, in sgemm_amd64.s.
+//
+//go:noescape
+func copyRows16AVX2(dst, src *float32, rows, ld int)
+
 var avx2Kernel = microKernel{name: "avx2-6x16", mr: 6, nr: 16, fn: kernelAVX2_6x16}
 
 func init() {

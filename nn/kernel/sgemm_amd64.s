@@ -215,3 +215,27 @@ overwrite:
 	VMOVUPS Y15, 32(DX)
 	VZEROUPPER
 	RET
+
+// func copyRows16AVX2(dst, src *float32, rows, ld int)
+// Copies 16 floats from each of rows rows of src, ld floats apart, to dst,
+// contiguously: packing one 16-column panel of a plain B.
+TEXT ·copyRows16AVX2(SB), NOSPLIT, $0-32
+	MOVQ dst+0(FP), DI
+	MOVQ src+8(FP), SI
+	MOVQ rows+16(FP), CX
+	MOVQ ld+24(FP), R8
+	SHLQ $2, R8
+	TESTQ CX, CX
+	JE crdone
+crloop:
+	VMOVUPS (SI), Y0
+	VMOVUPS 32(SI), Y1
+	VMOVUPS Y0, (DI)
+	VMOVUPS Y1, 32(DI)
+	ADDQ R8, SI
+	ADDQ $64, DI
+	DECQ CX
+	JNE crloop
+crdone:
+	VZEROUPPER
+	RET

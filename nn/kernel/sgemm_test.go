@@ -42,7 +42,8 @@ func TestMicroKernels(t *testing.T) {
 		t.Logf("only the portable kernel runs on this CPU")
 	}
 	rng := rand.New(rand.NewPCG(3, 4))
-	sizes := [][3]int{{1, 1, 1}, {7, 17, 5}, {6, 16, 300}, {13, 3, 2}, {65, 290, 513}, {400, 33, 70}, {9, 3100, 40}}
+	// n ≤ 4 takes the skinny path; {300, 3, 1100} spans several of its k chunks.
+	sizes := [][3]int{{1, 1, 1}, {7, 17, 5}, {6, 16, 300}, {13, 3, 2}, {65, 290, 513}, {400, 33, 70}, {9, 3100, 40}, {300, 3, 1100}, {50, 4, 9}, {40, 5, 30}}
 	// alpha = 1 reads A in place; other values pack it.
 	alphaBetas := [][2]float32{{1, 0}, {1, 1}, {0.75, 0}, {0.75, -0.5}}
 	for _, mk := range kernels {

@@ -10,21 +10,6 @@ import (
 	"github.com/patchwise-ml/patchwise/nn/kernel"
 )
 
-// shapes are the convolution shapes of DESIGN.md §8 and two square sizes,
-// as in kernel's BenchmarkGemm.
-var shapes = []struct {
-	name           string
-	transA, transB bool
-	m, n, k        int
-}{
-	{"fwd_M64_K288_N32768", false, false, 64, 32768, 288},
-	{"fwd_M128_K576_N8192", false, false, 128, 8192, 576},
-	{"dW_M64_N288_K32768", false, true, 64, 288, 32768},
-	{"dX_M288_N32768_K64", true, false, 288, 32768, 64},
-	{"square_256", false, false, 256, 256, 256},
-	{"square_1024", false, false, 1024, 1024, 1024},
-}
-
 // BenchmarkSgemm runs OpenBLAS and kernel.Gemm alternately at each shape,
 // with as many threads as GOMAXPROCS, and reports GFLOP/s.
 func BenchmarkSgemm(b *testing.B) {
@@ -41,21 +26,15 @@ func BenchmarkSgemm(b *testing.B) {
 		name string
 		fn   func(bool, bool, int, int, int, float32, []float32, int, []float32, int, float32, []float32, int)
 	}{{"openblas", Sgemm}, {"patchwise", kernel.Gemm}}
-	for _, s := range shapes {
-		a, bm, c := fill(s.m*s.k), fill(s.k*s.n), make([]float32, s.m*s.n)
-		lda, ldb := s.k, s.n
-		if s.transA {
-			lda = s.m
-		}
-		if s.transB {
-			ldb = s.k
-		}
+	for _, s := range kernel.BenchShapes {
+		a, bm, c := fill(s.M*s.K), fill(s.K*s.N), make([]float32, s.M*s.N)
+		lda, ldb := s.Strides()
 		for _, im := range impls {
-			b.Run(s.name+"/"+im.name, func(b *testing.B) {
+			b.Run(s.Name+"/"+im.name, func(b *testing.B) {
 				for b.Loop() {
-					im.fn(s.transA, s.transB, s.m, s.n, s.k, 1, a, lda, bm, ldb, 0, c, s.n)
+					im.fn(s.TransA, s.TransB, s.M, s.N, s.K, 1, a, lda, bm, ldb, 0, c, s.N)
 				}
-				b.ReportMetric(2*float64(s.m)*float64(s.n)*float64(s.k)*float64(b.N)/b.Elapsed().Seconds()/1e9, "GFLOP/s")
+				b.ReportMetric(s.Flops()*float64(b.N)/b.Elapsed().Seconds()/1e9, "GFLOP/s")
 			})
 		}
 	}
