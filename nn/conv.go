@@ -23,8 +23,9 @@ type Conv2D struct {
 	// returns nil): set it on a model's first layer.
 	NoInputGrad bool
 
-	x, y, dx *Tensor
-	scratch  convScratch
+	x, y, dx  *Tensor
+	scratch   convScratch
+	wt, wflip []float32 // weights rearranged for the direct passes
 }
 
 // NewConv2D returns a convolution named name (its parameters are
@@ -60,6 +61,17 @@ func (l *Conv2D) Forward(x *Tensor, train bool) *Tensor {
 	l.x = x
 	l.y = reuse(l.y, n, oh, ow, l.OutC)
 	kk, p := l.K*l.K*c, oh*ow
+	if l.direct(ow, c, l.OutC) {
+		// No im2col matrix: Backward unrolls the input for ∂W in chunks.
+		l.scratch.kept = nil
+		xp := padImages(x, l.Pad)
+		l.wt = reuseSlice(l.wt, kk*l.OutC)
+		transposeInto(l.wt, l.Weight.Value.Data, l.OutC, kk)
+		kernel.DirectConv(l.y.Data, xp, n, h+2*l.Pad, w+2*l.Pad, c, l.K, l.wt, l.OutC)
+		putScratch(xp)
+		addBias(l.y.Data, l.Bias)
+		return l.y
+	}
 	cs := l.scratch.get(n, p*kk, train)
 	defer l.scratch.put()
 	for s0 := 0; s0 < n; s0 += cs {
@@ -81,6 +93,9 @@ func (l *Conv2D) Backward(dy *Tensor) *Tensor {
 	if !l.NoInputGrad {
 		l.dx = gradBuffer(l.dx, x.Shape...)
 	}
+	// ∂x as a direct convolution of the padded ∂y with the flipped kernel,
+	// where that suits the shapes; otherwise from ∂col, below.
+	directDX := !l.NoInputGrad && l.direct(w, l.OutC, c) && l.Pad <= l.K-1
 	kept := l.scratch.kept != nil // the training Forward's im2col matrix is still there
 	cs := n
 	if !kept {
@@ -101,7 +116,7 @@ func (l *Conv2D) Backward(dy *Tensor) *Tensor {
 			beta = 0
 		}
 		kernel.Gemm(true, false, kk, l.OutC, m*p, 1, col, kk, dyc, l.OutC, beta, dwt, l.OutC)
-		if l.NoInputGrad {
+		if l.NoInputGrad || directDX {
 			continue
 		}
 		// ∂col = dy · W, then folded back onto the input pixels.
@@ -118,7 +133,72 @@ func (l *Conv2D) Backward(dy *Tensor) *Tensor {
 	if l.NoInputGrad {
 		return nil
 	}
+	if directDX {
+		q := l.K - 1 - l.Pad
+		dyp := padImages(dy, q)
+		l.wflip = reuseSlice(l.wflip, l.K*l.K*l.OutC*c)
+		flipWeights(l.wflip, l.Weight.Value.Data, l.OutC, l.K, c)
+		kernel.DirectConv(l.dx.Data, dyp, n, oh+2*q, ow+2*q, l.OutC, l.K, l.wflip, c)
+		putScratch(dyp)
+	}
 	return l.dx
+}
+
+// direct reports whether a pass of this convolution runs as a direct
+// convolution (kernel.DirectConv) rather than im2col and a GEMM: stride 1,
+// output rows of at least 16 pixels (so partial tiles waste little), and
+// at least 16 input and a multiple of 16 output channels (whole tiles of
+// output channels, enough work per tap). The input gradient is such a
+// pass with the roles of the channels swapped.
+func (l *Conv2D) direct(rowLen, in, out int) bool {
+	return l.Stride == 1 && rowLen >= 16 && in >= 16 && out%16 == 0
+}
+
+// flipWeights writes the weights of the convolution that gives a stride-1
+// Conv2D's input gradient: dst [(ki·k+kj)·outC + o, ci] =
+// w[o, k−1−ki, k−1−kj, ci], w being [outC, k, k, inC].
+func flipWeights(dst, w []float32, outC, k, inC int) {
+	kk := k * k * inC
+	for t := 0; t < k*k; t++ {
+		ft := k*k - 1 - t // (k−1−ki)·k + (k−1−kj)
+		for o := 0; o < outC; o++ {
+			copy(dst[(t*outC+o)*inC:(t*outC+o+1)*inC], w[o*kk+ft*inC:o*kk+(ft+1)*inC])
+		}
+	}
+}
+
+// transposeInto sets dst (cols × rows) to the transpose of src (rows × cols).
+func transposeInto(dst, src []float32, rows, cols int) {
+	for i := 0; i < rows; i++ {
+		for j, v := range src[i*cols : (i+1)*cols] {
+			dst[j*rows+i] = v
+		}
+	}
+}
+
+// padImages returns x [N, H, W, C] with p zero pixels on every side, as
+// [N, H+2p, W+2p, C] in a buffer from the scratch pool (give it back with
+// putScratch), followed by 8·C zeros of slack for kernel.DirectConv.
+func padImages(x *Tensor, p int) []float32 {
+	n, h, w, c := dims4("padImages", x)
+	hp, wp := h+2*p, w+2*p
+	size := n * hp * wp * c
+	buf := getScratch(size + 8*c)
+	kernel.For(n*hp, 8, func(_, lo, hi int) {
+		for r := lo; r < hi; r++ {
+			i, y := r/hp, r%hp
+			row := buf[r*wp*c : (r+1)*wp*c]
+			if y < p || y >= h+p {
+				clear(row)
+				continue
+			}
+			clear(row[:p*c])
+			copy(row[p*c:(p+w)*c], x.Data[(i*h+y-p)*w*c:(i*h+y-p+1)*w*c])
+			clear(row[(p+w)*c:])
+		}
+	})
+	clear(buf[size:])
+	return buf[:size]
 }
 
 // ConvTranspose2D is the transpose (adjoint) of a Conv2D with the same

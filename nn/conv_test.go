@@ -131,6 +131,11 @@ func convGeoms() []convGeom {
 		convGeom{n: 1, c: 1, h: 1, w: 1, outC: 2, k: 5, stride: 1, pad: 2},
 		convGeom{n: 3, c: 2, h: 2, w: 3, outC: 2, k: 7, stride: 1, pad: 3},
 		convGeom{n: 9, c: 1, h: 3, w: 3, outC: 2, k: 3, stride: 1, pad: 1}, // several samples per chunk
+		// Direct convolutions (stride 1, rows of ≥ 16 pixels, ≥ 16 input
+		// and a multiple of 16 output channels), with partial row tiles.
+		convGeom{n: 2, c: 16, h: 3, w: 17, outC: 16, k: 3, stride: 1, pad: 1},
+		convGeom{n: 1, c: 16, h: 4, w: 20, outC: 32, k: 5, stride: 1, pad: 2},
+		convGeom{n: 1, c: 24, h: 4, w: 18, outC: 16, k: 3, stride: 1, pad: 0},
 	)
 }
 

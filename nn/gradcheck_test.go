@@ -318,6 +318,11 @@ var gradCases = []gradCase{
 	// Enough channels that an im2col kernel row (k·c = 48 values) takes
 	// the long copy path.
 	{name: "Conv2D/k3_s1_p1_16ch", build: conv(16, 2, 3, 1, 1, true), input: uniformIn(1, 4, 3, 16)},
+	// Direct convolutions, forward and input gradient (see Conv2D.direct),
+	// in evaluation and training mode, with a partial row tile.
+	{name: "Conv2D/direct_k3_p1", build: conv(16, 16, 3, 1, 1, true), input: uniformIn(1, 2, 17, 16)},
+	{name: "Conv2D/direct_k3_p1_train", build: conv(16, 16, 3, 1, 1, false), input: uniformIn(2, 2, 16, 16), train: true},
+	{name: "Conv2D/direct_k3_p0", build: conv(16, 16, 3, 1, 0, false), input: uniformIn(1, 3, 19, 16)},
 	{
 		name: "Conv2D/NoInputGrad",
 		build: func(rng *rand.Rand) Layer {

@@ -28,6 +28,9 @@ type microKernel struct {
 	name   string
 	mr, nr int
 	fn     func(k int, a *float32, rs, ks int, b, c *float32, ldc int, accumulate bool)
+	// conv is the same tile for a direct convolution (see DirectConv):
+	// k = taps·c, A(i, t·c+ci) = a[offs[t] + i·rs + ci].
+	conv func(taps int, offs *int, c int, a *float32, rs int, b, out *float32, ldc int, accumulate bool)
 }
 
 // active is the micro-kernel Gemm uses, chosen at start-up from the CPU's
@@ -153,6 +156,7 @@ func sgemmParallel(mk microKernel, transA, transB bool, m, n, k int, alpha float
 // packBuffers are one goroutine's packing buffers, recycled between calls.
 type packBuffers struct {
 	a, b, tile, ct []float32
+	offs           []int
 }
 
 var packPool = sync.Pool{New: func() any { return new(packBuffers) }}
@@ -308,7 +312,7 @@ func reuseFloats(s []float32, n int) []float32 {
 }
 
 // genericKernel is the portable micro-kernel, in plain Go: 4×16 tiles.
-var genericKernel = microKernel{name: "generic", mr: 4, nr: 16, fn: kernelGeneric4x16}
+var genericKernel = microKernel{name: "generic", mr: 4, nr: 16, fn: kernelGeneric4x16, conv: convKernelGeneric4x16}
 
 func kernelGeneric4x16(k int, ap *float32, rs, ks int, bp, cp *float32, ldc int, accumulate bool) {
 	const mr, nr = 4, 16

@@ -239,3 +239,129 @@ crloop:
 crdone:
 	VZEROUPPER
 	RET
+
+// func convKernelAVX2_6x16(taps int, offs *int, c int, a *float32, rs int, b, out *float32, ldc int, accumulate bool)
+//
+// The micro-kernel of a direct convolution: like kernelAVX2_6x16 with
+// k = taps·c, where the A values of tap t, channel ci, row i are read at
+// a + offs[t] + i·rs + ci (elements): each tap is a shifted window of the
+// padded input. B is one packed 16-column panel of taps·c rows.
+// Registers: BX taps left, R12 → offs, R13 = a, R9 = rs in bytes, SI →
+// rows 0-2, R10 → rows 3-5 of the current tap, CX channels left, DI → B,
+// DX → out, R8 = ldc in bytes, R11 = c.
+TEXT ·convKernelAVX2_6x16(SB), NOSPLIT, $0-65
+	MOVQ taps+0(FP), BX
+	MOVQ offs+8(FP), R12
+	MOVQ c+16(FP), R11
+	MOVQ a+24(FP), R13
+	MOVQ rs+32(FP), R9
+	SHLQ $2, R9
+	MOVQ b+40(FP), DI
+	MOVQ out+48(FP), DX
+	MOVQ ldc+56(FP), R8
+	SHLQ $2, R8
+	VXORPS Y4, Y4, Y4
+	VXORPS Y5, Y5, Y5
+	VXORPS Y6, Y6, Y6
+	VXORPS Y7, Y7, Y7
+	VXORPS Y8, Y8, Y8
+	VXORPS Y9, Y9, Y9
+	VXORPS Y10, Y10, Y10
+	VXORPS Y11, Y11, Y11
+	VXORPS Y12, Y12, Y12
+	VXORPS Y13, Y13, Y13
+	VXORPS Y14, Y14, Y14
+	VXORPS Y15, Y15, Y15
+ctap:
+	TESTQ BX, BX
+	JE cstore
+	MOVQ (R12), SI
+	SHLQ $2, SI
+	ADDQ R13, SI
+	LEAQ (SI)(R9*2), R10
+	ADDQ R9, R10
+	MOVQ R11, CX
+cchan:
+	VMOVUPS (DI), Y0
+	VMOVUPS 32(DI), Y1
+	VBROADCASTSS (SI), Y2
+	VFMADD231PS Y0, Y2, Y4
+	VFMADD231PS Y1, Y2, Y5
+	VBROADCASTSS (SI)(R9*1), Y3
+	VFMADD231PS Y0, Y3, Y6
+	VFMADD231PS Y1, Y3, Y7
+	VBROADCASTSS (SI)(R9*2), Y2
+	VFMADD231PS Y0, Y2, Y8
+	VFMADD231PS Y1, Y2, Y9
+	VBROADCASTSS (R10), Y3
+	VFMADD231PS Y0, Y3, Y10
+	VFMADD231PS Y1, Y3, Y11
+	VBROADCASTSS (R10)(R9*1), Y2
+	VFMADD231PS Y0, Y2, Y12
+	VFMADD231PS Y1, Y2, Y13
+	VBROADCASTSS (R10)(R9*2), Y3
+	VFMADD231PS Y0, Y3, Y14
+	VFMADD231PS Y1, Y3, Y15
+	ADDQ $4, SI
+	ADDQ $4, R10
+	ADDQ $64, DI
+	DECQ CX
+	JNE cchan
+	ADDQ $8, R12
+	DECQ BX
+	JMP ctap
+cstore:
+	MOVBLZX accumulate+64(FP), AX
+	TESTB AL, AL
+	JE coverwrite
+	VADDPS (DX), Y4, Y4
+	VADDPS 32(DX), Y5, Y5
+	VMOVUPS Y4, (DX)
+	VMOVUPS Y5, 32(DX)
+	ADDQ R8, DX
+	VADDPS (DX), Y6, Y6
+	VADDPS 32(DX), Y7, Y7
+	VMOVUPS Y6, (DX)
+	VMOVUPS Y7, 32(DX)
+	ADDQ R8, DX
+	VADDPS (DX), Y8, Y8
+	VADDPS 32(DX), Y9, Y9
+	VMOVUPS Y8, (DX)
+	VMOVUPS Y9, 32(DX)
+	ADDQ R8, DX
+	VADDPS (DX), Y10, Y10
+	VADDPS 32(DX), Y11, Y11
+	VMOVUPS Y10, (DX)
+	VMOVUPS Y11, 32(DX)
+	ADDQ R8, DX
+	VADDPS (DX), Y12, Y12
+	VADDPS 32(DX), Y13, Y13
+	VMOVUPS Y12, (DX)
+	VMOVUPS Y13, 32(DX)
+	ADDQ R8, DX
+	VADDPS (DX), Y14, Y14
+	VADDPS 32(DX), Y15, Y15
+	VMOVUPS Y14, (DX)
+	VMOVUPS Y15, 32(DX)
+	VZEROUPPER
+	RET
+coverwrite:
+	VMOVUPS Y4, (DX)
+	VMOVUPS Y5, 32(DX)
+	ADDQ R8, DX
+	VMOVUPS Y6, (DX)
+	VMOVUPS Y7, 32(DX)
+	ADDQ R8, DX
+	VMOVUPS Y8, (DX)
+	VMOVUPS Y9, 32(DX)
+	ADDQ R8, DX
+	VMOVUPS Y10, (DX)
+	VMOVUPS Y11, 32(DX)
+	ADDQ R8, DX
+	VMOVUPS Y12, (DX)
+	VMOVUPS Y13, 32(DX)
+	ADDQ R8, DX
+	VMOVUPS Y14, (DX)
+	VMOVUPS Y15, 32(DX)
+	VZEROUPPER
+	RET

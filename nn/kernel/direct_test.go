@@ -1,0 +1,72 @@
+package kernel
+
+import (
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"testing"
+)
+
+// TestDirectConv checks every micro-kernel's direct convolution against
+// a naive loop, over geometries with partial tiles in both directions and
+// with the minimum slack after the input.
+func TestDirectConv(t *testing.T) {
+	rng := rand.New(rand.NewPCG(11, 12))
+	for _, mk := range kernels {
+		for _, g := range []struct{ n, hp, wp, c, k, cols int }{
+			{1, 3, 3, 1, 3, 1},
+			{2, 6, 8, 3, 3, 16},
+			{2, 10, 19, 5, 3, 20},
+			{1, 9, 9, 16, 5, 32},
+			{3, 4, 22, 8, 1, 17},
+			{2, 18, 18, 32, 3, 3},
+		} {
+			t.Run(fmt.Sprintf("%s/%+v", mk.name, g), func(t *testing.T) {
+				oh, ow, kk := g.hp-g.k+1, g.wp-g.k+1, g.k*g.k*g.c
+				size := g.n * g.hp * g.wp * g.c
+				xp := randSlice(rng, size+8*g.c)[:size]
+				b := randSlice(rng, kk*g.cols)
+				out := make([]float32, g.n*oh*ow*g.cols+5)
+				for i := range out {
+					out[i] = float32(math.NaN())
+				}
+				directConv(mk, out, xp, g.n, g.hp, g.wp, g.c, g.k, b, g.cols)
+				for i := 0; i < g.n; i++ {
+					for oy := 0; oy < oh; oy++ {
+						for ox := 0; ox < ow; ox++ {
+							for j := 0; j < g.cols; j++ {
+								var s float64
+								for ki := 0; ki < g.k; ki++ {
+									for kj := 0; kj < g.k; kj++ {
+										for ci := 0; ci < g.c; ci++ {
+											s += float64(xp[((i*g.hp+oy+ki)*g.wp+ox+kj)*g.c+ci]) * float64(b[((ki*g.k+kj)*g.c+ci)*g.cols+j])
+										}
+									}
+								}
+								got := out[((i*oh+oy)*ow+ox)*g.cols+j]
+								if math.Abs(float64(got)-s) > 1e-4*(1+math.Abs(s)) {
+									t.Fatalf("out[%d,%d,%d,%d] = %v, want %v", i, oy, ox, j, got, s)
+								}
+							}
+						}
+					}
+				}
+				for _, v := range out[g.n*oh*ow*g.cols:] {
+					if !math.IsNaN(float64(v)) {
+						t.Fatalf("wrote past the output")
+					}
+				}
+			})
+		}
+	}
+}
+
+// TestDirectConvNeedsSlack checks the panic on an input without slack.
+func TestDirectConvNeedsSlack(t *testing.T) {
+	defer func() {
+		if recover() == nil {
+			t.Fatal("no panic for an input without slack")
+		}
+	}()
+	DirectConv(make([]float32, 16), make([]float32, 4*4*2), 1, 4, 4, 2, 3, make([]float32, 18), 1)
+}
