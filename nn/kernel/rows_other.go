@@ -14,4 +14,4 @@ func axpyAVX2(alpha float32, x, y *float32, n int) { panic("unreachable") }
 
 func dotAVX2(x, y *float32, n int) float32 { panic("unreachable") }
 
-func copyRows16AVX2(dst, src *float32, rows, ld int) { panic("unreachable") }
+func scatterRow16AVX2(dst, src *float32, panels, stride int) { panic("unreachable") }

@@ -265,39 +265,46 @@ func packA(dst, a []float32, lda int, trans bool, i0, mc, p0, kc int, alpha floa
 // packB copies op(B)[p0:p0+kc, j0:j0+nc] into dst as column panels of nr
 // columns, each k-major ([kc][nr]), zero-padding the last panel.
 func packB(dst, b []float32, ldb int, trans bool, p0, kc, j0, nc, nr int) {
+	if !trans {
+		// Row by row: each row of B is read once, contiguously, and its
+		// pieces go to the same row of every panel.
+		full := nc / nr
+		if haveRowKernels && nr == 16 && full > 0 {
+			_ = b[(p0+kc-1)*ldb+j0+full*16-1] // bounds, once for the block
+			for p := 0; p < kc; p++ {
+				scatterRow16AVX2(&dst[p*16], &b[(p0+p)*ldb+j0], full, kc*16)
+			}
+		} else {
+			for p := 0; p < kc; p++ {
+				row := b[(p0+p)*ldb+j0 : (p0+p)*ldb+j0+full*nr]
+				for q := 0; q < full; q++ {
+					copy(dst[q*nr*kc+p*nr:q*nr*kc+(p+1)*nr], row[q*nr:(q+1)*nr])
+				}
+			}
+		}
+		if cols := nc - full*nr; cols > 0 {
+			panel := dst[full*nr*kc : (full+1)*nr*kc]
+			for p := 0; p < kc; p++ {
+				row := (p0+p)*ldb + j0 + full*nr
+				copy(panel[p*nr:p*nr+cols], b[row:row+cols])
+				clear(panel[p*nr+cols : (p+1)*nr])
+			}
+		}
+		return
+	}
 	for jp := 0; jp < nc; jp += nr {
 		panel := dst[jp*kc : (jp+nr)*kc]
 		cols := min(nr, nc-jp)
-		if trans {
-			for j := 0; j < cols; j++ {
-				col := j0 + jp + j
-				for p, v := range b[col*ldb+p0 : col*ldb+p0+kc] {
-					panel[p*nr+j] = v
-				}
+		for j := 0; j < cols; j++ {
+			col := j0 + jp + j
+			for p, v := range b[col*ldb+p0 : col*ldb+p0+kc] {
+				panel[p*nr+j] = v
 			}
-			if cols < nr {
-				for p := 0; p < kc; p++ {
-					clear(panel[p*nr+cols : (p+1)*nr])
-				}
-			}
-			continue
 		}
-		if cols == 16 && nr == 16 {
-			first := p0*ldb + j0 + jp
-			_ = b[first+(kc-1)*ldb+15] // bounds, once for the panel
-			if haveRowKernels {
-				copyRows16AVX2(&panel[0], &b[first], kc, ldb)
-				continue
-			}
+		if cols < nr {
 			for p := 0; p < kc; p++ {
-				*(*[16]float32)(panel[p*16:]) = *(*[16]float32)(b[first+p*ldb:])
+				clear(panel[p*nr+cols : (p+1)*nr])
 			}
-			continue
-		}
-		for p := 0; p < kc; p++ {
-			row := (p0+p)*ldb + j0 + jp
-			copy(panel[p*nr:p*nr+cols], b[row:row+cols])
-			clear(panel[p*nr+cols : (p+1)*nr])
 		}
 	}
 }

@@ -10,10 +10,11 @@ import "golang.org/x/sys/cpu"
 //go:noescape
 func kernelAVX2_6x16(k int, a *float32, rs, ks int, b, c *float32, ldc int, accumulate bool)
 
-// copyRows16AVX2 packs one 16-wide panel of a plain B, in sgemm_amd64.s.
+// scatterRow16AVX2 copies one row of a plain B into its 16-wide packed
+// panels, in sgemm_amd64.s.
 //
 //go:noescape
-func copyRows16AVX2(dst, src *float32, rows, ld int)
+func scatterRow16AVX2(dst, src *float32, panels, stride int)
 
 // convKernelAVX2_6x16 is the AVX2/FMA direct-convolution micro-kernel, in
 // sgemm_amd64.s.

@@ -216,27 +216,27 @@ overwrite:
 	VZEROUPPER
 	RET
 
-// func copyRows16AVX2(dst, src *float32, rows, ld int)
-// Copies 16 floats from each of rows rows of src, ld floats apart, to dst,
-// contiguously: packing one 16-column panel of a plain B.
-TEXT ·copyRows16AVX2(SB), NOSPLIT, $0-32
+// func scatterRow16AVX2(dst, src *float32, panels, stride int)
+// Copies src[16q : 16q+16] to dst[q·stride :] for q < panels: one row of
+// a plain B into the same row of each of its 16-column packed panels.
+TEXT ·scatterRow16AVX2(SB), NOSPLIT, $0-32
 	MOVQ dst+0(FP), DI
 	MOVQ src+8(FP), SI
-	MOVQ rows+16(FP), CX
-	MOVQ ld+24(FP), R8
+	MOVQ panels+16(FP), CX
+	MOVQ stride+24(FP), R8
 	SHLQ $2, R8
 	TESTQ CX, CX
-	JE crdone
-crloop:
+	JE srdone
+srloop:
 	VMOVUPS (SI), Y0
 	VMOVUPS 32(SI), Y1
 	VMOVUPS Y0, (DI)
 	VMOVUPS Y1, 32(DI)
-	ADDQ R8, SI
-	ADDQ $64, DI
+	ADDQ $64, SI
+	ADDQ R8, DI
 	DECQ CX
-	JNE crloop
-crdone:
+	JNE srloop
+srdone:
 	VZEROUPPER
 	RET
 
