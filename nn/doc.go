@@ -5,8 +5,12 @@
 // was chosen by measurement: a convolution's im2col matrix then has one row
 // per output position, the GEMM reads it in place instead of packing it,
 // and batch norm, pooling and the channel loops all run over contiguous
-// memory (about 1.7× faster GEMMs at the reference shapes than [N, C, H, W]). A Layer computes Forward on a batch
-// and, given the gradient of the loss with respect to its output, Backward
+// memory (about 1.7× faster GEMMs at the reference shapes than
+// [N, C, H, W]); stride-1 convolutions with long rows run directly on the
+// padded input.
+//
+// A Layer computes Forward on a batch and, given the gradient of the loss
+// with respect to its output, Backward
 // returns the gradient with respect to its input and adds the gradients of
 // its parameters into their Grad tensors. Gradients accumulate until
 // ZeroGrads, so a parameter shared by two layers (a siamese encoder, tied
@@ -14,7 +18,10 @@
 //
 // Layers own their output and gradient buffers and reuse them from one step
 // to the next: a tensor returned by Forward or Backward stays valid only
-// until the next call of the same method on the same layer.
+// until the next call of the same method on the same layer. Inside a
+// Sequential, an input gradient that the layer before has consumed goes
+// back to a shared scratch pool, as do transient im2col matrices, so a
+// model holds about one of each rather than one per layer.
 //
 // Every parameter has a stable dotted name such as
 // "encoder.block1.conv.weight", so weights can be saved, loaded and exported
