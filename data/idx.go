@@ -23,11 +23,14 @@ const MaxIDXSize = 1 << 31
 // maxIDXDims is the largest number of dimensions accepted.
 const maxIDXDims = 4
 
-// FormatError reports that the bytes of an IDX file are malformed: a bad
-// header, an unsupported element type, sizes out of bounds, truncated or
-// trailing data, a corrupt gzip stream, or (from LoadIDXPair) files of the
-// wrong rank or with disagreeing counts. Test for it with errors.As.
+// FormatError reports that the bytes of a source file are malformed: for an
+// IDX file a bad header, an unsupported element type, sizes out of bounds,
+// truncated or trailing data, a corrupt gzip stream, or (from LoadIDXPair)
+// files of the wrong rank or with disagreeing counts; for CIFAR and STL-10
+// files, sizes or labels that do not fit the format. Test for it with
+// errors.As.
 type FormatError struct {
+	Format string // "idx" when empty, "cifar10", "stl10", …
 	Path   string // file name; empty when reading from an io.Reader
 	Offset int64  // byte offset in the decompressed IDX stream; negative when unknown
 	Msg    string // what is wrong
@@ -36,7 +39,11 @@ type FormatError struct {
 
 func (e *FormatError) Error() string {
 	var b strings.Builder
-	b.WriteString(idxPrefix(e.Path))
+	format := e.Format
+	if format == "" {
+		format = "idx"
+	}
+	b.WriteString(formatPrefix(format, e.Path))
 	if e.Offset >= 0 {
 		fmt.Fprintf(&b, "offset %d: ", e.Offset)
 	}
@@ -51,11 +58,13 @@ func (e *FormatError) Error() string {
 // Unwrap returns the underlying cause, if any.
 func (e *FormatError) Unwrap() error { return e.Err }
 
-func idxPrefix(path string) string {
+func idxPrefix(path string) string { return formatPrefix("idx", path) }
+
+func formatPrefix(format, path string) string {
 	if path == "" {
-		return "data: idx: "
+		return "data: " + format + ": "
 	}
-	return fmt.Sprintf("data: idx %q: ", path)
+	return fmt.Sprintf("data: %s %q: ", format, path)
 }
 
 // IDX is a decoded IDX file of unsigned bytes (element type 0x08).

@@ -50,6 +50,8 @@ type command struct {
 // initialisation cycle between a command and the function that prints its
 // usage.
 var commands = []*command{
+	ingestCmd,
+	inspectCmd,
 	benchCmd,
 	versionCmd,
 }
@@ -210,6 +212,33 @@ func parseFlags(c *command, fs *flag.FlagSet, args []string, stdout io.Writer) e
 		return &usageError{verb: c.name, err: fmt.Errorf("unexpected argument %q", fs.Arg(0))}
 	}
 	return nil
+}
+
+// parseFlagsArgs is parseFlags for verbs that take positional arguments:
+// flags may come before, between or after them (as in "ingest SRC -o DIR").
+// It returns the positional arguments in order; "--" ends the flags.
+func parseFlagsArgs(c *command, fs *flag.FlagSet, args []string, stdout io.Writer) ([]string, error) {
+	var pos []string
+	for {
+		err := fs.Parse(args)
+		switch {
+		case errors.Is(err, flag.ErrHelp):
+			fs.SetOutput(stdout)
+			fs.Usage()
+			return nil, flag.ErrHelp
+		case err != nil:
+			return nil, &usageError{verb: c.name, err: err}
+		}
+		rest := fs.Args()
+		if len(rest) == 0 {
+			return pos, nil
+		}
+		if len(args) > len(rest) && args[len(args)-len(rest)-1] == "--" {
+			return append(pos, rest...), nil
+		}
+		pos = append(pos, rest[0])
+		args = rest[1:]
+	}
 }
 
 // printUsage prints c's usage text, its example and its flags with their

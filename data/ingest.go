@@ -1,0 +1,394 @@
+package data
+
+import (
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"os"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strings"
+	"sync"
+)
+
+// Progress receives reports from long-running work; the command line
+// implements it with progress bars. Calls come from one goroutine at a time.
+type Progress interface {
+	Start(what string, total int) // total < 0 when unknown
+	Add(n int)
+	Done()
+}
+
+// Formats lists the source formats OpenSource knows, "auto" first.
+var Formats = []string{"auto", "folder", "idx", "cifar10", "cifar100", "stl10"}
+
+// OpenSource opens path as an ingest source of the given format, or with
+// "auto" (or "") recognises it: a folder holding the MNIST-family IDX files
+// is idx, one with data_batch_1.bin is cifar10, one with train.bin and
+// test.bin is cifar100, one with train_X.bin or unlabeled_X.bin is stl10,
+// and any other folder is an image folder.
+func OpenSource(path, format string) (Source, error) {
+	if format == "" || format == "auto" {
+		format = detectFormat(path)
+	}
+	switch format {
+	case "folder":
+		return NewFolder(path, false)
+	case "idx":
+		return NewIDX(path)
+	case "cifar10":
+		return NewCIFAR10(path)
+	case "cifar100":
+		return NewCIFAR100(path)
+	case "stl10":
+		return NewSTL10(path)
+	}
+	return nil, fmt.Errorf("data: unknown source format %q (known: %s)", format, strings.Join(Formats, ", "))
+}
+
+func detectFormat(dir string) string {
+	// The binary datasets may also sit in the folder their archive unpacks to.
+	has := func(names ...string) bool {
+		for _, n := range names {
+			for _, sub := range []string{"", "cifar-10-batches-bin", "cifar-100-binary", "stl10_binary"} {
+				if _, err := os.Stat(filepath.Join(dir, sub, n)); err == nil {
+					return true
+				}
+			}
+		}
+		return false
+	}
+	switch {
+	case has("train-images-idx3-ubyte", "train-images-idx3-ubyte.gz", "t10k-images-idx3-ubyte", "t10k-images-idx3-ubyte.gz"):
+		return "idx"
+	case has("data_batch_1.bin"):
+		return "cifar10"
+	case has("train.bin") && has("test.bin"):
+		return "cifar100"
+	case has("train_X.bin", "unlabeled_X.bin"):
+		return "stl10"
+	}
+	return "folder"
+}
+
+// IngestConfig describes one ingest. Its zero value (with Sources and Out
+// set) means the defaults given on each field.
+type IngestConfig struct {
+	Inputs     []string   // source paths; their classes must agree
+	Format     string     // source format (see Formats); default "auto"
+	Out        string     // dataset directory to create; must not exist
+	Preprocess Preprocess // image size, channels and resize policy
+	// ValFraction of the training records (0 ≤ f < 1) go to a validation
+	// split, chosen by a hash of the seed and each record's origin: the
+	// same records for the same seed, whatever the order or worker count.
+	ValFraction float64
+	Seed        uint64
+	Strict      bool // any bad input fails the ingest, and nothing is written
+	Workers     int  // decoding goroutines; default GOMAXPROCS
+}
+
+// Validate reports every problem with the configuration at once.
+func (c IngestConfig) Validate() error {
+	var errs []error
+	if len(c.Inputs) == 0 {
+		errs = append(errs, errors.New("data: ingest: no inputs"))
+	}
+	if c.Format != "" && !slices.Contains(Formats, c.Format) {
+		errs = append(errs, fmt.Errorf("data: ingest: unknown format %q (known: %s)", c.Format, strings.Join(Formats, ", ")))
+	}
+	if c.Out == "" {
+		errs = append(errs, errors.New("data: ingest: no output directory"))
+	}
+	if !(c.ValFraction >= 0 && c.ValFraction < 1) {
+		errs = append(errs, fmt.Errorf("data: ingest: validation fraction must be in [0, 1), got %v", c.ValFraction))
+	}
+	if c.Workers < 0 {
+		errs = append(errs, fmt.Errorf("data: ingest: workers must not be negative, got %d", c.Workers))
+	}
+	if err := c.Preprocess.Validate(); err != nil {
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}
+
+// WithDefaults returns p with its zero fields set to their defaults.
+func (p Preprocess) WithDefaults() Preprocess {
+	if p.Size == 0 {
+		p.Size = 32
+	}
+	if p.Channels == 0 {
+		p.Channels = 3
+	}
+	if p.Resize == "" {
+		p.Resize = ResizeCrop
+	}
+	if p.MaxPixels == 0 {
+		p.MaxPixels = 100_000_000
+	}
+	return p
+}
+
+// Validate reports every problem with the settings at once.
+func (p Preprocess) Validate() error {
+	p = p.WithDefaults()
+	var errs []error
+	if p.Size < 1 || p.Size > 4096 {
+		errs = append(errs, fmt.Errorf("data: image size must be in [1, 4096], got %d", p.Size))
+	}
+	if p.Channels != 1 && p.Channels != 3 {
+		errs = append(errs, fmt.Errorf("data: channels must be 1 or 3, got %d", p.Channels))
+	}
+	if p.Resize != ResizeCrop && p.Resize != ResizePad && p.Resize != ResizeStretch {
+		errs = append(errs, fmt.Errorf("data: resize policy must be %s, %s or %s, got %q", ResizeCrop, ResizePad, ResizeStretch, p.Resize))
+	}
+	if p.MaxPixels < 1 {
+		errs = append(errs, fmt.Errorf("data: max pixels must be positive, got %d", p.MaxPixels))
+	}
+	return errors.Join(errs...)
+}
+
+// Skip is an input that ingest could not use.
+type Skip struct {
+	Origin string `json:"origin"`
+	Reason string `json:"reason"`
+}
+
+// Duplicate is a record whose decoded pixels equal an earlier record's.
+// Both are kept: datasets such as Fashion-MNIST contain a few, and their
+// counts are part of what users expect.
+type Duplicate struct {
+	Origin string `json:"origin"`
+	Of     string `json:"of"`
+}
+
+// IngestReport says what an ingest did.
+type IngestReport struct {
+	ID         string      `json:"id"`
+	Dir        string      `json:"dir"`
+	Manifest   *Manifest   `json:"manifest"`
+	Skipped    []Skip      `json:"skipped"`
+	Duplicates []Duplicate `json:"duplicates"`
+}
+
+// ErrSkipped is wrapped by Ingest's error in strict mode when inputs were
+// bad; the report lists them.
+var ErrSkipped = errors.New("bad inputs")
+
+// Ingest decodes and preprocesses every item of the sources, in parallel,
+// and writes them as a dataset in cfg.Out, in the sources' order. Bad
+// inputs are skipped and listed in the report (in strict mode they fail
+// the ingest, with nothing written). The dataset is written under a
+// temporary name and renamed into place only when complete, so an error
+// or a cancelled ctx leaves nothing at cfg.Out.
+func Ingest(ctx context.Context, cfg IngestConfig, p Progress) (*IngestReport, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	pre := cfg.Preprocess.WithDefaults()
+	var srcs []Source
+	for _, in := range cfg.Inputs {
+		s, err := OpenSource(in, cfg.Format)
+		if err != nil {
+			return nil, err
+		}
+		srcs = append(srcs, s)
+	}
+	classes, err := agreeClasses(cfg.Inputs, srcs)
+	if err != nil {
+		return nil, err
+	}
+	w, err := Create(cfg.Out, pre, classes, Provenance{Format: srcs[0].Format(), Inputs: cfg.Inputs})
+	if err != nil {
+		return nil, err
+	}
+	defer w.Abort() // a no-op after a successful Close
+
+	rep := &IngestReport{Dir: cfg.Out}
+	seen := map[[32]byte]string{}
+	p.Start("ingest", -1)
+	defer p.Done()
+	err = decodeAll(ctx, srcs, cfg.Workers, pre, func(it Item, pix []uint8, derr error) error {
+		p.Add(1)
+		if derr != nil {
+			rep.Skipped = append(rep.Skipped, Skip{Origin: it.Origin, Reason: reason(derr)})
+			return nil
+		}
+		h := sha256.Sum256(pix)
+		if first, dup := seen[h]; dup {
+			rep.Duplicates = append(rep.Duplicates, Duplicate{Origin: it.Origin, Of: first})
+		} else {
+			seen[h] = it.Origin
+		}
+		split := it.Split
+		if split == "" {
+			split = Train
+		}
+		if split == Train && cfg.ValFraction > 0 && inVal(cfg.Seed, it.Origin, cfg.ValFraction) {
+			split = Val
+		}
+		return w.Add(split, Record{Pixels: pix, Label: it.Label, Origin: it.Origin})
+	})
+	if err != nil {
+		return nil, err
+	}
+	if cfg.Strict && len(rep.Skipped) > 0 {
+		return rep, fmt.Errorf("data: ingest: %d bad inputs, first %q: %s: %w", len(rep.Skipped), rep.Skipped[0].Origin, rep.Skipped[0].Reason, ErrSkipped)
+	}
+	w.SetCounts(len(rep.Duplicates), len(rep.Skipped))
+	m, id, err := w.Close()
+	if err != nil {
+		return nil, err
+	}
+	rep.Manifest, rep.ID = m, id
+	return rep, nil
+}
+
+// agreeClasses returns the sources' common class names, or an error
+// naming the first input whose classes differ.
+func agreeClasses(inputs []string, srcs []Source) ([]string, error) {
+	classes := srcs[0].Classes()
+	for i, s := range srcs[1:] {
+		if !slices.Equal(s.Classes(), classes) {
+			return nil, fmt.Errorf("data: ingest: inputs %q and %q have different classes (%v and %v)",
+				inputs[0], inputs[i+1], classes, s.Classes())
+		}
+	}
+	return classes, nil
+}
+
+// reason is the message of a skipped input's error, without the prefix
+// that names the file (the report names it).
+func reason(err error) string {
+	var ie *ImageError
+	if errors.As(err, &ie) {
+		return ie.Err.Error()
+	}
+	return err.Error()
+}
+
+// inVal reports whether the training record from origin goes to the
+// validation split: a seeded hash of the origin, below the fraction.
+func inVal(seed uint64, origin string, fraction float64) bool {
+	h := fnv.New64a()
+	h.Write([]byte(origin))
+	x := h.Sum64() ^ seed*0x9e3779b97f4a7c15
+	// splitmix64 finaliser, to spread the bits.
+	x ^= x >> 30
+	x *= 0xbf58476d1ce4e5b9
+	x ^= x >> 27
+	x *= 0x94d049bb133111eb
+	x ^= x >> 31
+	return float64(x>>11)/float64(1<<53) < fraction
+}
+
+// decodeAll runs every item of srcs through decoding and preprocessing on
+// workers goroutines (GOMAXPROCS when 0) and calls emit for each, in the
+// sources' order, from one goroutine: with the pixels, or with the error
+// that made the item unusable. It stops at the first error emit returns,
+// at a source's own error, or when ctx is cancelled.
+func decodeAll(ctx context.Context, srcs []Source, workers int, pre Preprocess, emit func(Item, []uint8, error) error) error {
+	if workers == 0 {
+		workers = runtime.GOMAXPROCS(0)
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+
+	type job struct {
+		seq int
+		it  Item
+	}
+	type result struct {
+		seq int
+		it  Item
+		pix []uint8
+		err error
+	}
+	jobs := make(chan job)
+	results := make(chan result, workers)
+	// At most window items are in flight, so the reorder buffer is bounded.
+	window := make(chan struct{}, 4*workers)
+
+	var srcErr error
+	go func() {
+		defer close(jobs)
+		seq := 0
+		for _, s := range srcs {
+			err := s.Items(ctx, func(it Item) error {
+				select {
+				case window <- struct{}{}:
+				case <-ctx.Done():
+					return ctx.Err()
+				}
+				select {
+				case jobs <- job{seq, it}:
+					seq++
+					return nil
+				case <-ctx.Done():
+					return ctx.Err()
+				}
+			})
+			if err != nil {
+				if ctx.Err() == nil {
+					srcErr = err
+				}
+				return
+			}
+		}
+	}()
+	var wg sync.WaitGroup
+	wg.Add(workers)
+	for range workers {
+		go func() {
+			defer wg.Done()
+			for j := range jobs {
+				r := result{seq: j.seq, it: j.it}
+				switch {
+				case j.it.Err != nil:
+					r.err = j.it.Err
+				case j.it.Path != "":
+					r.pix, r.err = DecodeFile(j.it.Path, pre)
+				case j.it.Image != nil:
+					r.pix = Convert(j.it.Image, pre)
+				default:
+					r.err = errors.New("item has neither a path nor an image")
+				}
+				results <- r
+			}
+		}()
+	}
+	go func() {
+		wg.Wait()
+		close(results)
+	}()
+
+	pending := map[int]result{}
+	next := 0
+	var emitErr error
+	for r := range results {
+		pending[r.seq] = r
+		for {
+			q, ok := pending[next]
+			if !ok {
+				break
+			}
+			delete(pending, next)
+			next++
+			<-window
+			if emitErr == nil {
+				if emitErr = emit(q.it, q.pix, q.err); emitErr != nil {
+					cancel()
+				}
+			}
+		}
+	}
+	switch {
+	case emitErr != nil:
+		return emitErr
+	case srcErr != nil:
+		return srcErr
+	}
+	return context.Cause(ctx)
+}
