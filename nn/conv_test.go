@@ -136,6 +136,7 @@ func convGeoms() []convGeom {
 		convGeom{n: 2, c: 16, h: 3, w: 17, outC: 16, k: 3, stride: 1, pad: 1},
 		convGeom{n: 1, c: 16, h: 4, w: 20, outC: 32, k: 5, stride: 1, pad: 2},
 		convGeom{n: 1, c: 24, h: 4, w: 18, outC: 16, k: 3, stride: 1, pad: 0},
+		convGeom{n: 2, c: 16, h: 3, w: 17, outC: 3, k: 3, stride: 1, pad: 1}, // few output channels
 	)
 }
 

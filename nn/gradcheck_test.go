@@ -323,6 +323,7 @@ var gradCases = []gradCase{
 	{name: "Conv2D/direct_k3_p1", build: conv(16, 16, 3, 1, 1, true), input: uniformIn(1, 2, 17, 16)},
 	{name: "Conv2D/direct_k3_p1_train", build: conv(16, 16, 3, 1, 1, false), input: uniformIn(2, 2, 16, 16), train: true},
 	{name: "Conv2D/direct_k3_p0", build: conv(16, 16, 3, 1, 0, false), input: uniformIn(1, 3, 19, 16)},
+	{name: "Conv2D/direct_3out", build: conv(16, 3, 3, 1, 1, true), input: uniformIn(1, 2, 17, 16)},
 	{
 		name: "Conv2D/NoInputGrad",
 		build: func(rng *rand.Rand) Layer {
