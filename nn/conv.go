@@ -84,7 +84,9 @@ func (l *Conv2D) Forward(x *Tensor, train bool) *Tensor {
 }
 
 // Backward returns ∂loss/∂x [N, H, W, InC] and accumulates the weight and
-// bias gradients.
+// bias gradients. Each of the two runs directly on the padded tensors
+// where the shapes suit (see direct), and otherwise from the im2col
+// matrix: kept from a training Forward, or unrolled again in chunks.
 func (l *Conv2D) Backward(dy *Tensor) *Tensor {
 	x := l.x
 	n, h, w, c := dims4("Conv2D", x)
@@ -93,55 +95,71 @@ func (l *Conv2D) Backward(dy *Tensor) *Tensor {
 	if !l.NoInputGrad {
 		l.dx = gradBuffer(l.dx, x.Shape...)
 	}
-	// ∂x as a direct convolution of the padded ∂y with the flipped kernel,
-	// where that suits the shapes; otherwise from ∂col, below.
+	directDW := l.direct(ow, c, l.OutC) && l.OutC%16 == 0
 	directDX := !l.NoInputGrad && l.direct(w, l.OutC, c) && l.Pad <= l.K-1
-	kept := l.scratch.kept != nil // the training Forward's im2col matrix is still there
-	cs := n
-	if !kept {
-		cs = l.scratch.get(n, p*kk, false)
+	colDX := !l.NoInputGrad && !directDX
+	dwt := l.scratch.gradient(kk * l.OutC) // ∂W transposed: [kk, OutC]
+	if directDW {
+		xp := padImages(x, l.Pad)
+		kernel.DirectConvWeightGrad(dwt, xp, n, h+2*l.Pad, w+2*l.Pad, c, l.K, dy.Data, l.OutC)
+		putScratch(xp)
 	}
-	defer l.scratch.put()
-	dwt := l.scratch.gradient(kk * l.OutC)
-	for s0 := 0; s0 < n; s0 += cs {
-		m := min(cs, n-s0)
-		col := l.scratch.kept
+	if !directDW || colDX {
+		kept := l.scratch.kept != nil // the training Forward's im2col matrix is still there
+		cs := n
 		if !kept {
-			col = l.scratch.im2col(x, s0, m, l.K, l.Stride, l.Pad, p*kk)
+			cs = l.scratch.get(n, p*kk, false)
 		}
-		dyc := dy.Data[s0*p*l.OutC : (s0+m)*p*l.OutC]
-		// ∂W, transposed: [kk, OutC] = colᵀ · dy, summed over the chunks.
-		beta := float32(1)
-		if s0 == 0 {
-			beta = 0
+		for s0 := 0; s0 < n; s0 += cs {
+			m := min(cs, n-s0)
+			col := l.scratch.kept
+			if !kept {
+				col = l.scratch.im2col(x, s0, m, l.K, l.Stride, l.Pad, p*kk)
+			}
+			dyc := dy.Data[s0*p*l.OutC : (s0+m)*p*l.OutC]
+			if !directDW {
+				// colᵀ · dy, summed over the chunks.
+				beta := float32(1)
+				if s0 == 0 {
+					beta = 0
+				}
+				kernel.Gemm(true, false, kk, l.OutC, m*p, 1, col, kk, dyc, l.OutC, beta, dwt, l.OutC)
+			}
+			if !colDX {
+				continue
+			}
+			// ∂col = dy · W, then folded back onto the input pixels.
+			kernel.Gemm(false, false, m*p, kk, l.OutC, 1, dyc, l.OutC, l.Weight.Value.Data, kk, 0, col, kk)
+			in := h * w * c
+			kernel.For(m, 1, func(_, i, _ int) {
+				dxi := l.dx.Data[(s0+i)*in : (s0+i+1)*in]
+				clear(dxi)
+				kernel.Col2im(dxi, col[i*p*kk:(i+1)*p*kk], h, w, c, l.K, l.Stride, l.Pad)
+			})
 		}
-		kernel.Gemm(true, false, kk, l.OutC, m*p, 1, col, kk, dyc, l.OutC, beta, dwt, l.OutC)
-		if l.NoInputGrad || directDX {
-			continue
-		}
-		// ∂col = dy · W, then folded back onto the input pixels.
-		kernel.Gemm(false, false, m*p, kk, l.OutC, 1, dyc, l.OutC, l.Weight.Value.Data, kk, 0, col, kk)
-		in := h * w * c
-		kernel.For(m, 1, func(_, i, _ int) {
-			dxi := l.dx.Data[(s0+i)*in : (s0+i+1)*in]
-			clear(dxi)
-			kernel.Col2im(dxi, col[i*p*kk:(i+1)*p*kk], h, w, c, l.K, l.Stride, l.Pad)
-		})
+		l.scratch.put()
 	}
+	l.scratch.kept = nil // spent: ∂col may have overwritten it
 	addTransposed(l.Weight.Grad.Data, dwt, kk, l.OutC)
 	accumulateBias(l.Bias, dy)
 	if l.NoInputGrad {
 		return nil
 	}
 	if directDX {
-		q := l.K - 1 - l.Pad
-		dyp := padImages(dy, q)
-		l.wflip = reuseSlice(l.wflip, l.K*l.K*l.OutC*c)
-		flipWeights(l.wflip, l.Weight.Value.Data, l.OutC, l.K, c)
-		kernel.DirectConv(l.dx.Data, dyp, n, oh+2*q, ow+2*q, l.OutC, l.K, l.wflip, c)
-		putScratch(dyp)
+		l.inputGradDirect(dy, n, oh, ow, c)
 	}
 	return l.dx
+}
+
+// inputGradDirect sets l.dx to ∂loss/∂x by a direct convolution of the
+// padded ∂y with the flipped kernel (stride 1).
+func (l *Conv2D) inputGradDirect(dy *Tensor, n, oh, ow, c int) {
+	q := l.K - 1 - l.Pad
+	dyp := padImages(dy, q)
+	l.wflip = reuseSlice(l.wflip, l.K*l.K*l.OutC*c)
+	flipWeights(l.wflip, l.Weight.Value.Data, l.OutC, l.K, c)
+	kernel.DirectConv(l.dx.Data, dyp, n, oh+2*q, ow+2*q, l.OutC, l.K, l.wflip, c)
+	putScratch(dyp)
 }
 
 // direct reports whether a pass of this convolution runs as a direct

@@ -324,6 +324,9 @@ var gradCases = []gradCase{
 	{name: "Conv2D/direct_k3_p1_train", build: conv(16, 16, 3, 1, 1, false), input: uniformIn(2, 2, 16, 16), train: true},
 	{name: "Conv2D/direct_k3_p0", build: conv(16, 16, 3, 1, 0, false), input: uniformIn(1, 3, 19, 16)},
 	{name: "Conv2D/direct_3out", build: conv(16, 3, 3, 1, 1, true), input: uniformIn(1, 2, 17, 16)},
+	// Direct weight gradient with an im2col input gradient (24 input
+	// channels: not a whole tile of the flipped convolution).
+	{name: "Conv2D/direct_dW_only", build: conv(24, 16, 3, 1, 1, true), input: uniformIn(1, 2, 16, 24), train: true},
 	{
 		name: "Conv2D/NoInputGrad",
 		build: func(rng *rand.Rand) Layer {

@@ -116,3 +116,108 @@ func reuseInts(s []int, n int) []int {
 	}
 	return s[:n]
 }
+
+// DirectConvWeightGrad computes the weight gradient of a stride-1
+// convolution without an im2col matrix, transposed:
+//
+//	g[(ki·k+kj)·c + ci, j] = Σ over i, oy, ox of
+//	                         xp[i, oy+ki, ox+kj, ci] · dy[i, oy, ox, j]
+//
+// xp is the zero-padded input [n, hp, wp, c] with 8·c floats of slack
+// after it, as for DirectConv; dy is the output gradient
+// [n, hp−k+1, wp−k+1, cols]; g, k·k·c × cols, is overwritten. The
+// micro-kernel reads each tap's window of xp in place as the transposed A
+// of a GEMM over output positions, so the output gradient is packed once
+// for all taps. Positions are those of the padded grid, with zeros for
+// the padding, which costs (hp·wp)/(oh·ow) − 1 more arithmetic than the
+// positions themselves. The sum over positions runs in a fixed number of
+// parts, summed in order, so the result does not depend on the number of
+// cores. It panics if a size is inconsistent or cols is not a multiple of
+// 16.
+func DirectConvWeightGrad(g, xp []float32, n, hp, wp, c, k int, dy []float32, cols int) {
+	directConvWeightGrad(active, g, xp, n, hp, wp, c, k, dy, cols)
+}
+
+func directConvWeightGrad(mk microKernel, g, xp []float32, n, hp, wp, c, k int, dy []float32, cols int) {
+	oh, ow := hp-k+1, wp-k+1
+	kk := k * k * c
+	nr, mr := mk.nr, mk.mr
+	if oh < 1 || ow < 1 || cols%nr != 0 || cap(xp) < n*hp*wp*c+8*c || len(dy) < n*oh*ow*cols || len(g) < kk*cols {
+		panic(fmt.Sprintf("kernel: DirectConvWeightGrad: bad sizes n=%d hp=%d wp=%d c=%d k=%d cols=%d", n, hp, wp, c, k, cols))
+	}
+	xp = xp[:cap(xp)]
+	// dy on the padded grid: row-major over (i, y, x) with zeros where
+	// y ≥ oh or x ≥ ow. Only positions up to the last real one are summed,
+	// so every tap's window stays inside xp.
+	last := (n-1)*hp*wp + (oh-1)*wp + ow - 1
+	positions := last + 1
+	buf := packPool.Get().(*packBuffers)
+	defer packPool.Put(buf)
+	buf.ct = reuseFloats(buf.ct, positions*cols)
+	dyp := buf.ct
+	For(n*hp, 16, func(_, lo, hi int) {
+		for r := lo; r < hi; r++ {
+			i, y := r/hp, r%hp
+			start := r * wp * cols
+			if start >= len(dyp) {
+				return
+			}
+			row := dyp[start:min(len(dyp), start+wp*cols)]
+			if y >= oh {
+				clear(row)
+				continue
+			}
+			src := dy[(i*oh+y)*ow*cols : (i*oh+y+1)*ow*cols]
+			n := copy(row, src)
+			clear(row[n:])
+		}
+	})
+	buf.offs = reuseInts(buf.offs, k*k)
+	offs := buf.offs
+	for ki := 0; ki < k; ki++ {
+		for kj := 0; kj < k; kj++ {
+			offs[ki*k+kj] = (ki*wp + kj) * c
+		}
+	}
+	const parts = 8
+	psize := (positions + parts - 1) / parts
+	buf.a = reuseFloats(buf.a, parts*kk*cols)
+	partial := buf.a
+	panels := cols / nr
+	For(parts, 1, func(part, _, _ int) {
+		gp := partial[part*kk*cols : (part+1)*kk*cols]
+		clear(gp)
+		p0, p1 := part*psize, min(positions, (part+1)*psize)
+		pb := packPool.Get().(*packBuffers)
+		defer packPool.Put(pb)
+		pb.b = reuseFloats(pb.b, blockK*cols)
+		bpack := pb.b
+		var tile [8 * 16]float32
+		for pc := p0; pc < p1; pc += blockK {
+			kc := min(blockK, p1-pc)
+			packB(bpack, dyp, cols, false, pc, kc, 0, cols, nr)
+			for t, off := range offs {
+				for i0 := 0; i0 < c; i0 += mr {
+					rows := min(mr, c-i0)
+					a := &xp[pc*c+off+i0]
+					for jp := 0; jp < panels; jp++ {
+						bp := &bpack[jp*nr*kc]
+						o := (t*c+i0)*cols + jp*nr
+						if rows == mr {
+							mk.fn(kc, a, 1, c, bp, &gp[o], cols, true)
+							continue
+						}
+						mk.fn(kc, a, 1, c, bp, &tile[0], nr, false)
+						for q := 0; q < rows; q++ {
+							Axpy(1, tile[q*nr:(q+1)*nr], gp[o+q*cols:o+q*cols+nr])
+						}
+					}
+				}
+			}
+		}
+	})
+	copy(g[:kk*cols], partial[:kk*cols])
+	for part := 1; part < parts; part++ {
+		Axpy(1, partial[part*kk*cols:(part+1)*kk*cols], g[:kk*cols])
+	}
+}

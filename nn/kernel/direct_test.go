@@ -70,3 +70,48 @@ func TestDirectConvNeedsSlack(t *testing.T) {
 	}()
 	DirectConv(make([]float32, 16), make([]float32, 4*4*2), 1, 4, 4, 2, 3, make([]float32, 18), 1)
 }
+
+// TestDirectConvWeightGrad checks every micro-kernel's direct weight
+// gradient against a naive sum, with partial channel panels (c not a
+// multiple of 6) and several samples.
+func TestDirectConvWeightGrad(t *testing.T) {
+	rng := rand.New(rand.NewPCG(13, 14))
+	for _, mk := range kernels {
+		for _, g := range []struct{ n, hp, wp, c, k, cols int }{
+			{1, 4, 4, 1, 3, 16},
+			{2, 6, 8, 3, 3, 16},
+			{3, 10, 19, 8, 3, 32},
+			{1, 9, 20, 16, 5, 16},
+			{2, 5, 22, 7, 1, 16},
+		} {
+			t.Run(fmt.Sprintf("%s/%+v", mk.name, g), func(t *testing.T) {
+				oh, ow, kk := g.hp-g.k+1, g.wp-g.k+1, g.k*g.k*g.c
+				size := g.n * g.hp * g.wp * g.c
+				xp := randSlice(rng, size+8*g.c)[:size]
+				dy := randSlice(rng, g.n*oh*ow*g.cols)
+				got := randSlice(rng, kk*g.cols) // overwritten
+				directConvWeightGrad(mk, got, xp, g.n, g.hp, g.wp, g.c, g.k, dy, g.cols)
+				for ki := 0; ki < g.k; ki++ {
+					for kj := 0; kj < g.k; kj++ {
+						for ci := 0; ci < g.c; ci++ {
+							for j := 0; j < g.cols; j++ {
+								var s float64
+								for i := 0; i < g.n; i++ {
+									for oy := 0; oy < oh; oy++ {
+										for ox := 0; ox < ow; ox++ {
+											s += float64(xp[((i*g.hp+oy+ki)*g.wp+ox+kj)*g.c+ci]) * float64(dy[((i*oh+oy)*ow+ox)*g.cols+j])
+										}
+									}
+								}
+								v := got[((ki*g.k+kj)*g.c+ci)*g.cols+j]
+								if math.Abs(float64(v)-s) > 1e-3*(1+math.Abs(s)) {
+									t.Fatalf("g[tap %d,%d ci %d, %d] = %v, want %v", ki, kj, ci, j, v, s)
+								}
+							}
+						}
+					}
+				}
+			})
+		}
+	}
+}
