@@ -123,9 +123,24 @@ func decodeAt(path string, r io.ReaderAt, size int64, p Preprocess) ([]uint8, er
 	if _, err := io.ReadFull(io.NewSectionReader(r, 0, size), b); err != nil {
 		return nil, &ImageError{Path: path, Err: err}
 	}
-	img, err := safeDecode(b)
-	if err != nil {
-		return nil, &ImageError{Path: path, Err: err}
+	// BEGIN reduced-scale JPEG path (jpegdc.go): when the 1/8-scale image
+	// still has p.Size pixels on its shorter side, decode only each 8×8
+	// block's DC coefficient (its mean); the resize below averages over
+	// at least that much anyway. JPEGs that path does not handle fall back
+	// to the full decoder; malformed ones are reported.
+	var img image.Image
+	if format == "jpeg" && min(cfg.Width, cfg.Height)/8 >= p.Size {
+		img, err = safeDecodeJPEGDC(b)
+		if err != nil && !errors.Is(err, errUnsupportedDC) {
+			return nil, &ImageError{Path: path, Err: err}
+		}
+	}
+	// END reduced-scale JPEG path.
+	if img == nil {
+		img, err = safeDecode(b)
+		if err != nil {
+			return nil, &ImageError{Path: path, Err: err}
+		}
 	}
 	bd := img.Bounds()
 	if err := checkPixels(bd.Dx(), bd.Dy(), p.MaxPixels); err != nil {
@@ -178,6 +193,21 @@ func safeDecode(b []byte) (img image.Image, err error) {
 	}()
 	img, _, err = image.Decode(bytes.NewReader(b))
 	return img, decodeErr(err)
+}
+
+// safeDecodeJPEGDC is decodeJPEGDCBytes, recovering a panic (part of the
+// reduced-scale JPEG path).
+func safeDecodeJPEGDC(b []byte) (img image.Image, err error) {
+	defer func() {
+		if v := recover(); v != nil {
+			img, err = nil, fmt.Errorf("malformed image (decoder panicked: %v)", v)
+		}
+	}()
+	img, err = decodeJPEGDCBytes(b)
+	if err != nil {
+		img = nil
+	}
+	return img, err
 }
 
 // jpegOrientation returns the EXIF orientation (1 to 8) of the JPEG file b,
