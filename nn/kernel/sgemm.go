@@ -13,9 +13,9 @@ import (
 // packed A blocks (mc×kc) in L2, and one B micro-panel in L1 while the
 // micro-kernel sweeps the A panels.
 const (
-	blockK = 256  // kc: depth of one packed block
-	blockM = 384  // mc: rows of one packed A block
-	blockN = 3072 // nc: columns of one packed B block
+	blockK = 256 // kc: depth of one packed block
+	blockM = 384 // mc: rows of one packed A block
+	blockN = 512 // nc: columns of one packed B block (measured: larger blocks spread one row of B over more pages when packing)
 )
 
 // microKernel computes one MR×NR tile of C from MR rows of A and a packed
