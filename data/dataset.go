@@ -581,8 +581,18 @@ func (d *Dataset) loadShard(si ShardInfo) ([]Record, error) {
 		return nil, fmt.Errorf("data: dataset %q: shard %q: %w", d.dir, si.File, err)
 	}
 	if sum := sha256.Sum256(b); hex.EncodeToString(sum[:]) != si.SHA256 {
-		return nil, &CorruptError{Dir: d.dir, Shard: si.File, Record: -1,
+		ce := &CorruptError{Dir: d.dir, Shard: si.File, Record: -1,
 			Msg: fmt.Sprintf("SHA-256 mismatch: shard file changed since ingest (manifest %.12s…, file %.12s…)", si.SHA256, hex.EncodeToString(sum[:]))}
+		// Say which record the change hit, where the records tell: the
+		// first one whose bytes no longer decode or match their CRC.
+		if _, err := decodeShard(b, d.geom, si.Records); err != nil {
+			var rec *CorruptError
+			if errors.As(err, &rec) && rec.Record >= 0 {
+				ce.Record = rec.Record
+				ce.Msg += "; first damaged record: " + rec.Msg
+			}
+		}
+		return nil, ce
 	}
 	recs, err := decodeShard(b, d.geom, si.Records)
 	if err != nil {

@@ -278,3 +278,44 @@ func TestIngestDeterministic(t *testing.T) {
 		t.Fatalf("IDs differ with the worker count: %v", ids)
 	}
 }
+
+// TestFlippedShardByte flips one byte in the middle of a shard and checks
+// that reading fails with a CorruptError naming the shard and the record.
+func TestFlippedShardByte(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "ds")
+	w, err := Create(dir, Preprocess{Size: 8, Channels: 1}, []string{"a", "b"}, Provenance{Format: "test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 3000; i++ {
+		pix := make([]uint8, 64)
+		for j := range pix {
+			pix[j] = uint8(i*31 + j*j)
+		}
+		if err := w.Add(Train, Record{Pixels: pix, Label: i % 2, Origin: fmt.Sprintf("gen#%d", i)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, _, err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	shard := filepath.Join(dir, "train-00000.zst")
+	b, err := os.ReadFile(shard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b[len(b)/2] ^= 0x40
+	if err := os.WriteFile(shard, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ds, err := Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = ds.Read(Train, 0)
+	var ce *CorruptError
+	if !errors.As(err, &ce) || ce.Shard != "train-00000.zst" || ce.Record < 0 {
+		t.Fatalf("err = %v, want a CorruptError naming the shard and a record", err)
+	}
+	t.Log(err)
+}
