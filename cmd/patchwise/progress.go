@@ -37,6 +37,7 @@ func (p *barProgress) Start(what string, total int) {
 		progressbar.OptionSetWriter(p.w),
 		progressbar.OptionSetDescription(what),
 		progressbar.OptionShowCount(),
+		progressbar.OptionShowIts(), // items per second: images for ingest, steps for bench
 		progressbar.OptionThrottle(100*time.Millisecond),
 		progressbar.OptionClearOnFinish(),
 	)
