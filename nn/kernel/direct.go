@@ -129,10 +129,10 @@ func reuseInts(s []int, n int) []int {
 // micro-kernel reads each tap's window of xp in place as the transposed A
 // of a GEMM over output positions, so the output gradient is packed once
 // for all taps. Positions are those of the padded grid, with zeros for
-// the padding, which costs (hp·wp)/(oh·ow) − 1 more arithmetic than the
-// positions themselves. The sum over positions runs in a fixed number of
-// parts, summed in order, so the result does not depend on the number of
-// cores. It panics if a size is inconsistent or cols is not a multiple of
+// the padding, which costs wp/ow − 1 more arithmetic than the
+// positions themselves (only the padding columns inside each sample). The
+// sum over positions runs in a fixed number of parts, summed in order, so
+// the result does not depend on the number of cores. It panics if a size is inconsistent or cols is not a multiple of
 // 16.
 func DirectConvWeightGrad(g, xp []float32, n, hp, wp, c, k int, dy []float32, cols int) {
 	directConvWeightGrad(active, g, xp, n, hp, wp, c, k, dy, cols)
@@ -179,27 +179,37 @@ func directConvWeightGrad(mk microKernel, g, xp []float32, n, hp, wp, c, k int, 
 			offs[ki*k+kj] = (ki*wp + kj) * c
 		}
 	}
+	// Sum over each sample's positions from its first output pixel to its
+	// last, (oh−1)·wp + ow of them: the padded rows between samples are
+	// skipped, and only the wp − ow padding columns of each row are summed
+	// as zeros. The sum is split into a fixed number of parts.
+	span := (oh-1)*wp + ow
+	total := n * span
 	const parts = 8
-	psize := (positions + parts - 1) / parts
+	psize := (total + parts - 1) / parts
 	buf.a = reuseFloats(buf.a, parts*kk*cols)
 	partial := buf.a
 	panels := cols / nr
 	For(parts, 1, func(part, _, _ int) {
 		gp := partial[part*kk*cols : (part+1)*kk*cols]
 		clear(gp)
-		p0, p1 := part*psize, min(positions, (part+1)*psize)
 		pb := packPool.Get().(*packBuffers)
 		defer packPool.Put(pb)
 		pb.b = reuseFloats(pb.b, blockK*cols)
 		bpack := pb.b
 		var tile [8 * 16]float32
-		for pc := p0; pc < p1; pc += blockK {
-			kc := min(blockK, p1-pc)
+		// Offsets q in [q0, q1) of the concatenated per-sample ranges;
+		// position = (q/span)·hp·wp + q%span.
+		q0, q1 := part*psize, min(total, (part+1)*psize)
+		for q := q0; q < q1; {
+			i, off := q/span, q%span
+			kc := min(blockK, q1-q, span-off)
+			pc := i*hp*wp + off
 			packB(bpack, dyp, cols, false, pc, kc, 0, cols, nr)
-			for t, off := range offs {
+			for t, toff := range offs {
 				for i0 := 0; i0 < c; i0 += mr {
 					rows := min(mr, c-i0)
-					a := &xp[pc*c+off+i0]
+					a := &xp[pc*c+toff+i0]
 					for jp := 0; jp < panels; jp++ {
 						bp := &bpack[jp*nr*kc]
 						o := (t*c+i0)*cols + jp*nr
@@ -208,12 +218,13 @@ func directConvWeightGrad(mk microKernel, g, xp []float32, n, hp, wp, c, k int, 
 							continue
 						}
 						mk.fn(kc, a, 1, c, bp, &tile[0], nr, false)
-						for q := 0; q < rows; q++ {
-							Axpy(1, tile[q*nr:(q+1)*nr], gp[o+q*cols:o+q*cols+nr])
+						for r := 0; r < rows; r++ {
+							Axpy(1, tile[r*nr:(r+1)*nr], gp[o+r*cols:o+r*cols+nr])
 						}
 					}
 				}
 			}
+			q += kc
 		}
 	})
 	copy(g[:kk*cols], partial[:kk*cols])
