@@ -123,7 +123,7 @@ func decodeAt(path string, r io.ReaderAt, size int64, p Preprocess) ([]uint8, er
 	if _, err := io.ReadFull(io.NewSectionReader(r, 0, size), b); err != nil {
 		return nil, &ImageError{Path: path, Err: err}
 	}
-	// BEGIN reduced-scale JPEG path (jpegdc.go): when the 1/8-scale image
+	// Reduced-scale JPEG path (jpegdc.go): when the 1/8-scale image
 	// still has p.Size pixels on its shorter side, decode only each 8×8
 	// block's DC coefficient (its mean); the resize below averages over
 	// at least that much anyway. JPEGs that path does not handle fall back
@@ -135,7 +135,6 @@ func decodeAt(path string, r io.ReaderAt, size int64, p Preprocess) ([]uint8, er
 			return nil, &ImageError{Path: path, Err: err}
 		}
 	}
-	// END reduced-scale JPEG path.
 	if img == nil {
 		img, err = safeDecode(b)
 		if err != nil {
