@@ -52,6 +52,7 @@ type command struct {
 var commands = []*command{
 	ingestCmd,
 	inspectCmd,
+	pairsCmd,
 	benchCmd,
 	versionCmd,
 }
