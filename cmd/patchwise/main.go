@@ -243,7 +243,7 @@ func parseFlagsArgs(c *command, fs *flag.FlagSet, args []string, stdout io.Write
 }
 
 // printUsage prints c's usage text, its example and its flags with their
-// defaults, spelling flags with two dashes.
+// defaults, spelling flags with two dashes (one for single letters).
 func printUsage(w io.Writer, c *command, fs *flag.FlagSet) {
 	fmt.Fprintf(w, "usage: %s\n", strings.TrimSpace(c.usage))
 	if c.example != "" {
@@ -257,7 +257,11 @@ func printUsage(w io.Writer, c *command, fs *flag.FlagSet) {
 	fmt.Fprint(w, "\nFlags:\n\n")
 	fs.VisitAll(func(f *flag.Flag) {
 		typ, help := flag.UnquoteUsage(f)
-		fmt.Fprintf(w, "  --%s", f.Name)
+		dashes := "--"
+		if len(f.Name) == 1 {
+			dashes = "-" // -o, as in the synopsis
+		}
+		fmt.Fprintf(w, "  %s%s", dashes, f.Name)
 		if typ != "" {
 			fmt.Fprintf(w, " %s", typ)
 		}
