@@ -119,6 +119,11 @@ func decodeAt(path string, r io.ReaderAt, size int64, p Preprocess) ([]uint8, er
 	if err := checkPixels(cfg.Width, cfg.Height, p.MaxPixels); err != nil {
 		return nil, &ImageError{Path: path, Err: err}
 	}
+	// The file is read whole; no image within the pixel limit needs more
+	// than 8 bytes a pixel (16-bit RGBA, uncompressed) plus its metadata.
+	if limit := 8*int64(p.MaxPixels) + 16<<20; size > limit {
+		return nil, &ImageError{Path: path, Err: fmt.Errorf("%w: file of %d bytes, more than any image of at most %d pixels needs (max_pixels)", ErrTooLarge, size, p.MaxPixels)}
+	}
 	b := make([]byte, size)
 	if _, err := io.ReadFull(io.NewSectionReader(r, 0, size), b); err != nil {
 		return nil, &ImageError{Path: path, Err: err}
