@@ -7,6 +7,12 @@ type Batch struct {
 	X      *nn.Tensor // images [N, H, W, C] (first crops for pairs)
 	X2     *nn.Tensor // second crops [N, H, W, C] for pair pretexts, else nil
 	Labels []int      // class or relative position per sample, or nil for autoencoders
+	// Seed drives the batch's own random draws (the input corruption of
+	// the denoising autoencoders), so that they are reproducible from
+	// (run seed, step) alone, with no generator state to checkpoint. Give
+	// every batch its own, e.g. BatchSeed(runSeed, step); models that draw
+	// nothing ignore it.
+	Seed uint64
 }
 
 // Metrics are one batch's results.

@@ -1,0 +1,222 @@
+package pretext
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"math/rand/v2"
+
+	"github.com/patchwise-ml/patchwise/nn"
+)
+
+// Corruption kinds.
+const (
+	CorruptNoise = "noise" // additive Gaussian noise
+	CorruptMask  = "mask"  // squares set to 0
+)
+
+// Corruption is how a denoising autoencoder spoils its input. Its zero
+// value means additive Gaussian noise of standard deviation 0.5 (inputs
+// are standardised, so about half their spread).
+type Corruption struct {
+	// Kind is CorruptNoise (the default) or CorruptMask.
+	Kind string
+	// Std is the noise's standard deviation, in the input's units;
+	// default 0.5.
+	Std float64
+	// MaskFraction is the fraction of the squares of a sample that are
+	// masked, in (0, 1]; default 0.25.
+	MaskFraction float64
+	// MaskSize is the side of the masked squares in pixels, which tile the
+	// image from its top-left corner (those at the right and bottom edges
+	// may be cut); default max(1, side/8).
+	MaskSize int
+}
+
+func (c Corruption) withDefaults(side int) Corruption {
+	if c.Kind == "" {
+		c.Kind = CorruptNoise
+	}
+	if c.Std == 0 {
+		c.Std = 0.5
+	}
+	if c.MaskFraction == 0 {
+		c.MaskFraction = 0.25
+	}
+	if c.MaskSize == 0 {
+		c.MaskSize = max(1, side/8)
+	}
+	return c
+}
+
+// Validate reports every problem with the corruption at once; side, if
+// positive, is the image side the masks must fit.
+func (c Corruption) Validate(side int) error {
+	var errs []error
+	if c.Kind != "" && c.Kind != CorruptNoise && c.Kind != CorruptMask {
+		errs = append(errs, fmt.Errorf("pretext: corruption kind %q, want %q or %q", c.Kind, CorruptNoise, CorruptMask))
+	}
+	if c.Std < 0 || math.IsNaN(c.Std) || math.IsInf(c.Std, 0) {
+		errs = append(errs, fmt.Errorf("pretext: corruption std %v, want a finite value ≥ 0 (0: default 0.5)", c.Std))
+	}
+	if !(c.MaskFraction >= 0 && c.MaskFraction <= 1) {
+		errs = append(errs, fmt.Errorf("pretext: corruption mask fraction %v, want one in [0, 1] (0: default 0.25)", c.MaskFraction))
+	}
+	if c.MaskSize < 0 {
+		errs = append(errs, fmt.Errorf("pretext: corruption mask size %d is negative", c.MaskSize))
+	} else if side > 0 && c.MaskSize > side {
+		errs = append(errs, fmt.Errorf("pretext: corruption mask size %d exceeds the image side %d", c.MaskSize, side))
+	}
+	return errors.Join(errs...)
+}
+
+// autoencoder is implemented by the autoencoders that a Denoising wraps:
+// fit is Step with an input other than its target.
+type autoencoder interface {
+	Model
+	encoder() *Encoder
+	fit(in, target *nn.Tensor, train bool) Metrics
+}
+
+// corruptStream separates the corruption's draws from any other use of a
+// batch's seed.
+const corruptStream = 0xda3e39cb94b95bdb
+
+// Denoising trains an autoencoder (MirroredAE, LinearAE or TiedAE) to
+// reconstruct the clean image from a corrupted copy of it: Step corrupts
+// b.X into a buffer the model keeps and reuses, runs the wrapped model on
+// that, and takes the loss against the clean b.X.
+//
+// The corruption's draws come from a generator seeded by b.Seed alone, so
+// a batch is corrupted the same way whenever it is stepped with the same
+// seed, whatever happened before (a resumed run reproduces them with no
+// generator state to restore); the caller gives each batch its own seed,
+// e.g. BatchSeed(runSeed, step). Evaluation steps (train false) corrupt
+// too, so their loss is the denoising loss; Clean returns the wrapped
+// model, whose own Step measures plain reconstruction.
+type Denoising struct {
+	Corruption Corruption // as given, before defaults
+
+	ae    autoencoder
+	noisy *nn.Tensor // the corrupted input, reused
+	pcg   rand.PCG
+	rng   *rand.Rand
+	cells []int // square indices, for masking
+}
+
+// NewDenoising returns the denoising variant of ae. It panics if ae is not
+// a *MirroredAE, *LinearAE or *TiedAE, or if c is invalid.
+func NewDenoising(ae Model, c Corruption) *Denoising {
+	a, ok := ae.(autoencoder)
+	if !ok {
+		panic(fmt.Sprintf("pretext: NewDenoising: %T is not an autoencoder", ae))
+	}
+	if err := c.Validate(0); err != nil {
+		panic(err)
+	}
+	d := &Denoising{Corruption: c, ae: a}
+	d.rng = rand.New(&d.pcg)
+	return d
+}
+
+// Clean returns the wrapped autoencoder (the same parameters), whose Step
+// reconstructs uncorrupted inputs.
+func (d *Denoising) Clean() Model { return d.ae }
+
+// Step implements Model: the input is Corrupt(b.X, b.Seed), the target b.X.
+func (d *Denoising) Step(b Batch, train bool) Metrics {
+	return d.ae.fit(d.Corrupt(b.X, b.Seed), b.X, train)
+}
+
+// Corrupt returns a corrupted copy of x [N, H, W, C] drawn from seed: x
+// plus N(0, Std²) noise on every element, or x with round(MaskFraction·S)
+// of each sample's S squares of side MaskSize (all channels) set to 0,
+// the mean of standardised inputs. The result is the model's reused
+// buffer, valid until the next call; it panics if x is not rank 4 or a
+// square does not fit it.
+func (d *Denoising) Corrupt(x *nn.Tensor, seed uint64) *nn.Tensor {
+	if len(x.Shape) != 4 {
+		panic(fmt.Sprintf("pretext: Denoising: input %v is not [N, H, W, C]", x.Shape))
+	}
+	n, h, w, ch := x.Shape[0], x.Shape[1], x.Shape[2], x.Shape[3]
+	c := d.Corruption.withDefaults(min(h, w))
+	if d.noisy == nil || cap(d.noisy.Data) < x.Len() {
+		d.noisy = nn.NewTensor(x.Shape...)
+	}
+	d.noisy.Shape = append(d.noisy.Shape[:0], x.Shape...)
+	d.noisy.Data = d.noisy.Data[:x.Len()]
+	out := d.noisy.Data
+	d.pcg.Seed(seed, corruptStream)
+	switch c.Kind {
+	case CorruptNoise:
+		for i, v := range x.Data {
+			out[i] = v + float32(c.Std*d.rng.NormFloat64())
+		}
+	case CorruptMask:
+		s := c.MaskSize
+		if s > h || s > w {
+			panic(fmt.Sprintf("pretext: Denoising: mask squares of side %d do not fit %dx%d images", s, h, w))
+		}
+		copy(out, x.Data)
+		gh, gw := (h+s-1)/s, (w+s-1)/s
+		cells := gh * gw
+		k := int(math.Round(c.MaskFraction * float64(cells)))
+		if cap(d.cells) < cells {
+			d.cells = make([]int, cells)
+		}
+		d.cells = d.cells[:cells]
+		per := h * w * ch
+		for i := 0; i < n; i++ {
+			for j := range d.cells {
+				d.cells[j] = j
+			}
+			// The first k of a partial Fisher–Yates shuffle.
+			for j := 0; j < k; j++ {
+				r := j + d.rng.IntN(cells-j)
+				d.cells[j], d.cells[r] = d.cells[r], d.cells[j]
+			}
+			img := out[i*per : (i+1)*per]
+			for _, cell := range d.cells[:k] {
+				y0, x0 := cell/gw*s, cell%gw*s
+				for y := y0; y < min(y0+s, h); y++ {
+					clear(img[(y*w+x0)*ch : (y*w+min(x0+s, w))*ch])
+				}
+			}
+		}
+	}
+	return d.noisy
+}
+
+// Params implements Model.
+func (d *Denoising) Params() []*nn.Param { return d.ae.Params() }
+
+// Buffers implements Model.
+func (d *Denoising) Buffers() []*nn.Param { return d.ae.Buffers() }
+
+func (d *Denoising) encoder() *Encoder { return d.ae.encoder() }
+
+// BatchSeed returns the seed of the batch of a run's step (for
+// Batch.Seed): a SplitMix64 hash of both, so neighbouring steps and runs
+// get unrelated draws.
+func BatchSeed(runSeed uint64, step int64) uint64 {
+	z := runSeed + uint64(step)*0x9e3779b97f4a7c15 + 0x632be59bd9b4e019
+	z = (z ^ z>>30) * 0xbf58476d1ce4e5b9
+	z = (z ^ z>>27) * 0x94d049bb133111eb
+	return z ^ z>>31
+}
+
+// fit lets a MirroredAE be wrapped by Denoising: Step with an input other
+// than the target.
+func (m *MirroredAE) fit(in, target *nn.Tensor, train bool) Metrics {
+	loss := m.loss.Forward(m.Reconstruct(in, train), target)
+	if train {
+		m.Encoder.Backward(m.Decoder.Backward(m.loss.Backward()))
+	}
+	return Metrics{Loss: loss}
+}
+
+var (
+	_ autoencoder = (*MirroredAE)(nil)
+	_ autoencoder = (*LinearAE)(nil)
+	_ autoencoder = (*TiedAE)(nil)
+)

@@ -1,0 +1,79 @@
+package pretext
+
+import (
+	"fmt"
+	"math/rand/v2"
+
+	"github.com/patchwise-ml/patchwise/nn"
+)
+
+// TiedAE is the autoencoder whose decoder reuses the encoder's kernels,
+// transposed: from the encoder's last map, for each encoder block k from
+// the last to the first, nearest upsampling ×2 (undoing the max pool)
+// then the transpose of block k's convolution (nn.NewTiedConvTranspose2D,
+// the same weight tensor), which maps width_k back to width_{k−1}; a
+// BatchNorm+ReLU of the decoder's own follows each but the last, which
+// maps back to the input channels with a bias and no ReLU. The loss is
+// the mean-squared error against the input; the output has the input's
+// shape when H and W are multiples of 2^blocks.
+//
+// Encoder and decoder learn the shared kernels together: both add their
+// gradients into the one parameter, which Params lists once (nn.Unique),
+// under its encoder name "encoder.blockK.conv.weight".
+type TiedAE struct {
+	Encoder *Encoder
+	Decoder *nn.Sequential
+	loss    nn.MSE
+}
+
+// NewTiedAE returns the autoencoder. Its own parameters are the decoder's
+// batch norms "decoder.blockI.bn.weight", ".bias" (I = 1 … blocks−1 in
+// decoder order: block I transposes encoder block blocks+1−I) and the
+// output bias "decoder.out.bias" [C]. It panics if the configuration is
+// invalid.
+func NewTiedAE(cfg EncoderConfig, rng *rand.Rand) *TiedAE {
+	e := NewEncoder("encoder", cfg, rng)
+	dec := nn.NewSequential()
+	for i := range e.Blocks {
+		k := len(e.Blocks) - 1 - i // the encoder block this decoder step undoes, 0-based
+		conv := e.Blocks[k].Layers[0].(*nn.Conv2D)
+		dec.Layers = append(dec.Layers, nn.NewUpsample2D(2))
+		if k == 0 {
+			dec.Layers = append(dec.Layers, nn.NewTiedConvTranspose2D("decoder.out", conv, 0, true))
+			break
+		}
+		name := fmt.Sprintf("decoder.block%d", i+1)
+		dec.Layers = append(dec.Layers, nn.NewTiedConvTranspose2D(name+".deconv", conv, 0, false),
+			nn.NewBatchNorm2D(name+".bn", conv.InC).WithReLU())
+	}
+	return &TiedAE{Encoder: e, Decoder: dec}
+}
+
+// Reconstruct returns the decoder's output for x [N, H, W, C].
+func (m *TiedAE) Reconstruct(x *nn.Tensor, train bool) *nn.Tensor {
+	return m.Decoder.Forward(m.Encoder.Forward(x, train), train)
+}
+
+// Step implements Model: the target is b.X itself.
+func (m *TiedAE) Step(b Batch, train bool) Metrics { return m.fit(b.X, b.X, train) }
+
+func (m *TiedAE) fit(in, target *nn.Tensor, train bool) Metrics {
+	loss := m.loss.Forward(m.Reconstruct(in, train), target)
+	if train {
+		m.Encoder.Backward(m.Decoder.Backward(m.loss.Backward()))
+	}
+	return Metrics{Loss: loss}
+}
+
+// Params implements Model: the encoder's parameters, then the decoder's
+// own; the shared kernels appear once, as the encoder's.
+func (m *TiedAE) Params() []*nn.Param {
+	return nn.Unique(append(m.Encoder.Params(), m.Decoder.Params()...))
+}
+
+// Buffers implements Model.
+func (m *TiedAE) Buffers() []*nn.Param {
+	return append(m.Encoder.Buffers(), m.Decoder.Buffers()...)
+}
+
+func (m *TiedAE) encoder() *Encoder { return m.Encoder }
