@@ -22,5 +22,8 @@
 //     Pixelate, SubtractMean, Standardize, FlipH, AddNoise, Mask, Resize.
 //   - PairLoader makes batches of pairs (PairBatch: A, B [N, S, S, C] and
 //     labels) with a pool of workers, bounded prefetch and reused buffers.
+//   - ImageLoader makes batches of single images (ImageBatch: X [N, S, S, C]
+//     and labels) for the autoencoders and the supervised model, with
+//     random crops and flips in training, in the same deterministic way.
 //   - PairSheet draws sampled pairs on their images, for 'patchwise pairs'.
 package augment
