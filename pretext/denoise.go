@@ -20,17 +20,17 @@ const (
 // are standardised, so about half their spread).
 type Corruption struct {
 	// Kind is CorruptNoise (the default) or CorruptMask.
-	Kind string
+	Kind string `json:"kind,omitempty"`
 	// Std is the noise's standard deviation, in the input's units;
 	// default 0.5.
-	Std float64
+	Std float64 `json:"std,omitempty"`
 	// MaskFraction is the fraction of the squares of a sample that are
 	// masked, in (0, 1]; default 0.25.
-	MaskFraction float64
+	MaskFraction float64 `json:"mask_fraction,omitempty"`
 	// MaskSize is the side of the masked squares in pixels, which tile the
 	// image from its top-left corner (those at the right and bottom edges
 	// may be cut); default max(1, side/8).
-	MaskSize int
+	MaskSize int `json:"mask_size,omitempty"`
 }
 
 func (c Corruption) withDefaults(side int) Corruption {

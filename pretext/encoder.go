@@ -11,8 +11,8 @@ import (
 // EncoderConfig shapes the encoder. Its zero value means the reference
 // encoder on 3-channel images.
 type EncoderConfig struct {
-	Channels int   // input channels, 1 or 3; default 3
-	Widths   []int // output channels of each block; default 32, 64, 128, 256
+	Channels int   `json:"channels,omitempty"` // input channels, 1 or 3; default 3
+	Widths   []int `json:"widths,omitempty"`   // output channels of each block; default 32, 64, 128, 256
 }
 
 // DefaultWidths are the reference encoder's block widths.
