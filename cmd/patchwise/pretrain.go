@@ -19,7 +19,9 @@ var pretrainCmd = &command{
 	[--batch 128] [--optimizer sgd|adamw] [--lr X] [--weight-decay X] [--warmup S]
 	[--seed 0] [--workers 0] [--config FILE.json] [--resume]
 
-Pretrain trains the encoder of DESIGN.md §4 with a pretext task (` + strings.Join(pretext.Names, ", ") + `)
+Pretrain trains a convolutional encoder (blocks of conv, batch norm, ReLU
+and max pool) with a pretext task:
+` + strings.Join(pretext.Names, ", ") + `,
 on the "train" split of DATASET, validating on "val" (or "test") every
 val_every steps. RUNDIR, which must not exist, receives config.json (the
 resolved configuration), metrics.jsonl (one JSON object per step and per
