@@ -146,32 +146,8 @@ func directConvWeightGrad(mk microKernel, g, xp []float32, n, hp, wp, c, k int, 
 		panic(fmt.Sprintf("kernel: DirectConvWeightGrad: bad sizes n=%d hp=%d wp=%d c=%d k=%d cols=%d", n, hp, wp, c, k, cols))
 	}
 	xp = xp[:cap(xp)]
-	// dy on the padded grid: row-major over (i, y, x) with zeros where
-	// y ≥ oh or x ≥ ow. Only positions up to the last real one are summed,
-	// so every tap's window stays inside xp.
-	last := (n-1)*hp*wp + (oh-1)*wp + ow - 1
-	positions := last + 1
 	buf := packPool.Get().(*packBuffers)
 	defer packPool.Put(buf)
-	buf.ct = reuseFloats(buf.ct, positions*cols)
-	dyp := buf.ct
-	For(n*hp, 16, func(_, lo, hi int) {
-		for r := lo; r < hi; r++ {
-			i, y := r/hp, r%hp
-			start := r * wp * cols
-			if start >= len(dyp) {
-				return
-			}
-			row := dyp[start:min(len(dyp), start+wp*cols)]
-			if y >= oh {
-				clear(row)
-				continue
-			}
-			src := dy[(i*oh+y)*ow*cols : (i*oh+y+1)*ow*cols]
-			n := copy(row, src)
-			clear(row[n:])
-		}
-	})
 	buf.offs = reuseInts(buf.offs, k*k)
 	offs := buf.offs
 	for ki := 0; ki < k; ki++ {
@@ -205,7 +181,7 @@ func directConvWeightGrad(mk microKernel, g, xp []float32, n, hp, wp, c, k int, 
 			i, off := q/span, q%span
 			kc := min(blockK, q1-q, span-off)
 			pc := i*hp*wp + off
-			packB(bpack, dyp, cols, false, pc, kc, 0, cols, nr)
+			packPaddedRows(bpack, dy, i, off, kc, oh, ow, wp, cols, nr)
 			for t, toff := range offs {
 				for i0 := 0; i0 < c; i0 += mr {
 					rows := min(mr, c-i0)
@@ -230,5 +206,31 @@ func directConvWeightGrad(mk microKernel, g, xp []float32, n, hp, wp, c, k int, 
 	copy(g[:kk*cols], partial[:kk*cols])
 	for part := 1; part < parts; part++ {
 		Axpy(1, partial[part*kk*cols:(part+1)*kk*cols], g[:kk*cols])
+	}
+}
+
+// packPaddedRows packs kc consecutive positions of sample i's padded grid
+// (row-major with rows wp wide), from position off on, as the k-major
+// panels of nr columns that the micro-kernel reads as B: the output
+// gradient dy [n, oh, ow, cols] at real positions, zeros in the padding
+// columns (x ≥ ow). cols is a multiple of nr.
+func packPaddedRows(dst, dy []float32, i, off, kc, oh, ow, wp, cols, nr int) {
+	panels := cols / nr
+	for p := 0; p < kc; p++ {
+		y, x := (off+p)/wp, (off+p)%wp
+		if x >= ow || y >= oh {
+			for q := 0; q < panels; q++ {
+				clear(dst[q*nr*kc+p*nr : q*nr*kc+(p+1)*nr])
+			}
+			continue
+		}
+		src := dy[((i*oh+y)*ow+x)*cols : ((i*oh+y)*ow+x+1)*cols]
+		if haveRowKernels && nr == 16 {
+			scatterRow16AVX2(&dst[p*16], &src[0], panels, kc*16)
+			continue
+		}
+		for q := 0; q < panels; q++ {
+			copy(dst[q*nr*kc+p*nr:q*nr*kc+(p+1)*nr], src[q*nr:(q+1)*nr])
+		}
 	}
 }
