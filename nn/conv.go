@@ -26,6 +26,7 @@ type Conv2D struct {
 	x, y, dx  *Tensor
 	scratch   convScratch
 	wt, wflip []float32 // weights rearranged for the direct passes
+	padded    []float32 // the padded input, kept from a training Forward for Backward
 }
 
 // NewConv2D returns a convolution named name (its parameters are
@@ -61,14 +62,20 @@ func (l *Conv2D) Forward(x *Tensor, train bool) *Tensor {
 	l.x = x
 	l.y = reuse(l.y, n, oh, ow, l.OutC)
 	kk, p := l.K*l.K*c, oh*ow
+	l.dropPadded()
 	if l.direct(ow, c, l.OutC) {
-		// No im2col matrix: Backward unrolls the input for ∂W in chunks.
+		// No im2col matrix. A training pass keeps the padded input when
+		// Backward will use it for a direct weight gradient.
 		l.scratch.kept = nil
 		xp := padImages(x, l.Pad)
 		l.wt = reuseSlice(l.wt, kk*l.OutC)
 		transposeInto(l.wt, l.Weight.Value.Data, l.OutC, kk)
 		kernel.DirectConv(l.y.Data, xp, n, h+2*l.Pad, w+2*l.Pad, c, l.K, l.wt, l.OutC)
-		putScratch(xp)
+		if train && l.directWeightGrad(ow, c) {
+			l.padded = xp
+		} else {
+			putScratch(xp)
+		}
 		addBias(l.y.Data, l.Bias)
 		return l.y
 	}
@@ -95,12 +102,16 @@ func (l *Conv2D) Backward(dy *Tensor) *Tensor {
 	if !l.NoInputGrad {
 		l.dx = gradBuffer(l.dx, x.Shape...)
 	}
-	directDW := l.direct(ow, c, l.OutC) && l.OutC%16 == 0
+	directDW := l.directWeightGrad(ow, c)
 	directDX := !l.NoInputGrad && l.direct(w, l.OutC, c) && l.Pad <= l.K-1
 	colDX := !l.NoInputGrad && !directDX
 	dwt := l.scratch.gradient(kk * l.OutC) // ∂W transposed: [kk, OutC]
 	if directDW {
-		xp := padImages(x, l.Pad)
+		xp := l.padded // from the training Forward, or made now
+		if xp == nil {
+			xp = padImages(x, l.Pad)
+		}
+		l.padded = nil
 		kernel.DirectConvWeightGrad(dwt, xp, n, h+2*l.Pad, w+2*l.Pad, c, l.K, dy.Data, l.OutC)
 		putScratch(xp)
 	}
@@ -172,6 +183,22 @@ func (l *Conv2D) inputGradDirect(dy *Tensor, n, oh, ow, c int) {
 // swapped.
 func (l *Conv2D) direct(rowLen, in, out int) bool {
 	return l.Stride == 1 && rowLen >= 16 && in >= 16 && (out%16 == 0 || out < 8)
+}
+
+// directWeightGrad reports whether Backward computes ∂W directly from the
+// padded input (kernel.DirectConvWeightGrad): a direct layer with whole
+// 16-wide tiles of output channels.
+func (l *Conv2D) directWeightGrad(ow, c int) bool {
+	return l.direct(ow, c, l.OutC) && l.OutC%16 == 0
+}
+
+// dropPadded gives back a padded input kept by a training Forward whose
+// Backward did not come.
+func (l *Conv2D) dropPadded() {
+	if l.padded != nil {
+		putScratch(l.padded)
+		l.padded = nil
+	}
 }
 
 // flipWeights writes the weights of the convolution that gives a stride-1

@@ -340,3 +340,31 @@ func TestConvChunks(t *testing.T) {
 		})
 	}
 }
+
+// TestDirectPaddedKept checks a direct layer's gradients when the padded
+// input kept by a training Forward is used, dropped by an evaluation
+// Forward in between, or never kept.
+func TestDirectPaddedKept(t *testing.T) {
+	rng := rand.New(rand.NewPCG(41, 42))
+	nrng, _ := NewRNG(3)
+	l := NewConv2D("c", 16, 16, 3, 1, 1, false, nrng)
+	x := randTensor(rng, 2, 3, 17, 16)
+	dy := randTensor(rng, 2, 3, 17, 16)
+	grads := func(modes ...bool) ([]float32, []float32) {
+		ZeroGrads(l.Params())
+		for _, train := range modes {
+			l.Forward(x, train)
+		}
+		dx := l.Backward(dy)
+		return slices.Clone(dx.Data), slices.Clone(l.Weight.Grad.Data)
+	}
+	dx0, dw0 := grads(false)       // padded made in Backward
+	dx1, dw1 := grads(true)        // kept from the training Forward
+	dx2, dw2 := grads(true, false) // kept, then dropped by an evaluation Forward
+	if !slices.Equal(dx0, dx1) || !slices.Equal(dw0, dw1) || !slices.Equal(dx0, dx2) || !slices.Equal(dw0, dw2) {
+		t.Fatal("gradients depend on whether the padded input was kept")
+	}
+	if l.padded != nil {
+		t.Fatal("padded input still held after Backward")
+	}
+}
