@@ -170,10 +170,6 @@ func TestPairLoaderErrors(t *testing.T) {
 	}
 }
 
-func contains(s, sub string) bool {
-	return len(sub) == 0 || len(s) >= len(sub) && (s[:len(sub)] == sub || contains(s[1:], sub))
-}
-
 func TestPairStreamCancel(t *testing.T) {
 	ds := testDataset(t, 16, 32, 3)
 	l, err := NewPairLoader(ds, data.Train, LoaderConfig{Batch: 4, Workers: 3, Prefetch: 2})

@@ -216,8 +216,6 @@ type dcDecoder struct {
 	adobeXform  uint8
 	br          dcBits
 	sawScan     bool
-	eoi         bool
-	markerStart int
 }
 
 func decodeJPEGDCBytes(b []byte) (image.Image, error) {

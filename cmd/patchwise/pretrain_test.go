@@ -132,7 +132,7 @@ func TestPretrainSIGINT(t *testing.T) {
 		t.Skip("no SIGINT")
 	}
 	bin := filepath.Join(t.TempDir(), "patchwise")
-	build := exec.Command(filepath.Join(runtime.GOROOT(), "bin", "go"), "build", "-o", bin, ".")
+	build := exec.Command("go", "build", "-o", bin, ".")
 	if b, err := build.CombinedOutput(); err != nil {
 		t.Fatalf("go build: %v\n%s", err, b)
 	}
