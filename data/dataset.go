@@ -18,6 +18,8 @@ import (
 	"sort"
 	"strings"
 	"sync"
+
+	"github.com/patchwise-ml/patchwise/internal/fsutil"
 )
 
 // DatasetVersion is the format_version of the dataset format this build
@@ -318,10 +320,13 @@ func (w *Writer) close() (*Manifest, string, error) {
 		return nil, "", w.fail(err)
 	}
 	b = append(b, '\n')
-	if err := writeSynced(filepath.Join(w.tmp, ManifestFile), b); err != nil {
+	if err := fsutil.WriteSynced(filepath.Join(w.tmp, ManifestFile), fsutil.CreateExcl, func(f io.Writer) error {
+		_, err := f.Write(b)
+		return err
+	}); err != nil {
 		return nil, "", w.fail(err)
 	}
-	if err := syncDir(w.tmp); err != nil {
+	if err := fsutil.SyncDir(w.tmp); err != nil {
 		return nil, "", w.fail(err)
 	}
 	if err := refuseExisting(w.dir); err != nil {
@@ -330,7 +335,7 @@ func (w *Writer) close() (*Manifest, string, error) {
 	if err := os.Rename(w.tmp, w.dir); err != nil {
 		return nil, "", w.fail(err)
 	}
-	if err := syncDir(filepath.Dir(filepath.Clean(w.dir))); err != nil {
+	if err := fsutil.SyncDir(filepath.Dir(filepath.Clean(w.dir))); err != nil {
 		return nil, "", w.fail(err)
 	}
 	sum := sha256.Sum256(b)
@@ -350,33 +355,6 @@ func (w *Writer) Abort() {
 	}
 	w.open = nil
 	os.RemoveAll(w.tmp)
-}
-
-func writeSynced(path string, b []byte) error {
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
-	if err != nil {
-		return err
-	}
-	_, err = f.Write(b)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	return err
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	err = d.Sync()
-	if cerr := d.Close(); err == nil {
-		err = cerr
-	}
-	return err
 }
 
 // Dataset reads a dataset written by Writer. Its methods are safe for

@@ -23,6 +23,7 @@ import (
 
 	"github.com/klauspost/compress/zstd"
 
+	"github.com/patchwise-ml/patchwise/internal/fsutil"
 	"github.com/patchwise-ml/patchwise/nn"
 )
 
@@ -187,24 +188,9 @@ func (d diffList) Error() string {
 
 func (d diffList) Unwrap() []error { return d }
 
-// syncFile is what SaveCheckpoint writes to: an *os.File, or a fake in
-// tests.
-type syncFile interface {
-	io.Writer
-	Sync() error
-	Close() error
-}
-
 // createFunc creates a new file for writing; it must fail if path exists.
-type createFunc func(path string) (syncFile, error)
-
-func createFile(path string) (syncFile, error) {
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
-	if err != nil {
-		return nil, err
-	}
-	return f, nil
-}
+// Tests pass one that fails on purpose.
+type createFunc func(path string) (fsutil.File, error)
 
 // SaveCheckpoint writes s as the checkpoint of step s.Step into the
 // directory dir/CheckpointName(s.Step), creating dir if needed, and returns
@@ -221,7 +207,7 @@ func createFile(path string) (syncFile, error) {
 // not finite, s.Config is not valid JSON, a *Param is nil, or two distinct
 // parameters of one group share a name.
 func SaveCheckpoint(dir string, s CheckpointState) (string, error) {
-	return saveCheckpoint(dir, s, createFile)
+	return saveCheckpoint(dir, s, fsutil.CreateExcl)
 }
 
 func saveCheckpoint(dir string, s CheckpointState, create createFunc) (string, error) {
@@ -262,7 +248,7 @@ func saveCheckpoint(dir string, s CheckpointState, create createFunc) (string, e
 		}
 		return fail(err)
 	}
-	if err := syncDir(dir); err != nil {
+	if err := fsutil.SyncDir(dir); err != nil {
 		// The checkpoint is in place; only its durability is in doubt.
 		return fail(err)
 	}
@@ -328,13 +314,13 @@ func writeCheckpointDir(tmp, final string, s CheckpointState, ts []nn.NamedTenso
 		return err
 	}
 	b = append(b, '\n')
-	if err := writeFileSynced(filepath.Join(tmp, CheckpointManifestFile), create, func(w io.Writer) error {
+	if err := fsutil.WriteSynced(filepath.Join(tmp, CheckpointManifestFile), create, func(w io.Writer) error {
 		_, err := w.Write(b)
 		return err
 	}); err != nil {
 		return err
 	}
-	if err := syncDir(tmp); err != nil {
+	if err := fsutil.SyncDir(tmp); err != nil {
 		return err
 	}
 	if err := refuseExistingCheckpoint(final); err != nil {
@@ -348,7 +334,7 @@ func writeCheckpointDir(tmp, final string, s CheckpointState, ts []nn.NamedTenso
 func writeTensorsFile(path string, ts []nn.NamedTensor, create createFunc) (int64, string, error) {
 	h := sha256.New()
 	cw := &countWriter{}
-	err := writeFileSynced(path, create, func(w io.Writer) error {
+	err := fsutil.WriteSynced(path, create, func(w io.Writer) error {
 		bw := bufio.NewWriterSize(io.MultiWriter(w, h, cw), 256<<10)
 		zw, err := zstd.NewWriter(bw, zstd.WithEncoderConcurrency(1),
 			zstd.WithEncoderLevel(zstd.SpeedDefault), zstd.WithWindowSize(8<<20))
@@ -375,35 +361,6 @@ type countWriter struct{ n int64 }
 func (c *countWriter) Write(p []byte) (int, error) {
 	c.n += int64(len(p))
 	return len(p), nil
-}
-
-// writeFileSynced creates path with create, writes it with fill, syncs and
-// closes it.
-func writeFileSynced(path string, create createFunc, fill func(io.Writer) error) error {
-	f, err := create(path)
-	if err != nil {
-		return err
-	}
-	err = fill(f)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	return err
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	err = d.Sync()
-	if cerr := d.Close(); err == nil {
-		err = cerr
-	}
-	return err
 }
 
 // tensorSHA256 returns the hex SHA-256 of data as little-endian float32
@@ -825,7 +782,7 @@ func PruneCheckpoints(dir string, keepLast int, keep ...string) error {
 		}
 	}
 	if removed {
-		if err := syncDir(dir); err != nil {
+		if err := fsutil.SyncDir(dir); err != nil {
 			errs = append(errs, err)
 		}
 	}

@@ -21,6 +21,7 @@ import (
 
 	"github.com/klauspost/compress/zstd"
 
+	"github.com/patchwise-ml/patchwise/internal/fsutil"
 	"github.com/patchwise-ml/patchwise/nn"
 )
 
@@ -325,7 +326,7 @@ func TestSaveCheckpointBadState(t *testing.T) {
 // Sync.
 func failingCreate(budget int64, failSync bool) createFunc {
 	left := budget
-	return func(path string) (syncFile, error) {
+	return func(path string) (fsutil.File, error) {
 		f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
 		if err != nil {
 			return nil, err

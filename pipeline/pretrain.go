@@ -19,6 +19,7 @@ import (
 
 	"github.com/patchwise-ml/patchwise/augment"
 	"github.com/patchwise-ml/patchwise/data"
+	"github.com/patchwise-ml/patchwise/internal/fsutil"
 	"github.com/patchwise-ml/patchwise/nn"
 	"github.com/patchwise-ml/patchwise/pretext"
 )
@@ -682,7 +683,7 @@ func (r *run) loop(ctx context.Context, resume bool, p Progress) (*PretrainResul
 			}
 			return nil, fmt.Errorf("pipeline: pretrain: %w", err)
 		}
-		if err := writeFileSynced(filepath.Join(cfg.Out, RunConfigFile), createFile, func(w io.Writer) error {
+		if err := fsutil.WriteSynced(filepath.Join(cfg.Out, RunConfigFile), fsutil.CreateExcl, func(w io.Writer) error {
 			_, err := w.Write(append(cfgJSON, '\n'))
 			return err
 		}); err != nil {
@@ -993,20 +994,11 @@ func truncateMetrics(path string, step int) error {
 	if keep.Len() == len(b) {
 		return nil
 	}
-	tmp := path + ".tmp"
-	os.Remove(tmp) // a leftover of an earlier failed rewrite
-	err = writeFileSynced(tmp, createFile, func(w io.Writer) error {
+	err = fsutil.Replace(path, func(w io.Writer) error {
 		_, err := w.Write(keep.Bytes())
 		return err
 	})
-	if err == nil {
-		err = os.Rename(tmp, path)
-	}
-	if err == nil {
-		err = syncDir(filepath.Dir(path))
-	}
 	if err != nil {
-		os.Remove(tmp)
 		return fmt.Errorf("pipeline: resume: metrics: %w", err)
 	}
 	return nil

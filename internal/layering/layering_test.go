@@ -16,16 +16,18 @@ import (
 const module = "github.com/patchwise-ml/patchwise"
 
 // allowed lists, for each package, the project packages it may depend on,
-// directly or not.
+// directly or not. internal/fsutil (crash-safe file writes) depends on
+// nothing and may be used by any package that writes files.
 var allowed = map[string][]string{
-	"nn/kernel":     {},
-	"nn":            {"nn/kernel"},
-	"data":          {},
-	"augment":       {"data"},
-	"pretext":       {"nn", "nn/kernel", "augment", "data"},
-	"probe":         {"nn", "nn/kernel", "data"},
-	"pipeline":      {"nn", "nn/kernel", "data", "augment", "pretext", "probe"},
-	"cmd/patchwise": {"nn", "nn/kernel", "data", "augment", "pretext", "probe", "pipeline"},
+	"internal/fsutil": {},
+	"nn/kernel":       {},
+	"nn":              {"nn/kernel"},
+	"data":            {"internal/fsutil"},
+	"augment":         {"data", "internal/fsutil"},
+	"pretext":         {"nn", "nn/kernel", "augment", "data", "internal/fsutil"},
+	"probe":           {"nn", "nn/kernel", "data", "internal/fsutil"},
+	"pipeline":        {"nn", "nn/kernel", "data", "augment", "pretext", "probe", "internal/fsutil"},
+	"cmd/patchwise":   {"nn", "nn/kernel", "data", "augment", "pretext", "probe", "pipeline", "internal/fsutil"},
 }
 
 // forbidden lists import-path prefixes a package and everything it depends
