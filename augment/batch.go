@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"runtime"
-	"sync"
 
 	"github.com/patchwise-ml/patchwise/data"
 )
@@ -171,22 +170,7 @@ func (l *PairLoader) BatchesPerEpoch() int {
 // onwards through the following epochs, made ahead by the loader's
 // workers. It is used from one goroutine.
 type PairStream struct {
-	cancel context.CancelFunc
-	ctx    context.Context
-	order  chan *job
-	wg     sync.WaitGroup
-	err    error
-}
-
-type job struct {
-	epoch, index int
-	perm         []int
-	done         chan result // capacity 1
-}
-
-type result struct {
-	b   *PairBatch
-	err error
+	s *stream[*PairBatch]
 }
 
 // Stream starts the workers and returns the stream of batches beginning
@@ -194,101 +178,30 @@ type result struct {
 // where it stopped). At most Prefetch batches are made ahead of Next.
 // Cancelling ctx or calling Close stops the workers.
 func (l *PairLoader) Stream(ctx context.Context, epoch, index int) *PairStream {
-	ctx, cancel := context.WithCancel(ctx)
-	s := &PairStream{cancel: cancel, ctx: ctx, order: make(chan *job, l.cfg.Prefetch)}
-	jobs := make(chan *job)
-	s.wg.Add(1 + l.cfg.Workers)
-	go func() {
-		defer s.wg.Done()
-		defer close(jobs)
-		defer close(s.order)
-		per := l.BatchesPerEpoch()
-		var perm []int
-		permEpoch := -1
-		for e, k := epoch, index; ; k++ {
-			if k >= per {
-				e, k = e+1, 0
+	plan := streamPlan{perEpoch: l.BatchesPerEpoch(), endless: true, shuffle: true, images: len(l.recs),
+		seed: l.cfg.Seed, workers: l.cfg.Workers, prefetch: l.cfg.Prefetch}
+	return &PairStream{startStream(ctx, epoch, index, plan, func() func(int, int, []int) (*PairBatch, error) {
+		w := l.newWorker()
+		return func(epoch, index int, perm []int) (*PairBatch, error) {
+			b := l.batch()
+			b.Epoch, b.Index = epoch, index
+			if err := w.fill(b, perm); err != nil {
+				b.Release()
+				return nil, err
 			}
-			if e != permEpoch {
-				perm, permEpoch = NewRand(l.cfg.Seed, e, -1).Perm(len(l.recs)), e
-			}
-			j := &job{epoch: e, index: k, perm: perm, done: make(chan result, 1)}
-			select {
-			case s.order <- j:
-			case <-ctx.Done():
-				return
-			}
-			select {
-			case jobs <- j:
-			case <-ctx.Done():
-				return
-			}
+			return b, nil
 		}
-	}()
-	for range l.cfg.Workers {
-		go func() {
-			defer s.wg.Done()
-			w := l.newWorker()
-			for {
-				select {
-				case j, ok := <-jobs:
-					if !ok {
-						return
-					}
-					b := l.batch()
-					b.Epoch, b.Index = j.epoch, j.index
-					err := w.fill(b, j.perm)
-					if err != nil {
-						b.Release()
-						b = nil
-					}
-					j.done <- result{b, err}
-				case <-ctx.Done():
-					return
-				}
-			}
-		}()
-	}
-	return s
+	})}
 }
 
 // Next returns the next batch. After an error (ctx's, or a pair that could
 // not be drawn) every later call returns the same error.
-func (s *PairStream) Next() (*PairBatch, error) {
-	if s.err == nil {
-		s.err = s.ctx.Err()
-	}
-	if s.err != nil {
-		return nil, s.err
-	}
-	var j *job
-	select {
-	case j = <-s.order:
-	case <-s.ctx.Done():
-	}
-	if j == nil {
-		s.err = s.ctx.Err()
-		return nil, s.err
-	}
-	select {
-	case r := <-j.done:
-		if r.err != nil {
-			s.err = r.err
-		}
-		return r.b, r.err
-	case <-s.ctx.Done():
-		s.err = s.ctx.Err()
-		return nil, s.err
-	}
-}
+func (s *PairStream) Next() (*PairBatch, error) { return s.s.next() }
 
 // Close stops the workers and waits for them; Next then returns
 // context.Canceled. Batches already returned by Next stay valid until
 // released.
-func (s *PairStream) Close() {
-	s.cancel()
-	s.wg.Wait()
-}
+func (s *PairStream) Close() { s.s.close() }
 
 // batch returns a buffer from the free list, or a new one.
 func (l *PairLoader) batch() *PairBatch {

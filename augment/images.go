@@ -4,9 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"runtime"
-	"sync"
 
 	"github.com/patchwise-ml/patchwise/data"
 )
@@ -183,17 +181,7 @@ func (l *ImageLoader) BatchesPerEpoch() int {
 // ImageStream delivers batches in order, made ahead by the loader's
 // workers. It is used from one goroutine.
 type ImageStream struct {
-	cancel context.CancelFunc
-	ctx    context.Context
-	order  chan *imageJob // closed after the last batch of a pass without Train
-	wg     sync.WaitGroup
-	err    error
-}
-
-type imageJob struct {
-	epoch, index int
-	perm         []int            // nil without Train
-	done         chan *ImageBatch // capacity 1
+	s *stream[*ImageBatch]
 }
 
 // Stream starts the workers and returns the stream of batches beginning
@@ -203,112 +191,32 @@ type imageJob struct {
 // labels the batches). At most Prefetch batches are made ahead of Next.
 // Cancelling ctx or calling Close stops the workers.
 func (l *ImageLoader) Stream(ctx context.Context, epoch, index int) *ImageStream {
-	ctx, cancel := context.WithCancel(ctx)
-	s := &ImageStream{cancel: cancel, ctx: ctx, order: make(chan *imageJob, l.cfg.Prefetch)}
-	jobs := make(chan *imageJob)
-	s.wg.Add(1 + l.cfg.Workers)
-	go func() {
-		defer s.wg.Done()
-		defer close(jobs)
-		defer close(s.order)
-		per := l.BatchesPerEpoch()
-		var perm []int
-		permEpoch := -1
-		for e, k := epoch, max(index, 0); ; k++ {
-			if k >= per {
-				if !l.cfg.Train {
-					return
-				}
-				e, k = e+1, 0
-			}
-			if l.cfg.Train && e != permEpoch {
-				perm, permEpoch = NewRand(l.cfg.Seed, e, -1).Perm(len(l.recs)), e
-			}
-			j := &imageJob{epoch: e, index: k, perm: perm, done: make(chan *ImageBatch, 1)}
-			select {
-			case s.order <- j:
-			case <-ctx.Done():
-				return
-			}
-			select {
-			case jobs <- j:
-			case <-ctx.Done():
-				return
-			}
+	plan := streamPlan{perEpoch: l.BatchesPerEpoch(), endless: l.cfg.Train, shuffle: l.cfg.Train, images: len(l.recs),
+		seed: l.cfg.Seed, workers: l.cfg.Workers, prefetch: l.cfg.Prefetch}
+	return &ImageStream{startStream(ctx, epoch, index, plan, func() func(int, int, []int) (*ImageBatch, error) {
+		w := l.newImageWorker()
+		return func(epoch, index int, perm []int) (*ImageBatch, error) {
+			b := l.batch(epoch, index)
+			w.fill(b, perm)
+			return b, nil
 		}
-	}()
-	for range l.cfg.Workers {
-		go func() {
-			defer s.wg.Done()
-			w := l.newImageWorker()
-			for {
-				select {
-				case j, ok := <-jobs:
-					if !ok {
-						return
-					}
-					if ctx.Err() != nil {
-						return
-					}
-					b := l.batch(j)
-					w.fill(b, j.perm)
-					j.done <- b
-				case <-ctx.Done():
-					return
-				}
-			}
-		}()
-	}
-	return s
+	})}
 }
 
 // Next returns the next batch. Without Train it returns io.EOF after the
 // last batch of the pass; after Close or a cancelled context it returns
 // the context's error. Once it has returned an error it returns the same
 // error on every later call.
-func (s *ImageStream) Next() (*ImageBatch, error) {
-	if s.err == nil {
-		s.err = s.ctx.Err()
-	}
-	if s.err != nil {
-		return nil, s.err
-	}
-	var j *imageJob
-	var ok bool
-	select {
-	case j, ok = <-s.order:
-	case <-s.ctx.Done():
-		s.err = s.ctx.Err()
-		return nil, s.err
-	}
-	if !ok {
-		// The producer closes order at the end of a pass, or when ctx is
-		// done.
-		if s.err = s.ctx.Err(); s.err == nil {
-			s.err = io.EOF
-		}
-		return nil, s.err
-	}
-	select {
-	case b := <-j.done:
-		return b, nil
-	case <-s.ctx.Done():
-		s.err = s.ctx.Err()
-		return nil, s.err
-	}
-}
+func (s *ImageStream) Next() (*ImageBatch, error) { return s.s.next() }
 
 // Close stops the workers and waits for them; Next then returns
 // context.Canceled. Batches already returned by Next stay valid until
 // released. Close may be called more than once.
-func (s *ImageStream) Close() {
-	s.cancel()
-	s.wg.Wait()
-}
+func (s *ImageStream) Close() { s.s.close() }
 
-// batch returns a buffer for job j from the free list, or a new one, sized
-// for the job's number of images.
-func (l *ImageLoader) batch(j *imageJob) *ImageBatch {
+// batch returns a buffer for batch index of epoch from the free list, or a
+// new one, sized for the batch's number of images.
+func (l *ImageLoader) batch(epoch, index int) *ImageBatch {
 	var b *ImageBatch
 	select {
 	case b = <-l.free:
@@ -319,8 +227,8 @@ func (l *ImageLoader) batch(j *imageJob) *ImageBatch {
 			S: s, C: c, free: l.free,
 		}
 	}
-	n := min(l.cfg.Batch, len(l.recs)-j.index*l.cfg.Batch)
-	b.N, b.Epoch, b.Index = n, j.epoch, j.index
+	n := min(l.cfg.Batch, len(l.recs)-index*l.cfg.Batch)
+	b.N, b.Epoch, b.Index = n, epoch, index
 	b.X = b.X[:n*b.S*b.S*b.C]
 	b.Labels, b.Images = b.Labels[:n], b.Images[:n]
 	return b
