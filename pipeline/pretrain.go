@@ -835,6 +835,9 @@ func (r *run) loop(ctx context.Context, resume bool, p Progress) (*PretrainResul
 				}
 				return res, err
 			}
+			if v := *vr.ValLoss; math.IsNaN(v) || math.IsInf(v, 0) {
+				return res, fmt.Errorf("pipeline: pretrain: step %d: validation loss %w (%v); the last good checkpoint is %q", step, ErrNonFinite, v, res.Checkpoint)
+			}
 			vr.WallS = wall()
 			if err := logRec(vr); err != nil {
 				return res, err

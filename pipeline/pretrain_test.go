@@ -344,3 +344,16 @@ func TestLoadPretrainConfigUnknownField(t *testing.T) {
 		t.Errorf("config %+v, %v", c, err)
 	}
 }
+
+// A validation loss that overflows while the training losses stay finite
+// (evaluation mode uses running statistics that lag behind the weights)
+// stops the run with ErrNonFinite naming the validation, not with an
+// encoding error.
+func TestPretrainValidationNonFinite(t *testing.T) {
+	cfg := tinyConfig(t, "ae-tied")
+	cfg.LR, cfg.Warmup, cfg.ValEvery = 10, -1, 1
+	_, err := Pretrain(context.Background(), cfg, false, nil)
+	if !errors.Is(err, ErrNonFinite) || !strings.Contains(err.Error(), "step 2: validation loss") {
+		t.Fatalf("err %v, want ErrNonFinite at the validation of step 2", err)
+	}
+}
