@@ -23,11 +23,12 @@ var allowed = map[string][]string{
 	"nn/kernel":       {},
 	"nn":              {"nn/kernel"},
 	"data":            {"internal/fsutil"},
+	"data/builtin":    {"data", "internal/fsutil"},
 	"augment":         {"data", "internal/fsutil"},
 	"pretext":         {"nn", "nn/kernel", "augment", "data", "internal/fsutil"},
 	"probe":           {"nn", "nn/kernel", "data", "internal/fsutil"},
-	"pipeline":        {"nn", "nn/kernel", "data", "augment", "pretext", "probe", "internal/fsutil"},
-	"cmd/patchwise":   {"nn", "nn/kernel", "data", "augment", "pretext", "probe", "pipeline", "internal/fsutil"},
+	"pipeline":        {"nn", "nn/kernel", "data", "data/builtin", "augment", "pretext", "probe", "internal/fsutil"},
+	"cmd/patchwise":   {"nn", "nn/kernel", "data", "data/builtin", "augment", "pretext", "probe", "pipeline", "internal/fsutil"},
 }
 
 // forbidden lists import-path prefixes a package and everything it depends
