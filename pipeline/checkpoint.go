@@ -566,9 +566,42 @@ func LoadCheckpoint(path string, s *CheckpointState) error {
 	if err != nil {
 		return fmt.Errorf("pipeline: load checkpoint %q: %w", path, err)
 	}
-	m, err := ReadCheckpointManifest(path)
+	m, ts, err := readCheckpoint(path)
 	if err != nil {
 		return err
+	}
+	if err := nn.LoadState(into, ts); err != nil {
+		return architectureError(path, err)
+	}
+	s.Step, s.Epoch = m.Step, m.Epoch
+	s.Config = m.Config
+	s.DatasetID, s.Pretext = m.DatasetID, m.Pretext
+	s.RNG, s.Metrics = m.RNG, m.Metrics
+	return nil
+}
+
+// architectureError describes nn.LoadState's error err for the checkpoint
+// at path: every difference between its tensors and the model's.
+func architectureError(path string, err error) error {
+	var diffs diffList
+	var multi interface{ Unwrap() []error }
+	if errors.As(err, &multi) {
+		diffs = multi.Unwrap()
+	} else {
+		diffs = diffList{err}
+	}
+	return &CheckpointError{Path: path, Kind: KindArchitecture, Err: diffs,
+		Msg: fmt.Sprintf("made for another architecture (%d difference%s)", len(diffs), plural(len(diffs)))}
+}
+
+// readCheckpoint reads the manifest and the tensors of the checkpoint at
+// path, checking the format version, the size and SHA-256 of tensors.zst,
+// the container, and each tensor's name, shape and SHA-256 against the
+// manifest.
+func readCheckpoint(path string) (*CheckpointManifest, []nn.NamedTensor, error) {
+	m, err := ReadCheckpointManifest(path)
+	if err != nil {
+		return nil, nil, err
 	}
 	bad := func(kind, format string, args ...any) error {
 		return &CheckpointError{Path: path, Kind: kind, Msg: fmt.Sprintf(format, args...)}
@@ -576,75 +609,60 @@ func LoadCheckpoint(path string, s *CheckpointState) error {
 	file := filepath.Join(path, CheckpointTensorsFile)
 	f, err := os.Open(file)
 	if err != nil {
-		return openError(path, CheckpointTensorsFile, err)
+		return nil, nil, openError(path, CheckpointTensorsFile, err)
 	}
 	defer f.Close()
 	fi, err := f.Stat()
 	if err != nil {
-		return fmt.Errorf("pipeline: checkpoint %q: %w", path, err)
+		return nil, nil, fmt.Errorf("pipeline: checkpoint %q: %w", path, err)
 	}
 	switch size := fi.Size(); {
 	case size < m.TensorsBytes:
-		return bad(KindTruncated, "%s is %d bytes: the manifest says %d", CheckpointTensorsFile, size, m.TensorsBytes)
+		return nil, nil, bad(KindTruncated, "%s is %d bytes: the manifest says %d", CheckpointTensorsFile, size, m.TensorsBytes)
 	case size > m.TensorsBytes:
-		return bad(KindCorrupt, "%s is %d bytes: the manifest says %d", CheckpointTensorsFile, size, m.TensorsBytes)
+		return nil, nil, bad(KindCorrupt, "%s is %d bytes: the manifest says %d", CheckpointTensorsFile, size, m.TensorsBytes)
 	}
 
 	// First pass: the file's checksum, before decoding a byte of it.
 	h := sha256.New()
 	if _, err := io.Copy(h, io.LimitReader(f, m.TensorsBytes+1)); err != nil {
-		return fmt.Errorf("pipeline: checkpoint %q: %s: %w", path, CheckpointTensorsFile, err)
+		return nil, nil, fmt.Errorf("pipeline: checkpoint %q: %s: %w", path, CheckpointTensorsFile, err)
 	}
 	if got := hex.EncodeToString(h.Sum(nil)); got != m.TensorsSHA256 {
-		return bad(KindCorrupt, "%s SHA-256 mismatch (manifest %.12s…, file %.12s…)", CheckpointTensorsFile, m.TensorsSHA256, got)
+		return nil, nil, bad(KindCorrupt, "%s SHA-256 mismatch (manifest %.12s…, file %.12s…)", CheckpointTensorsFile, m.TensorsSHA256, got)
 	}
 
 	// Second pass: decode, bounded by the container size the manifest
 	// implies.
 	if _, err := f.Seek(0, io.SeekStart); err != nil {
-		return fmt.Errorf("pipeline: checkpoint %q: %s: %w", path, CheckpointTensorsFile, err)
+		return nil, nil, fmt.Errorf("pipeline: checkpoint %q: %s: %w", path, CheckpointTensorsFile, err)
 	}
 	raw, _ := containerSize(m.Tensors) // checked by ReadCheckpointManifest
 	zr, err := zstd.NewReader(bufio.NewReaderSize(f, 256<<10), zstd.WithDecoderConcurrency(1),
 		zstd.WithDecoderMaxWindow(64<<20), zstd.WithDecoderLowmem(true))
 	if err != nil {
-		return fmt.Errorf("pipeline: checkpoint %q: %w", path, err)
+		return nil, nil, fmt.Errorf("pipeline: checkpoint %q: %w", path, err)
 	}
 	defer zr.Close()
 	ts, err := nn.ReadTensors(io.LimitReader(zr, int64(raw)+1))
 	if err != nil {
-		return &CheckpointError{Path: path, Kind: KindCorrupt, Msg: CheckpointTensorsFile + " does not decode", Err: err}
+		return nil, nil, &CheckpointError{Path: path, Kind: KindCorrupt, Msg: CheckpointTensorsFile + " does not decode", Err: err}
 	}
 	if len(ts) != len(m.Tensors) {
-		return bad(KindCorrupt, "%s holds %d tensors: the manifest lists %d", CheckpointTensorsFile, len(ts), len(m.Tensors))
+		return nil, nil, bad(KindCorrupt, "%s holds %d tensors: the manifest lists %d", CheckpointTensorsFile, len(ts), len(m.Tensors))
 	}
 	for i, nt := range ts {
 		mt := m.Tensors[i]
 		if nt.Name != mt.Name || !slices.Equal(nt.T.Shape, mt.Shape) {
-			return bad(KindCorrupt, "tensor %d of %s is %q of shape %v: the manifest lists %q of shape %v",
+			return nil, nil, bad(KindCorrupt, "tensor %d of %s is %q of shape %v: the manifest lists %q of shape %v",
 				i, CheckpointTensorsFile, nt.Name, nt.T.Shape, mt.Name, mt.Shape)
 		}
 		if got := tensorSHA256(nt.T.Data); got != mt.SHA256 {
-			return bad(KindCorrupt, "tensor %q: SHA-256 mismatch (manifest %.12s…, data %.12s…)", nt.Name, mt.SHA256, got)
+			return nil, nil, bad(KindCorrupt, "tensor %q: SHA-256 mismatch (manifest %.12s…, data %.12s…)", nt.Name, mt.SHA256, got)
 		}
 	}
 
-	if err := nn.LoadState(into, ts); err != nil {
-		var diffs diffList
-		var multi interface{ Unwrap() []error }
-		if errors.As(err, &multi) {
-			diffs = multi.Unwrap()
-		} else {
-			diffs = diffList{err}
-		}
-		return &CheckpointError{Path: path, Kind: KindArchitecture, Err: diffs,
-			Msg: fmt.Sprintf("made for another architecture (%d difference%s)", len(diffs), plural(len(diffs)))}
-	}
-	s.Step, s.Epoch = m.Step, m.Epoch
-	s.Config = m.Config
-	s.DatasetID, s.Pretext = m.DatasetID, m.Pretext
-	s.RNG, s.Metrics = m.RNG, m.Metrics
-	return nil
+	return m, ts, nil
 }
 
 func plural(n int) string {

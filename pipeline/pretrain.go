@@ -115,6 +115,10 @@ type PretrainConfig struct {
 	// Size is the encoder's input side (see the type's comment); default
 	// the dataset's side rounded up to a multiple of 2^blocks.
 	Size int `json:"size"`
+	// ImageSide is the training dataset's image side, in pixels, recorded
+	// by Pretrain in the resolved config so that a probe can check that
+	// its datasets match; a value given in a config is replaced.
+	ImageSide int `json:"image_side,omitempty"`
 	// Hidden is the relpos head's width; default pretext.DefaultHidden.
 	Hidden int `json:"hidden"`
 
@@ -455,6 +459,7 @@ func newRun(ds *data.Dataset, cfg PretrainConfig) (*run, error) {
 	if len(cfg.Encoder.Widths) == 0 {
 		cfg.Encoder.Widths = slices.Clone(pretext.DefaultWidths)
 	}
+	cfg.ImageSide = m.Size
 	if cfg.Size == 0 {
 		unit := cfg.Encoder.MinSize()
 		cfg.Size = (m.Size + unit - 1) / unit * unit

@@ -5,7 +5,8 @@ import (
 	"fmt"
 	"io"
 	"runtime"
-	"runtime/debug"
+
+	"github.com/patchwise-ml/patchwise/pipeline"
 )
 
 var versionCmd = &command{
@@ -26,10 +27,6 @@ func runVersion(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if err := parseFlags(versionCmd, fs, args, stdout); err != nil {
 		return err
 	}
-	v := "devel"
-	if info, ok := debug.ReadBuildInfo(); ok && info.Main.Version != "" && info.Main.Version != "(devel)" {
-		v = info.Main.Version
-	}
-	_, err := fmt.Fprintf(stdout, "patchwise %s %s %s/%s\n", v, runtime.Version(), runtime.GOOS, runtime.GOARCH)
+	_, err := fmt.Fprintf(stdout, "patchwise %s %s %s/%s\n", pipeline.Version(), pipeline.GoVersion(), runtime.GOOS, runtime.GOARCH)
 	return err
 }

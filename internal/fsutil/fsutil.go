@@ -65,6 +65,24 @@ func SyncDir(dir string) error {
 // directory synced. On any error the temporary file is removed and path is
 // left as it was.
 func Replace(path string, fill func(io.Writer) error) error {
+	return install(path, fill, os.Rename)
+}
+
+// WriteNew writes path atomically with fill, as Replace does, but never
+// replaces an existing file: it fails with an error matching fs.ErrExist
+// if path exists (also when it appears while fill runs).
+func WriteNew(path string, fill func(io.Writer) error) error {
+	return install(path, fill, func(tmp, path string) error {
+		if err := os.Link(tmp, path); err != nil {
+			return err
+		}
+		return os.Remove(tmp)
+	})
+}
+
+// install writes a synced temporary file beside path with fill and puts it
+// in place with move.
+func install(path string, fill func(io.Writer) error, move func(tmp, path string) error) error {
 	dir := filepath.Dir(path)
 	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
 	if err != nil {
@@ -82,7 +100,7 @@ func Replace(path string, fill func(io.Writer) error) error {
 		err = cerr
 	}
 	if err == nil {
-		err = os.Rename(tmp, path)
+		err = move(tmp, path)
 	}
 	if err != nil {
 		os.Remove(tmp)

@@ -1,0 +1,160 @@
+package pipeline
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/patchwise-ml/patchwise/data"
+	"github.com/patchwise-ml/patchwise/probe"
+)
+
+// ProbeConfig is the probe stage's configuration; its zero value means
+// the defaults of DESIGN.md §6.
+type ProbeConfig struct {
+	// Stage is the encoder block (1-based) whose output is probed; 0 means
+	// the last block.
+	Stage int `json:"stage,omitempty"`
+	// Pooled is the side of the average-pooling grid of a block before the
+	// last (the features are Pooled²·width values); default 2. The last
+	// block is always globally average-pooled.
+	Pooled int `json:"pooled,omitempty"`
+	// Batch is the number of images per forward pass; default 256.
+	Batch int `json:"batch,omitempty"`
+	// Protocol is the linear probe's and the k-NN's settings.
+	Protocol probe.Config `json:"protocol"`
+}
+
+// DefaultPooled is ProbeConfig.Pooled's default.
+const DefaultPooled = 2
+
+// resolve fills in the defaults for an encoder of the given depth
+// (0 for raw pixels, which have no stages).
+func (c ProbeConfig) resolve(depth int) (ProbeConfig, error) {
+	var errs []error
+	if c.Stage < 0 || depth > 0 && c.Stage > depth || depth == 0 && c.Stage != 0 {
+		if depth == 0 {
+			errs = append(errs, fmt.Errorf("pipeline: probe: stage %d: raw pixels have no stages", c.Stage))
+		} else {
+			errs = append(errs, fmt.Errorf("pipeline: probe: stage %d: the encoder has blocks 1 to %d", c.Stage, depth))
+		}
+	}
+	if c.Pooled < 0 {
+		errs = append(errs, fmt.Errorf("pipeline: probe: pooled side %d is negative", c.Pooled))
+	}
+	if c.Batch < 0 {
+		errs = append(errs, fmt.Errorf("pipeline: probe: batch %d is negative", c.Batch))
+	}
+	if err := c.Protocol.Validate(); err != nil {
+		errs = append(errs, err)
+	}
+	if len(errs) > 0 {
+		return c, fmt.Errorf("%w:\n%w", ErrInvalidConfig, errors.Join(errs...))
+	}
+	if depth > 0 {
+		if c.Stage == 0 {
+			c.Stage = depth
+		}
+		switch {
+		case c.Stage == depth:
+			c.Pooled = 1
+		case c.Pooled == 0:
+			c.Pooled = DefaultPooled
+		}
+	}
+	if c.Batch == 0 {
+		c.Batch = 256
+	}
+	return c, nil
+}
+
+// ProbeRequest says what to probe on which data.
+type ProbeRequest struct {
+	// Encoder is the frozen encoder (LoadEncoder, RandomEncoder); nil
+	// probes the raw pixels.
+	Encoder *FrozenEncoder
+	// Train's "train" split fits the probes; Test's "test" split scores
+	// them. They are often the same dataset.
+	Train, Test *data.Dataset
+	Config      ProbeConfig
+	// CacheDir holds the features computed once per (encoder, dataset,
+	// split, stage); "" computes them without caching.
+	CacheDir string
+}
+
+// Probe extracts the features of the training and test images and runs
+// the linear and k-NN probes (probe.Evaluate). The result's protocol names
+// the stage, the pooling, the datasets and the encoder's hash ("pixels"
+// for raw pixels).
+func Probe(ctx context.Context, req ProbeRequest, p Progress) (*probe.Result, error) {
+	if p == nil {
+		p = NoProgress{}
+	}
+	depth := 0
+	if req.Encoder != nil {
+		depth = len(req.Encoder.Encoder.Blocks)
+	}
+	cfg, err := req.Config.resolve(depth)
+	if err != nil {
+		return nil, err
+	}
+	for _, ds := range []*data.Dataset{req.Train, req.Test} {
+		m := ds.Manifest()
+		if len(m.Classes) < 2 {
+			return nil, fmt.Errorf("pipeline: probe: dataset %q has no labels (%d classes): a probe needs labelled images", ds.Dir(), len(m.Classes))
+		}
+	}
+	if req.Train.Len(data.Train) == 0 {
+		return nil, fmt.Errorf("pipeline: probe: dataset %q has no %q split", req.Train.Dir(), data.Train)
+	}
+	if req.Test.Len(data.Test) == 0 {
+		return nil, fmt.Errorf("pipeline: probe: dataset %q has no %q split", req.Test.Dir(), data.Test)
+	}
+	if a, b := req.Train.Manifest(), req.Test.Manifest(); len(a.Classes) != len(b.Classes) || a.Size != b.Size || a.Channels != b.Channels {
+		return nil, fmt.Errorf("pipeline: probe: training dataset %q (%d classes, %d×%d×%d) and test dataset %q (%d classes, %d×%d×%d) do not match",
+			req.Train.Dir(), len(a.Classes), a.Size, a.Size, a.Channels, req.Test.Dir(), len(b.Classes), b.Size, b.Size, b.Channels)
+	}
+
+	var f probe.Featurizer = probe.Pixels{}
+	encHash := "pixels"
+	if fe := req.Encoder; fe != nil {
+		if err := fe.checkDataset(req.Train); err != nil {
+			return nil, err
+		}
+		if fe.Size == 0 {
+			c := *fe
+			unit := fe.Encoder.Config.MinSize()
+			c.Size = (req.Train.Manifest().Size + unit - 1) / unit * unit
+			fe = &c
+		}
+		f = &featurizer{fe: fe, stage: cfg.Stage, pooled: cfg.Pooled}
+		encHash = fe.Hash
+	}
+	features := func(ds *data.Dataset, split string) (*probe.Features, error) {
+		compute := func() (*probe.Features, error) {
+			return probe.Extract(ctx, ds, split, f, cfg.Batch, p)
+		}
+		if req.CacheDir == "" {
+			return compute()
+		}
+		key := probe.CacheKey{Encoder: encHash, Dataset: ds.ID(), Split: split, Stage: cfg.Stage, Pooled: cfg.Pooled}
+		x, _, err := probe.Cached(req.CacheDir, key, compute)
+		return x, err
+	}
+	train, err := features(req.Train, data.Train)
+	if err != nil {
+		return nil, err
+	}
+	test, err := features(req.Test, data.Test)
+	if err != nil {
+		return nil, err
+	}
+	res, err := probe.Evaluate(ctx, train, test, cfg.Protocol, p)
+	if err != nil {
+		return nil, fmt.Errorf("pipeline: probe: %w", err)
+	}
+	res.Protocol.Stage, res.Protocol.Pooled = cfg.Stage, cfg.Pooled
+	res.Protocol.Train, res.Protocol.Test = req.Train.ID(), req.Test.ID()
+	res.Protocol.Encoder = encHash
+	return res, nil
+}
