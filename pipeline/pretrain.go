@@ -102,6 +102,11 @@ type PretrainConfig struct {
 	// Warmup is the number of warm-up steps; default 5 % of Steps;
 	// negative means none.
 	Warmup int `json:"warmup"`
+	// GradClip, when positive, scales the gradient down to this global L2
+	// norm (over every parameter) when it is larger, before the optimiser
+	// step: a guard against the rare step that would make a run diverge.
+	// 0 means no clipping.
+	GradClip float64 `json:"grad_clip,omitempty"`
 
 	// Seed drives the initial weights, the loaders and the input
 	// corruption (pretext.BatchSeed(Seed, step)).
@@ -201,6 +206,9 @@ func (c PretrainConfig) Validate() error {
 	if c.Batch < 0 {
 		add("batch %d is negative", c.Batch)
 	}
+	if !(c.GradClip >= 0) || math.IsInf(c.GradClip, 0) {
+		add("grad_clip %v: want a finite norm ≥ 0 (0: no clipping)", c.GradClip)
+	}
 	if c.Optimizer != "" && c.Optimizer != OptimizerSGD && c.Optimizer != OptimizerAdamW {
 		add("optimizer %q: want %q or %q", c.Optimizer, OptimizerSGD, OptimizerAdamW)
 	}
@@ -296,6 +304,7 @@ type MetricsRecord struct {
 	Loss        *float64 `json:"loss,omitempty"`
 	Acc         *float64 `json:"acc,omitempty"`
 	LR          *float64 `json:"lr,omitempty"`
+	GradNorm    *float64 `json:"grad_norm,omitempty"` // the global L2 norm of the gradient, before clipping
 	SamplesPerS *float64 `json:"samples_per_s,omitempty"`
 	WallS       float64  `json:"wall_s"`
 
@@ -426,6 +435,7 @@ type run struct {
 	ds     *data.Dataset
 	model  pretext.Model
 	params []*nn.Param
+	unique []*nn.Param // params, each once (tied weights appear twice in params)
 	opt    interface {
 		nn.Optimizer
 		State() []*nn.Param
@@ -548,6 +558,7 @@ func newRun(ds *data.Dataset, cfg PretrainConfig) (*run, error) {
 		return nil, bad(err)
 	}
 	r.model, r.params = model, model.Params()
+	r.unique = nn.Unique(r.params)
 	wd := max(cfg.WeightDecay, 0)
 	switch cfg.Optimizer {
 	case OptimizerAdamW:
@@ -817,10 +828,14 @@ func (r *run) loop(ctx context.Context, resume bool, p Progress) (*PretrainResul
 		if math.IsNaN(m.Loss) || math.IsInf(m.Loss, 0) {
 			return res, fmt.Errorf("pipeline: pretrain: step %d: loss %w (%v); the last good checkpoint is %q", step, ErrNonFinite, m.Loss, res.Checkpoint)
 		}
+		gnorm := clipGradients(r.unique, cfg.GradClip)
+		if math.IsNaN(gnorm) || math.IsInf(gnorm, 0) {
+			return res, fmt.Errorf("pipeline: pretrain: step %d: gradient norm %w (%v); the last good checkpoint is %q", step, ErrNonFinite, gnorm, res.Checkpoint)
+		}
 		r.opt.Step(lr)
 		res.Steps = step
 		dt := time.Since(tStep).Seconds()
-		rec := MetricsRecord{Step: step, Epoch: epoch, Loss: ptr(m.Loss), LR: ptr(lr),
+		rec := MetricsRecord{Step: step, Epoch: epoch, Loss: ptr(m.Loss), LR: ptr(lr), GradNorm: ptr(gnorm),
 			SamplesPerS: ptr(round1(float64(n) / max(dt, 1e-9))), WallS: wall()}
 		if cfg.Pretext == "relpos" || cfg.Pretext == "supervised" {
 			rec.Acc = ptr(m.Accuracy)
@@ -1010,6 +1025,32 @@ func truncateMetrics(path string, step int) error {
 		return fmt.Errorf("pipeline: resume: metrics: %w", err)
 	}
 	return nil
+}
+
+// clipGradients returns the global L2 norm of the gradients of ps (each
+// parameter once) and, when max > 0 and the norm exceeds it, scales them
+// to norm max.
+func clipGradients(ps []*nn.Param, max float64) float64 {
+	var sum float64
+	for _, p := range ps {
+		if p.Grad != nil {
+			for _, g := range p.Grad.Data {
+				sum += float64(g) * float64(g)
+			}
+		}
+	}
+	norm := math.Sqrt(sum)
+	if max > 0 && norm > max {
+		scale := float32(max / norm)
+		for _, p := range ps {
+			if p.Grad != nil {
+				for i := range p.Grad.Data {
+					p.Grad.Data[i] *= scale
+				}
+			}
+		}
+	}
+	return norm
 }
 
 func allFinite(xs []float32) bool {

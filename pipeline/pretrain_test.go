@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"math"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -13,6 +14,7 @@ import (
 	"testing"
 
 	"github.com/patchwise-ml/patchwise/data"
+	"github.com/patchwise-ml/patchwise/nn"
 	"github.com/patchwise-ml/patchwise/pretext"
 )
 
@@ -255,10 +257,10 @@ func TestPretrainNaN(t *testing.T) {
 		t.Fatalf("error does not name the step (done %d): %v", res.Steps, err)
 	}
 	t.Log(err)
-	// With no checkpoint due, the loss itself turns non-finite.
+	// With no checkpoint due, the loss or the gradient turns non-finite.
 	cfg2 := cfg
 	cfg2.Out, cfg2.CheckpointEvery = filepath.Join(t.TempDir(), "run2"), -1
-	if _, err := Pretrain(context.Background(), cfg2, false, nil); !errors.Is(err, ErrNonFinite) || !strings.Contains(err.Error(), "loss") {
+	if _, err := Pretrain(context.Background(), cfg2, false, nil); !errors.Is(err, ErrNonFinite) || !strings.Contains(err.Error(), "not finite") {
 		t.Errorf("loss path: %v", err)
 	} else if _, err := LatestCheckpoint(cfg2.Out); !errors.Is(err, ErrNoCheckpoint) {
 		t.Errorf("a checkpoint of the bad state: %v", err)
@@ -355,5 +357,40 @@ func TestPretrainValidationNonFinite(t *testing.T) {
 	_, err := Pretrain(context.Background(), cfg, false, nil)
 	if !errors.Is(err, ErrNonFinite) || !strings.Contains(err.Error(), "step 2: validation loss") {
 		t.Fatalf("err %v, want ErrNonFinite at the validation of step 2", err)
+	}
+}
+
+func TestClipGradients(t *testing.T) {
+	a := &nn.Param{Name: "a", Value: nn.NewTensor(2), Grad: nn.NewTensor(2)}
+	b := &nn.Param{Name: "b", Value: nn.NewTensor(1), Grad: nn.NewTensor(1)}
+	buf := &nn.Param{Name: "buf", Value: nn.NewTensor(1)} // no gradient
+	set := func() { copy(a.Grad.Data, []float32{3, 0}); b.Grad.Data[0] = 4 }
+	set()
+	if n := clipGradients([]*nn.Param{a, b, buf}, 0); n != 5 || a.Grad.Data[0] != 3 {
+		t.Errorf("no clipping: norm %v, grads %v %v", n, a.Grad.Data, b.Grad.Data)
+	}
+	if n := clipGradients([]*nn.Param{a, b}, 10); n != 5 || b.Grad.Data[0] != 4 {
+		t.Errorf("below the bound: norm %v, grads %v %v", n, a.Grad.Data, b.Grad.Data)
+	}
+	if n := clipGradients([]*nn.Param{a, b}, 1); n != 5 || math.Abs(float64(a.Grad.Data[0])-0.6) > 1e-6 || math.Abs(float64(b.Grad.Data[0])-0.8) > 1e-6 {
+		t.Errorf("clipped to 1: norm %v, grads %v %v", n, a.Grad.Data, b.Grad.Data)
+	}
+	cfg := tinyConfig(t, "ae-tied")
+	for _, bad := range []float64{-1, math.Inf(1), math.NaN()} {
+		cfg.GradClip = bad
+		if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), "grad_clip") {
+			t.Errorf("grad_clip %v: %v", bad, err)
+		}
+	}
+	// A tied autoencoder at a learning rate that makes it diverge within
+	// a few steps trains when its gradient is clipped.
+	cfg = tinyConfig(t, "ae-tied")
+	cfg.LR, cfg.Warmup, cfg.Steps = 10, -1, 6
+	if _, err := Pretrain(context.Background(), cfg, false, nil); !errors.Is(err, ErrNonFinite) {
+		t.Fatalf("unclipped: %v, want a divergence", err)
+	}
+	cfg.Out, cfg.GradClip = filepath.Join(t.TempDir(), "clipped"), 1
+	if _, err := Pretrain(context.Background(), cfg, false, nil); err != nil {
+		t.Errorf("clipped: %v", err)
 	}
 }

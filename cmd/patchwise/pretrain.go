@@ -16,7 +16,7 @@ var pretrainCmd = &command{
 	name:    "pretrain",
 	summary: "train an encoder on a pretext task, with checkpoints and metrics",
 	usage: `patchwise pretrain DATASET --pretext NAME -o RUNDIR [--steps N | --epochs E]
-	[--batch 128] [--optimizer sgd|adamw] [--lr X] [--weight-decay X] [--warmup S]
+	[--batch 128] [--optimizer sgd|adamw] [--lr X] [--weight-decay X] [--warmup S] [--grad-clip X]
 	[--seed 0] [--workers 0] [--config FILE.json] [--resume]
 
 Pretrain trains a convolutional encoder (blocks of conv, batch norm, ReLU
@@ -52,7 +52,7 @@ type pretrainOptions struct {
 	pretext, out, optimizer, config string
 	steps, epochs, batch, warmup    int
 	workers                         int
-	lr, weightDecay                 float64
+	lr, weightDecay, gradClip       float64
 	seed                            uint64
 	resume                          bool
 }
@@ -66,6 +66,7 @@ func (o *pretrainOptions) register(fs *flag.FlagSet) {
 	fs.StringVar(&o.optimizer, "optimizer", "", "optimiser: sgd (momentum 0.9; the default) or adamw")
 	fs.Float64Var(&o.lr, "lr", 0, "peak learning rate (0: 0.05 for sgd, 0.001 for adamw)")
 	fs.Float64Var(&o.weightDecay, "weight-decay", 0, "weight decay (0: 0.0005; negative: none)")
+	fs.Float64Var(&o.gradClip, "grad-clip", 0, "clip the gradient's global L2 norm to this before each step (0: no clipping)")
 	fs.IntVar(&o.warmup, "warmup", 0, "linear warm-up `steps` (0: 5% of the steps; negative: none)")
 	fs.Uint64Var(&o.seed, "seed", 0, "seed of the weights, the batches and the corruption")
 	fs.IntVar(&o.workers, "workers", 0, "data-loading goroutines (0: one per core); results do not depend on it")
@@ -102,7 +103,8 @@ func runPretrain(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		"batch": func() { cfg.Batch = o.batch }, "optimizer": func() { cfg.Optimizer = o.optimizer },
 		"lr": func() { cfg.LR = o.lr }, "weight-decay": func() { cfg.WeightDecay = o.weightDecay },
 		"warmup": func() { cfg.Warmup = o.warmup }, "seed": func() { cfg.Seed = o.seed },
-		"workers": func() { cfg.Workers = o.workers },
+		"grad-clip": func() { cfg.GradClip = o.gradClip },
+		"workers":   func() { cfg.Workers = o.workers },
 	} {
 		if set[name] {
 			apply()
