@@ -54,6 +54,10 @@ var commands = []*command{
 	inspectCmd,
 	pairsCmd,
 	pretrainCmd,
+	probeCmd,
+	runCmd,
+	compareCmd,
+	exportCmd,
 	benchCmd,
 	versionCmd,
 }

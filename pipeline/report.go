@@ -1,0 +1,404 @@
+package pipeline
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"math"
+	"path/filepath"
+	"strings"
+
+	"github.com/patchwise-ml/patchwise/internal/fsutil"
+	"github.com/patchwise-ml/patchwise/probe"
+)
+
+// ReportVersion is report.json's format_version.
+const ReportVersion = 1
+
+// Report is report.json: the comparison of a run's pretexts, every number
+// with the protocol that produced it. It holds no wall-clock times of the
+// invocation that wrote it (training times come from the pretraining
+// metrics), so re-running a finished run writes the same report.
+type Report struct {
+	FormatVersion int          `json:"format_version"`
+	Patchwise     string       `json:"patchwise"`
+	Config        RunConfig    `json:"config"`
+	Datasets      []RunDataset `json:"datasets"`
+	// Rows are the means and standard deviations over seeds, per pretext
+	// and probed dataset, in the configuration's order.
+	Rows []ReportRow `json:"rows"`
+	// Entries are the per-seed results.
+	Entries []ReportEntry `json:"entries"`
+}
+
+// ReportRow summarises one pretext on one probed dataset over seeds.
+type ReportRow struct {
+	Pretext string `json:"pretext"`
+	Dataset string `json:"dataset"`
+	Seeds   int    `json:"seeds"`            // seeds with results
+	Failed  int    `json:"failed,omitempty"` // seeds whose pretraining diverged
+	Linear  Stat   `json:"linear_top1"`
+	KNN20   Stat   `json:"knn20_top1"`
+	KNN200  Stat   `json:"knn200_top1"`
+}
+
+// Stat is a mean and the sample standard deviation (n−1; 0 for one value)
+// of N values; both are 0 when N is 0.
+type Stat struct {
+	Mean float64 `json:"mean"`
+	Std  float64 `json:"std"`
+	N    int     `json:"n"`
+}
+
+func statOf(xs []float64) Stat {
+	s := Stat{N: len(xs)}
+	if len(xs) == 0 {
+		return s
+	}
+	for _, x := range xs {
+		s.Mean += x
+	}
+	s.Mean /= float64(len(xs))
+	if len(xs) > 1 {
+		var v float64
+		for _, x := range xs {
+			v += (x - s.Mean) * (x - s.Mean)
+		}
+		s.Std = math.Sqrt(v / float64(len(xs)-1))
+	}
+	return s
+}
+
+// ReportEntry is one pretext and seed.
+type ReportEntry struct {
+	Pretext  string           `json:"pretext"`
+	Seed     uint64           `json:"seed"`
+	Training *TrainingSummary `json:"training,omitempty"` // nil for the baselines
+	Probes   []ReportProbe    `json:"probes"`
+	// Error says why the entry has no results: its pretraining diverged.
+	Error string `json:"error,omitempty"`
+}
+
+// ReportProbe is a probe of one entry on one dataset.
+type ReportProbe struct {
+	Dataset string        `json:"dataset"`
+	Result  *probe.Result `json:"result"`
+}
+
+// TrainingSummary describes a pretraining from its metrics.
+type TrainingSummary struct {
+	Dir     string   `json:"dir"` // the Pretrain run directory
+	Steps   int      `json:"steps"`
+	Loss    float64  `json:"loss"`               // the last step's training loss
+	Acc     *float64 `json:"acc,omitempty"`      // the last step's pretext accuracy
+	ValLoss *float64 `json:"val_loss,omitempty"` // the last validation
+	ValAcc  *float64 `json:"val_acc,omitempty"`
+	ValMSE  *float64 `json:"val_mse,omitempty"`
+	// ValMSEMeanImage is the validation MSE of predicting the mean image,
+	// the bar an autoencoder must beat.
+	ValMSEMeanImage *float64 `json:"val_mse_mean_image,omitempty"`
+	Seconds         float64  `json:"seconds"` // wall time of the training, summed over resumptions
+	// Curve is the training loss, averaged over windows of steps.
+	Curve []CurvePoint `json:"curve"`
+}
+
+// CurvePoint is a point of a training curve.
+type CurvePoint struct {
+	Step int     `json:"step"`
+	Loss float64 `json:"loss"`
+}
+
+// curvePoints is the number of points a training curve keeps.
+const curvePoints = 50
+
+// summarise fills e.Training from the run directory dir's metrics.
+func (e *ReportEntry) summarise(dir string) error {
+	recs, err := ReadMetrics(filepath.Join(dir, RunMetricsFile))
+	if err != nil {
+		return err
+	}
+	t := &TrainingSummary{Dir: dir}
+	var train []MetricsRecord
+	for _, r := range recs {
+		if r.IsVal() {
+			t.ValLoss, t.ValAcc, t.ValMSE, t.ValMSEMeanImage = r.ValLoss, r.ValAcc, r.ValMSE, r.ValMSEMeanImage
+			continue
+		}
+		train = append(train, r)
+	}
+	if len(train) == 0 {
+		return fmt.Errorf("pipeline: run: %s: no training steps in its metrics", dir)
+	}
+	last := train[len(train)-1]
+	t.Steps, t.Loss, t.Acc = last.Step, *last.Loss, last.Acc
+	// Wall time restarts at 0 when a run resumes: sum the segments.
+	prev := 0.0
+	for _, r := range train {
+		if r.WallS < prev {
+			t.Seconds += prev
+		}
+		prev = r.WallS
+	}
+	t.Seconds = round3(t.Seconds + prev)
+	win := max(1, (len(train)+curvePoints-1)/curvePoints)
+	for i := 0; i < len(train); i += win {
+		j := min(i+win, len(train))
+		var sum float64
+		for _, r := range train[i:j] {
+			sum += *r.Loss
+		}
+		t.Curve = append(t.Curve, CurvePoint{Step: train[j-1].Step, Loss: sum / float64(j-i)})
+	}
+	e.Training = t
+	return nil
+}
+
+func newReport(cfg RunConfig, datasets []RunDataset, entries []ReportEntry) *Report {
+	rep := &Report{FormatVersion: ReportVersion, Patchwise: Version(), Config: cfg, Datasets: datasets, Entries: entries}
+	for _, name := range cfg.Pretexts {
+		for _, ds := range datasets {
+			var lin, k20, k200 []float64
+			failed := 0
+			for _, e := range entries {
+				if e.Pretext != name {
+					continue
+				}
+				if e.Error != "" {
+					failed++
+				}
+				for _, p := range e.Probes {
+					if p.Dataset == ds.Name {
+						lin = append(lin, p.Result.LinearTop1)
+						k20 = append(k20, p.Result.KNN20Top1)
+						k200 = append(k200, p.Result.KNN200Top1)
+					}
+				}
+			}
+			rep.Rows = append(rep.Rows, ReportRow{Pretext: name, Dataset: ds.Name, Seeds: len(lin), Failed: failed,
+				Linear: statOf(lin), KNN20: statOf(k20), KNN200: statOf(k200)})
+		}
+	}
+	return rep
+}
+
+// write writes report.json, report.md and the plots into dir, each
+// replacing the earlier one atomically.
+func (rep *Report) write(dir string) error {
+	js, err := json.MarshalIndent(rep, "", "  ")
+	if err != nil {
+		return err
+	}
+	js = append(js, '\n')
+	if err := fsutil.Replace(filepath.Join(dir, ReportJSONFile), func(w io.Writer) error { _, err := w.Write(js); return err }); err != nil {
+		return fmt.Errorf("pipeline: report: %w", err)
+	}
+	md := rep.Markdown()
+	if err := fsutil.Replace(filepath.Join(dir, ReportMDFile), func(w io.Writer) error { _, err := io.WriteString(w, md); return err }); err != nil {
+		return fmt.Errorf("pipeline: report: %w", err)
+	}
+	var bars []PlotBar
+	for _, r := range rep.Rows {
+		bars = append(bars,
+			PlotBar{Group: r.Pretext, Series: r.Dataset + " linear", Mean: orNaN(r.Linear), Std: r.Linear.Std},
+			PlotBar{Group: r.Pretext, Series: r.Dataset + " k-NN 20", Mean: orNaN(r.KNN20), Std: r.KNN20.Std})
+	}
+	title := fmt.Sprintf("Probe top-1 accuracy (mean ± std over %d seed%s)", len(rep.Config.Seeds), plural(len(rep.Config.Seeds)))
+	if err := WriteBarPlot(filepath.Join(dir, AccuracyPlot), title, "top-1 accuracy", bars); err != nil {
+		return fmt.Errorf("pipeline: report: %w", err)
+	}
+	if curves := rep.curves(); len(curves) > 0 {
+		if err := WriteCurvePlot(filepath.Join(dir, CurvesPlot), "Pretext training loss (mean over seeds)", "step", "training loss", curves, true); err != nil {
+			return fmt.Errorf("pipeline: report: %w", err)
+		}
+	}
+	return nil
+}
+
+// curves averages each pretext's training curve over its seeds.
+func (rep *Report) curves() []PlotCurve {
+	var out []PlotCurve
+	for _, name := range rep.Config.Pretexts {
+		var sum []float64
+		var steps []float64
+		n := 0
+		for _, e := range rep.Entries {
+			if e.Pretext != name || e.Training == nil {
+				continue
+			}
+			if n == 0 {
+				sum = make([]float64, len(e.Training.Curve))
+				for _, p := range e.Training.Curve {
+					steps = append(steps, float64(p.Step))
+				}
+			}
+			if len(e.Training.Curve) != len(sum) {
+				continue // another budget: not averaged
+			}
+			for i, p := range e.Training.Curve {
+				sum[i] += p.Loss
+			}
+			n++
+		}
+		if n == 0 {
+			continue
+		}
+		for i := range sum {
+			sum[i] /= float64(n)
+		}
+		out = append(out, PlotCurve{Label: name, X: steps, Y: sum})
+	}
+	return out
+}
+
+// Markdown renders the report's tables: probe accuracy per pretext and
+// dataset, then the pretext training summary, then the protocol.
+func (rep *Report) Markdown() string {
+	var b strings.Builder
+	cfg := rep.Config
+	fmt.Fprintf(&b, "# Pretext comparison\n\n")
+	pre := rep.Datasets[0]
+	fmt.Fprintf(&b, "Pretrained on **%s** (`%.12s`)", pre.Name, pre.ID)
+	if len(rep.Datasets) > 1 {
+		var ts []string
+		for _, d := range rep.Datasets[1:] {
+			ts = append(ts, fmt.Sprintf("**%s** (`%.12s`)", d.Name, d.ID))
+		}
+		fmt.Fprintf(&b, "; transfer to %s", strings.Join(ts, ", "))
+	}
+	fmt.Fprintf(&b, ". Mean ± standard deviation over %d seed%s (%s). Top-1 accuracy on each dataset's test split.\n\n",
+		len(cfg.Seeds), plural(len(cfg.Seeds)), joinSeeds(cfg.Seeds))
+
+	b.WriteString("| pretext |")
+	for _, d := range rep.Datasets {
+		fmt.Fprintf(&b, " %s linear | %s k-NN 20 | %s k-NN 200 |", d.Name, d.Name, d.Name)
+	}
+	b.WriteString("\n|---|")
+	for range rep.Datasets {
+		b.WriteString("---:|---:|---:|")
+	}
+	b.WriteString("\n")
+	var notes []string
+	for _, name := range cfg.Pretexts {
+		fmt.Fprintf(&b, "| %s |", name)
+		failed := 0
+		for _, d := range rep.Datasets {
+			for _, r := range rep.Rows {
+				if r.Pretext == name && r.Dataset == d.Name {
+					fmt.Fprintf(&b, " %s | %s | %s |", pct(r.Linear), pct(r.KNN20), pct(r.KNN200))
+					failed = r.Failed
+				}
+			}
+		}
+		b.WriteString("\n")
+		if failed > 0 {
+			notes = append(notes, fmt.Sprintf("%s: the pretraining of %d of %d seeds diverged (see `error` in report.json); its numbers are over the others.", name, failed, len(cfg.Seeds)))
+		}
+	}
+	for _, n := range notes {
+		fmt.Fprintf(&b, "\n%s\n", n)
+	}
+
+	b.WriteString("\n## Pretext training\n\n")
+	b.WriteString("| pretext | steps | final loss | pretext val accuracy | val MSE (mean image) | training time (s) |\n|---|---:|---:|---:|---:|---:|\n")
+	for _, name := range cfg.Pretexts {
+		var loss, acc, mse, base, secs []float64
+		steps := 0
+		for _, e := range rep.Entries {
+			t := e.Training
+			if e.Pretext != name || t == nil {
+				continue
+			}
+			steps = t.Steps
+			loss, secs = append(loss, t.Loss), append(secs, t.Seconds)
+			if t.ValAcc != nil {
+				acc = append(acc, *t.ValAcc)
+			}
+			if t.ValMSE != nil && t.ValMSEMeanImage != nil {
+				mse, base = append(mse, *t.ValMSE), append(base, *t.ValMSEMeanImage)
+			}
+		}
+		if len(loss) == 0 {
+			fmt.Fprintf(&b, "| %s | – | – | – | – | – |\n", name)
+			continue
+		}
+		fmt.Fprintf(&b, "| %s | %d | %s | ", name, steps, num(statOf(loss), "%.4f"))
+		if len(acc) > 0 {
+			b.WriteString(pct(statOf(acc)))
+		} else {
+			b.WriteString("–")
+		}
+		b.WriteString(" | ")
+		if len(mse) > 0 {
+			fmt.Fprintf(&b, "%s (%.4f)", num(statOf(mse), "%.4f"), statOf(base).Mean)
+		} else {
+			b.WriteString("–")
+		}
+		fmt.Fprintf(&b, " | %s |\n", num(statOf(secs), "%.1f"))
+	}
+
+	b.WriteString("\n## Protocol\n\n")
+	p := cfg.Pretrain
+	widths := p.Encoder.Widths
+	fmt.Fprintf(&b, "- Encoder: blocks of conv 3×3 → batch norm → ReLU → max-pool 2, widths %v", widths)
+	if len(widths) == 0 {
+		b.WriteString(" (default 32, 64, 128, 256)")
+	}
+	fmt.Fprintf(&b, "; the same for every pretext.\n")
+	for _, e := range rep.Entries {
+		if e.Training != nil {
+			fmt.Fprintf(&b, "- Pretraining: %d steps each (settings in report.json, `config.pretrain`; resolved in each run's `config.json`).\n", e.Training.Steps)
+			break
+		}
+	}
+	b.WriteString("- Baselines: `random` is the encoder as initialised from the seed, never trained; `pixels` probes the raw pixels; `supervised` is trained with the labels (an upper bound).\n")
+	if q := rep.probeProtocol(); q != nil {
+		fmt.Fprintf(&b, "- Probe: features of the last block, globally average-pooled (stage %d), computed in evaluation mode. ", q.Stage)
+		fmt.Fprintf(&b, "Linear: standardised with the training split's mean and std, multinomial logistic regression with L2 by L-BFGS, the L2 strength chosen from %v on %.0f %% of the training split held out (seeded), then refitted on all of it. ", q.Grid, 100*q.ValFraction)
+		var ks []string
+		for _, k := range q.KNN {
+			ks = append(ks, fmt.Sprintf("k = %d, T = %g", k.K, k.T))
+		}
+		fmt.Fprintf(&b, "k-NN: cosine similarity, votes weighted by exp(sim/T), %s. Per-seed chosen L2, per-class accuracy and confusion matrices are in report.json.\n", strings.Join(ks, "; "))
+	}
+	fmt.Fprintf(&b, "\nPlots: `%s` (probe accuracy), `%s` (training loss).\n", AccuracyPlot, CurvesPlot)
+	return b.String()
+}
+
+// probeProtocol is the protocol of the first encoder's probe.
+func (rep *Report) probeProtocol() *probe.Protocol {
+	for _, e := range rep.Entries {
+		for _, pr := range e.Probes {
+			if pr.Result != nil && e.Pretext != PretextPixels {
+				return &pr.Result.Protocol
+			}
+		}
+	}
+	return nil
+}
+
+// orNaN is s's mean, or NaN (a missing bar) when it has no values.
+func orNaN(s Stat) float64 {
+	if s.N == 0 {
+		return math.NaN()
+	}
+	return s.Mean
+}
+
+func pct(s Stat) string {
+	if s.N == 0 {
+		return "–"
+	}
+	return fmt.Sprintf("%.1f ± %.1f", 100*s.Mean, 100*s.Std)
+}
+
+func num(s Stat, f string) string {
+	return fmt.Sprintf(f+" ± "+f, s.Mean, s.Std)
+}
+
+func joinSeeds(seeds []uint64) string {
+	var s []string
+	for _, x := range seeds {
+		s = append(s, fmt.Sprint(x))
+	}
+	return "seeds " + strings.Join(s, ", ")
+}

@@ -1,0 +1,643 @@
+package pipeline
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/patchwise-ml/patchwise/data"
+	"github.com/patchwise-ml/patchwise/data/builtin"
+	"github.com/patchwise-ml/patchwise/internal/fsutil"
+	"github.com/patchwise-ml/patchwise/pretext"
+	"github.com/patchwise-ml/patchwise/probe"
+)
+
+// Baseline pretexts of a run: they are probed without pretraining.
+const (
+	PretextRandom = "random" // the encoder as initialised from the seed
+	PretextPixels = "pixels" // the raw pixels, no encoder
+)
+
+// RunConfig describes a batch experiment, `patchwise run`: datasets are
+// ingested (or taken as they are), an encoder is pretrained with each
+// pretext and seed on Dataset, and each encoder is probed on Dataset and
+// on every Transfer dataset; a report compares them. Its zero value is
+// not usable: Dataset and Pretexts are required.
+type RunConfig struct {
+	// Out is the run directory (see Run).
+	Out string `json:"out"`
+	// Dataset is pretrained on and probed.
+	Dataset DatasetSpec `json:"dataset"`
+	// Transfer datasets are only probed (pretrain on A, probe on B).
+	Transfer []DatasetSpec `json:"transfer,omitempty"`
+	// Pretexts are pretext.Names, PretextRandom or PretextPixels.
+	Pretexts []string `json:"pretexts"`
+	// Seeds: each pretext is trained and probed once per seed (the seed
+	// of the weights, the batches and the probe's validation carve);
+	// default [1].
+	Seeds []uint64 `json:"seeds,omitempty"`
+	// Pretrain holds the settings every pretext shares; its Dataset,
+	// Pretext, Out and Seed must be empty (the run sets them).
+	Pretrain PretrainConfig `json:"pretrain"`
+	// Probe is the probe protocol, the same for every encoder.
+	Probe ProbeConfig `json:"probe"`
+}
+
+// DatasetSpec names a dataset by exactly one of Path, Builtin and Ingest.
+type DatasetSpec struct {
+	// Name labels the dataset in reports; default the builtin name or
+	// the last element of the path or first input.
+	Name    string      `json:"name,omitempty"`
+	Path    string      `json:"path,omitempty"`    // an existing dataset directory
+	Builtin string      `json:"builtin,omitempty"` // an embedded dataset (builtin.Names)
+	Ingest  *IngestSpec `json:"ingest,omitempty"`  // images to ingest into the run directory
+}
+
+// IngestSpec is what `patchwise ingest` takes, for a run.
+type IngestSpec struct {
+	Inputs      []string        `json:"inputs"`
+	Format      string          `json:"format,omitempty"`
+	Preprocess  data.Preprocess `json:"preprocess"`
+	ValFraction float64         `json:"val_fraction,omitempty"`
+	Seed        uint64          `json:"seed,omitempty"`
+}
+
+// name is the spec's label.
+func (s DatasetSpec) name() string {
+	switch {
+	case s.Name != "":
+		return s.Name
+	case s.Builtin != "":
+		return s.Builtin
+	case s.Path != "":
+		return filepath.Base(filepath.Clean(s.Path))
+	case s.Ingest != nil && len(s.Ingest.Inputs) > 0:
+		return filepath.Base(filepath.Clean(s.Ingest.Inputs[0]))
+	}
+	return ""
+}
+
+func (s DatasetSpec) validate(what string) error {
+	n := 0
+	for _, set := range []bool{s.Path != "", s.Builtin != "", s.Ingest != nil} {
+		if set {
+			n++
+		}
+	}
+	var errs []error
+	if n != 1 {
+		errs = append(errs, fmt.Errorf("%s: give exactly one of path, builtin and ingest", what))
+	}
+	if s.Builtin != "" && !slices.Contains(builtin.Names, s.Builtin) {
+		errs = append(errs, fmt.Errorf("%s: unknown builtin dataset %q (embedded: %s)", what, s.Builtin, strings.Join(builtin.Names, ", ")))
+	}
+	if s.Ingest != nil {
+		c := data.IngestConfig{Inputs: s.Ingest.Inputs, Format: s.Ingest.Format, Out: "x", Preprocess: s.Ingest.Preprocess, ValFraction: s.Ingest.ValFraction}
+		if err := c.Validate(); err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", what, err))
+		}
+	}
+	if strings.ContainsAny(s.Name, `/\`) || s.Name == "." || s.Name == ".." {
+		errs = append(errs, fmt.Errorf("%s: name %q must not be a path", what, s.Name))
+	}
+	return errors.Join(errs...)
+}
+
+// Validate reports every problem with the configuration at once.
+func (c RunConfig) Validate() error {
+	var errs []error
+	if c.Out == "" {
+		errs = append(errs, errors.New("no run directory (out)"))
+	}
+	if err := c.Dataset.validate("dataset"); err != nil {
+		errs = append(errs, err)
+	}
+	names := map[string]bool{c.Dataset.name(): true}
+	for i, t := range c.Transfer {
+		if err := t.validate(fmt.Sprintf("transfer %d", i+1)); err != nil {
+			errs = append(errs, err)
+		}
+		if n := t.name(); names[n] {
+			errs = append(errs, fmt.Errorf("transfer %d: the name %q is taken: give it another \"name\"", i+1, n))
+		} else {
+			names[n] = true
+		}
+	}
+	if len(c.Pretexts) == 0 {
+		errs = append(errs, errors.New("no pretexts"))
+	}
+	seen := map[string]bool{}
+	for _, p := range c.Pretexts {
+		switch {
+		case seen[p]:
+			errs = append(errs, fmt.Errorf("pretext %q is listed twice", p))
+		case p != PretextRandom && p != PretextPixels && !slices.Contains(pretext.Names, p):
+			errs = append(errs, fmt.Errorf("unknown pretext %q (known: %s, %s, %s)", p, strings.Join(pretext.Names, ", "), PretextRandom, PretextPixels))
+		}
+		seen[p] = true
+	}
+	if len(c.Seeds) != len(uniq(c.Seeds)) {
+		errs = append(errs, fmt.Errorf("seeds %v repeat", c.Seeds))
+	}
+	p := c.Pretrain
+	if p.Dataset != "" || p.Pretext != "" || p.Out != "" || p.Seed != 0 {
+		errs = append(errs, errors.New("pretrain: dataset, pretext, out and seed are set by the run: leave them out"))
+	}
+	p.Dataset, p.Pretext, p.Out = "x", pretext.Names[0], "x"
+	if err := p.Validate(); err != nil {
+		errs = append(errs, err)
+	}
+	depth := len(c.Pretrain.Encoder.Widths)
+	if depth == 0 {
+		depth = len(pretext.DefaultWidths)
+	}
+	if _, err := c.Probe.resolve(depth); err != nil {
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}
+
+func uniq(xs []uint64) []uint64 {
+	s := slices.Clone(xs)
+	slices.Sort(s)
+	return slices.Compact(s)
+}
+
+// LoadRunConfig reads a RunConfig from a JSON file, refusing unknown
+// fields and trailing data. Lines whose first non-blank characters are
+// "//" are comments.
+func LoadRunConfig(path string) (RunConfig, error) {
+	var c RunConfig
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return c, fmt.Errorf("pipeline: run config: %w", err)
+	}
+	if err := decodeStrict(stripComments(b), &c); err != nil {
+		return c, fmt.Errorf("pipeline: run config %q: %w", path, err)
+	}
+	return c, nil
+}
+
+// stripComments blanks the lines of b that start with "//" (after
+// spaces), keeping line numbers for error messages.
+func stripComments(b []byte) []byte {
+	lines := bytes.Split(b, []byte("\n"))
+	for i, l := range lines {
+		if bytes.HasPrefix(bytes.TrimLeft(l, " \t"), []byte("//")) {
+			lines[i] = nil
+		}
+	}
+	return bytes.Join(lines, []byte("\n"))
+}
+
+func decodeStrict(b []byte, v any) error {
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return err
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return errors.New("trailing data after the JSON object")
+	}
+	return nil
+}
+
+// Files of a run directory.
+const (
+	RunManifestFile = "run.json"    // RunManifest
+	ReportJSONFile  = "report.json" // Report
+	ReportMDFile    = "report.md"
+	AccuracyPlot    = "accuracy.png"
+	CurvesPlot      = "curves.png"
+)
+
+// RunManifest is run.json: what a run was asked, what it used and how long
+// each stage took in the latest invocation.
+type RunManifest struct {
+	FormatVersion int            `json:"format_version"`
+	Config        RunConfig      `json:"config"`
+	Patchwise     string         `json:"patchwise"`
+	Go            string         `json:"go"`
+	Datasets      []RunDataset   `json:"datasets"`
+	Stages        []StageRecord  `json:"stages"`
+	Seconds       float64        `json:"seconds"` // this invocation
+	Finished      bool           `json:"finished"`
+	Extra         map[string]any `json:"extra,omitempty"`
+}
+
+// RunManifestVersion is run.json's format_version.
+const RunManifestVersion = 1
+
+// RunDataset is a dataset a run used.
+type RunDataset struct {
+	Name string `json:"name"`
+	ID   string `json:"id"`
+	Dir  string `json:"dir"`
+	Role string `json:"role"` // "pretrain" or "transfer"
+}
+
+// StageRecord describes one stage of a run.
+type StageRecord struct {
+	Kind    string  `json:"kind"`    // "ingest", "pretrain" or "probe"
+	Name    string  `json:"name"`    // e.g. "relpos seed 1", "relpos seed 1 on mnist-small"
+	Output  string  `json:"output"`  // path relative to the run directory
+	Status  string  `json:"status"`  // "done", "resumed" or "skipped" (finished earlier)
+	Seconds float64 `json:"seconds"` // in this invocation
+}
+
+// Logger is an optional extension of Progress: a Progress that is a Logger
+// receives one line per stage (done, skipped, resumed).
+type Logger interface {
+	Log(line string)
+}
+
+// ErrRunConfigChanged is wrapped by Run's error when the run directory
+// holds a run of another configuration.
+var ErrRunConfigChanged = errors.New("the run directory holds a run of another configuration")
+
+// Run carries out cfg in the run directory cfg.Out (created if missing):
+//
+//	datasets/   ingested or embedded datasets
+//	pretrain/   one Pretrain run directory per pretext and seed
+//	probe/      one probe result (JSON) per encoder and probed dataset
+//	features/   the feature cache
+//	run.json, report.json, report.md, accuracy.png, curves.png
+//
+// Each stage's output is named by a hash of its inputs and settings: a
+// finished stage is skipped, an interrupted pretraining resumes from its
+// latest checkpoint, and the report, rebuilt from the stages' outputs, is
+// the same. A dir holding a run of another configuration is refused
+// (ErrRunConfigChanged); so is a directory that is not a run's. When ctx is cancelled, Run stops after saving a
+// checkpoint of the pretraining in progress and returns ctx's error.
+func Run(ctx context.Context, cfg RunConfig, p Progress) (*Report, error) {
+	if p == nil {
+		p = NoProgress{}
+	}
+	if len(cfg.Seeds) == 0 {
+		cfg.Seeds = []uint64{1}
+	}
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("%w:\n%w", ErrInvalidConfig, err)
+	}
+	r := &runner{cfg: cfg, dir: cfg.Out, p: p, start: time.Now()}
+	if err := r.claim(); err != nil {
+		return nil, err
+	}
+	rep, err := r.run(ctx)
+	r.man.Seconds = round3(time.Since(r.start).Seconds())
+	r.man.Finished = err == nil
+	if werr := r.writeManifest(); err == nil && werr != nil {
+		err = werr
+	}
+	return rep, err
+}
+
+type runner struct {
+	cfg   RunConfig
+	dir   string
+	p     Progress
+	start time.Time
+	man   RunManifest
+	// datasets: the pretraining one first, then the transfer ones.
+	datasets []*data.Dataset
+	names    []string
+}
+
+func (r *runner) log(format string, args ...any) {
+	if l, ok := r.p.(Logger); ok {
+		l.Log(fmt.Sprintf(format, args...))
+	}
+}
+
+// claim creates the run directory, or checks that the one there holds
+// this configuration.
+func (r *runner) claim() error {
+	r.man = RunManifest{FormatVersion: RunManifestVersion, Config: r.cfg, Patchwise: Version(), Go: GoVersion()}
+	path := filepath.Join(r.dir, RunManifestFile)
+	b, err := os.ReadFile(path)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		if entries, err := os.ReadDir(r.dir); err == nil && len(entries) > 0 {
+			return fmt.Errorf("pipeline: run: %q exists and is not a run directory (no %s): choose a new directory", r.dir, RunManifestFile)
+		}
+		if err := os.MkdirAll(r.dir, 0o755); err != nil {
+			return fmt.Errorf("pipeline: run: %w", err)
+		}
+		return r.writeManifest()
+	case err != nil:
+		return fmt.Errorf("pipeline: run: %w", err)
+	}
+	var old RunManifest
+	if err := json.Unmarshal(b, &old); err != nil {
+		return fmt.Errorf("pipeline: run: %s: %w", path, err)
+	}
+	if old.FormatVersion != RunManifestVersion {
+		return fmt.Errorf("pipeline: run: %s: format_version %d; this build reads %d", path, old.FormatVersion, RunManifestVersion)
+	}
+	oc, nc := old.Config, r.cfg
+	oc.Out, nc.Out = "", "" // the same directory, however named
+	a, _ := json.Marshal(oc)
+	c, _ := json.Marshal(nc)
+	if !bytes.Equal(a, c) {
+		return fmt.Errorf("pipeline: run %q: %w: use another directory (the earlier configuration is in %s)", r.dir, ErrRunConfigChanged, path)
+	}
+	return nil
+}
+
+func (r *runner) writeManifest() error {
+	b, err := json.MarshalIndent(r.man, "", "  ")
+	if err != nil {
+		return err
+	}
+	b = append(b, '\n')
+	return fsutil.Replace(filepath.Join(r.dir, RunManifestFile), func(w io.Writer) error { _, err := w.Write(b); return err })
+}
+
+// stage records a finished stage in run.json.
+func (r *runner) stage(kind, name, out, status string, t0 time.Time) error {
+	rel, err := filepath.Rel(r.dir, out)
+	if err != nil {
+		rel = out
+	}
+	r.man.Stages = append(r.man.Stages, StageRecord{Kind: kind, Name: name, Output: filepath.ToSlash(rel), Status: status, Seconds: round3(time.Since(t0).Seconds())})
+	switch status {
+	case "skipped":
+		r.log("%s %s: finished earlier, skipped (%s)", kind, name, rel)
+	default:
+		r.log("%s %s: %s in %.1f s (%s)", kind, name, status, time.Since(t0).Seconds(), rel)
+	}
+	return r.writeManifest()
+}
+
+func (r *runner) run(ctx context.Context) (*Report, error) {
+	specs := append([]DatasetSpec{r.cfg.Dataset}, r.cfg.Transfer...)
+	for i, s := range specs {
+		ds, err := r.dataset(ctx, s)
+		if err != nil {
+			return nil, err
+		}
+		role := "pretrain"
+		if i > 0 {
+			role = "transfer"
+		}
+		r.datasets, r.names = append(r.datasets, ds), append(r.names, s.name())
+		r.man.Datasets = append(r.man.Datasets, RunDataset{Name: s.name(), ID: ds.ID(), Dir: ds.Dir(), Role: role})
+	}
+	var entries []ReportEntry
+	var failed []error
+	for _, name := range r.cfg.Pretexts {
+		for _, seed := range r.cfg.Seeds {
+			e, err := r.entry(ctx, name, seed)
+			if errors.Is(err, ErrNonFinite) && ctx.Err() == nil {
+				// A diverged pretraining is a result: the others go on.
+				r.log("%v", err)
+				e = &ReportEntry{Pretext: name, Seed: seed, Error: err.Error()}
+				failed = append(failed, err)
+			} else if err != nil {
+				return nil, err
+			}
+			entries = append(entries, *e)
+		}
+	}
+	rep := newReport(r.cfg, r.man.Datasets, entries)
+	if err := rep.write(r.dir); err != nil {
+		return rep, err
+	}
+	if len(failed) > 0 {
+		return rep, fmt.Errorf("pipeline: run: %d of %d pretrainings diverged; the report has the others:\n%w",
+			len(failed), len(entries), errors.Join(failed...))
+	}
+	return rep, nil
+}
+
+// hashOf is the first 12 hex digits of the SHA-256 of v's JSON.
+func hashOf(v any) string {
+	b, err := json.Marshal(v)
+	if err != nil {
+		panic(err) // every value hashed here marshals
+	}
+	h := sha256.Sum256(b)
+	return hex.EncodeToString(h[:])[:12]
+}
+
+// dataset opens, materialises or ingests a dataset of the run.
+func (r *runner) dataset(ctx context.Context, s DatasetSpec) (*data.Dataset, error) {
+	t0 := time.Now()
+	switch {
+	case s.Path != "":
+		return data.Open(s.Path)
+	case s.Builtin != "":
+		path, err := builtin.Materialize(s.Builtin, filepath.Join(r.dir, "datasets"))
+		if err != nil {
+			return nil, err
+		}
+		return data.Open(path)
+	}
+	inputs, err := inputStats(s.Ingest.Inputs)
+	if err != nil {
+		return nil, err
+	}
+	out := filepath.Join(r.dir, "datasets", fmt.Sprintf("%s-%s", s.name(), hashOf(struct {
+		Spec   *IngestSpec
+		Inputs []fileStat
+	}{s.Ingest, inputs})))
+	if _, err := os.Stat(filepath.Join(out, "manifest.json")); err == nil {
+		ds, err := data.Open(out)
+		if err != nil {
+			return nil, err
+		}
+		return ds, r.stage("ingest", s.name(), out, "skipped", t0)
+	}
+	if err := os.MkdirAll(filepath.Dir(out), 0o755); err != nil {
+		return nil, err
+	}
+	in := s.Ingest
+	rep, err := data.Ingest(ctx, data.IngestConfig{Inputs: in.Inputs, Format: in.Format, Out: out,
+		Preprocess: in.Preprocess, ValFraction: in.ValFraction, Seed: in.Seed}, r.p)
+	if err != nil {
+		return nil, err
+	}
+	if len(rep.Skipped) > 0 {
+		r.log("ingest %s: skipped %d bad input(s); the first: %v", s.name(), len(rep.Skipped), rep.Skipped[0])
+	}
+	ds, err := data.Open(out)
+	if err != nil {
+		return nil, err
+	}
+	return ds, r.stage("ingest", s.name(), out, "done", t0)
+}
+
+// fileStat identifies an input file for an ingest stage's hash: a changed,
+// added or removed file changes the hash.
+type fileStat struct {
+	Path    string `json:"path"`
+	Size    int64  `json:"size"`
+	ModTime int64  `json:"mtime"`
+}
+
+func inputStats(inputs []string) ([]fileStat, error) {
+	var out []fileStat
+	for _, in := range inputs {
+		err := filepath.WalkDir(in, func(path string, d fs.DirEntry, err error) error {
+			if err != nil || d.IsDir() {
+				return err
+			}
+			fi, err := d.Info()
+			if err != nil {
+				return err
+			}
+			out = append(out, fileStat{Path: path, Size: fi.Size(), ModTime: fi.ModTime().UnixNano()})
+			return nil
+		})
+		if err != nil {
+			return nil, fmt.Errorf("pipeline: run: ingest input: %w", err)
+		}
+	}
+	return out, nil
+}
+
+// entry pretrains (unless a baseline) and probes one pretext and seed.
+func (r *runner) entry(ctx context.Context, name string, seed uint64) (*ReportEntry, error) {
+	e := &ReportEntry{Pretext: name, Seed: seed}
+	var enc *FrozenEncoder
+	switch name {
+	case PretextPixels:
+	case PretextRandom:
+		cfg := r.cfg.Pretrain.Encoder
+		if cfg.Channels == 0 {
+			cfg.Channels = r.datasets[0].Manifest().Channels
+		}
+		var err error
+		if enc, err = RandomEncoder(cfg, r.cfg.Pretrain.Size, seed); err != nil {
+			return nil, err
+		}
+	default:
+		ckpt, err := r.pretrain(ctx, name, seed, e)
+		if err != nil {
+			return nil, err
+		}
+		if enc, err = LoadEncoder(ckpt); err != nil {
+			return nil, err
+		}
+	}
+	label := fmt.Sprintf("%s seed %d", name, seed)
+	for i, ds := range r.datasets {
+		pc := r.cfg.Probe
+		pc.Protocol.Seed = seed
+		if enc == nil {
+			pc.Stage, pc.Pooled = 0, 0 // raw pixels have no stages
+		}
+		encHash := "pixels"
+		if enc != nil {
+			encHash = enc.Hash
+		}
+		out := filepath.Join(r.dir, "probe", fmt.Sprintf("%s-seed%d-%s-%s.json", name, seed, r.names[i], hashOf(struct {
+			Encoder, Dataset string
+			Probe            ProbeConfig
+		}{encHash, ds.ID(), pc})))
+		t0 := time.Now()
+		what := fmt.Sprintf("%s on %s", label, r.names[i])
+		res, err := readProbeResult(out)
+		status := "skipped"
+		if errors.Is(err, fs.ErrNotExist) {
+			status = "done"
+			if res, err = Probe(ctx, ProbeRequest{Encoder: enc, Train: ds, Test: ds, Config: pc, CacheDir: filepath.Join(r.dir, "features")}, r.p); err == nil {
+				err = writeJSONNew(out, res)
+			}
+		}
+		if err != nil {
+			return nil, fmt.Errorf("pipeline: run: probe %s: %w", what, err)
+		}
+		if err := r.stage("probe", what, out, status, t0); err != nil {
+			return nil, err
+		}
+		e.Probes = append(e.Probes, ReportProbe{Dataset: r.names[i], Result: res})
+	}
+	return e, nil
+}
+
+// pretrain runs, resumes or skips the pretraining of name with seed and
+// returns its final checkpoint; it fills e's training summary.
+func (r *runner) pretrain(ctx context.Context, name string, seed uint64, e *ReportEntry) (string, error) {
+	t0 := time.Now()
+	ds := r.datasets[0]
+	cfg := r.cfg.Pretrain
+	cfg.Pretext, cfg.Seed = name, seed
+	hashed := cfg
+	hashed.Workers = 0 // results do not depend on it
+	hash := hashOf(struct {
+		Dataset string
+		Config  PretrainConfig
+	}{ds.ID(), hashed})
+	cfg.Dataset = ds.Dir()
+	cfg.Out = filepath.Join(r.dir, "pretrain", fmt.Sprintf("%s-seed%d-%s", name, seed, hash))
+	label := fmt.Sprintf("%s seed %d", name, seed)
+
+	status := "done"
+	resume := false
+	if saved, err := LoadPretrainConfig(filepath.Join(cfg.Out, RunConfigFile)); err == nil {
+		if ckpt, err := LatestCheckpoint(cfg.Out); err == nil {
+			if m, err := ReadCheckpointManifest(ckpt); err == nil && m.Step == saved.Steps {
+				if err := e.summarise(cfg.Out); err != nil {
+					return "", err
+				}
+				return ckpt, r.stage("pretrain", label, cfg.Out, "skipped", t0)
+			}
+			resume, status = true, "resumed"
+			r.log("pretrain %s: resuming from %s", label, filepath.Base(ckpt))
+		}
+	}
+	if !resume {
+		// Nothing worth keeping: a run killed before its first checkpoint.
+		if err := os.RemoveAll(cfg.Out); err != nil {
+			return "", err
+		}
+		if err := os.MkdirAll(filepath.Dir(cfg.Out), 0o755); err != nil {
+			return "", err
+		}
+	}
+	res, err := Pretrain(ctx, cfg, resume, r.p)
+	if err != nil {
+		return "", fmt.Errorf("pipeline: run: pretrain %s: %w", label, err)
+	}
+	if err := e.summarise(cfg.Out); err != nil {
+		return "", err
+	}
+	return res.Checkpoint, r.stage("pretrain", label, cfg.Out, status, t0)
+}
+
+func readProbeResult(path string) (*probe.Result, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	var res probe.Result
+	if err := json.Unmarshal(b, &res); err != nil {
+		return nil, fmt.Errorf("%s: %w (remove it to probe again)", path, err)
+	}
+	return &res, nil
+}
+
+// writeJSONNew writes v as indented JSON to a new file path, crash-safely.
+func writeJSONNew(path string, v any) error {
+	b, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		return err
+	}
+	b = append(b, '\n')
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return err
+	}
+	return fsutil.WriteNew(path, func(w io.Writer) error { _, err := w.Write(b); return err })
+}

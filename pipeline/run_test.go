@@ -1,0 +1,234 @@
+package pipeline
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+
+	"github.com/patchwise-ml/patchwise/data"
+	"github.com/patchwise-ml/patchwise/pretext"
+	"github.com/patchwise-ml/patchwise/probe"
+)
+
+// tinyRun is a run on the embedded MNIST subset with a tiny encoder, small
+// enough for a unit test.
+func tinyRun(out string) RunConfig {
+	return RunConfig{
+		Out:      out,
+		Dataset:  DatasetSpec{Builtin: "mnist-small"},
+		Pretexts: []string{"ae-linear", PretextRandom},
+		Seeds:    []uint64{1},
+		Pretrain: PretrainConfig{Steps: 8, Batch: 32, Workers: 2, Encoder: pretext.EncoderConfig{Widths: []int{4, 8}},
+			ValEvery: -1, ValBatches: 2, CheckpointEvery: 3, KeepLast: 1},
+		Probe: ProbeConfig{Protocol: probe.Config{Grid: []float64{1e-4, 1e-2}}},
+	}
+}
+
+// logProgress records the log lines and cancels after cancelAfter units
+// of pretraining progress (0: never).
+type logProgress struct {
+	NoProgress
+	lines       []string
+	what        string
+	units       int
+	cancelAfter int
+	cancel      context.CancelFunc
+}
+
+func (p *logProgress) Log(line string)              { p.lines = append(p.lines, line) }
+func (p *logProgress) Start(what string, total int) { p.what = what }
+func (p *logProgress) Add(n int) {
+	if strings.HasPrefix(p.what, "pretrain") {
+		p.units += n
+		if p.cancelAfter > 0 && p.units >= p.cancelAfter {
+			p.cancel()
+		}
+	}
+}
+
+func TestRunSkipsFinishedStages(t *testing.T) {
+	cfg := tinyRun(filepath.Join(t.TempDir(), "run"))
+	p := &logProgress{}
+	rep, err := Run(context.Background(), cfg, p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rep.Rows) != 2 || rep.Rows[0].Pretext != "ae-linear" || rep.Rows[1].Pretext != PretextRandom || rep.Rows[0].Seeds != 1 {
+		t.Fatalf("rows %+v", rep.Rows)
+	}
+	for _, r := range rep.Rows {
+		if !(r.Linear.Mean > 0.3 && r.Linear.Mean <= 1) || !(r.KNN20.Mean > 0.3) {
+			t.Errorf("%s: linear %v, k-NN %v: no better than chance on MNIST", r.Pretext, r.Linear, r.KNN20)
+		}
+	}
+	for _, f := range []string{ReportJSONFile, ReportMDFile, AccuracyPlot, CurvesPlot, RunManifestFile} {
+		if _, err := os.Stat(filepath.Join(cfg.Out, f)); err != nil {
+			t.Error(err)
+		}
+	}
+	first, err := os.ReadFile(filepath.Join(cfg.Out, ReportJSONFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range p.lines {
+		if strings.Contains(l, "skipped") {
+			t.Errorf("first run skipped a stage: %q", l)
+		}
+	}
+
+	p2 := &logProgress{}
+	if _, err := Run(context.Background(), cfg, p2); err != nil {
+		t.Fatal(err)
+	}
+	if len(p2.lines) != 3 { // pretrain, probe ae-linear, probe random
+		t.Errorf("second run logged %q", p2.lines)
+	}
+	for _, l := range p2.lines {
+		if !strings.Contains(l, "finished earlier, skipped") {
+			t.Errorf("second run did not skip: %q", l)
+		}
+	}
+	second, err := os.ReadFile(filepath.Join(cfg.Out, ReportJSONFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(first, second) {
+		t.Error("the second run's report.json differs from the first's")
+	}
+	var man RunManifest
+	if b, err := os.ReadFile(filepath.Join(cfg.Out, RunManifestFile)); err != nil || json.Unmarshal(b, &man) != nil {
+		t.Fatalf("run.json: %v", err)
+	}
+	if !man.Finished || man.Patchwise == "" || man.Go == "" || len(man.Datasets) != 1 || len(man.Stages) != 3 {
+		t.Errorf("run.json %+v", man)
+	}
+
+	// Another configuration in the same directory is refused.
+	other := cfg
+	other.Seeds = []uint64{2}
+	if _, err := Run(context.Background(), other, nil); !errors.Is(err, ErrRunConfigChanged) {
+		t.Errorf("another config: %v, want ErrRunConfigChanged", err)
+	}
+
+	// The random row is what a probe of RandomEncoder gives on the same
+	// data and seed.
+	ds, err := data.Open(filepath.Join(cfg.Out, "datasets", "mnist-small"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	enc, err := RandomEncoder(pretext.EncoderConfig{Channels: 1, Widths: []int{4, 8}}, 0, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pc := cfg.Probe
+	pc.Protocol.Seed = 1
+	res, err := Probe(context.Background(), ProbeRequest{Encoder: enc, Train: ds, Test: ds, Config: pc}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := rep.Entries[1].Probes[0].Result
+	if !reflect.DeepEqual(got, res) {
+		t.Errorf("random row %+v\nprobe of the random encoder %+v", got, res)
+	}
+}
+
+func TestRunResumesInterruptedPretraining(t *testing.T) {
+	base := t.TempDir()
+	whole, err := Run(context.Background(), tinyRun(filepath.Join(base, "whole")), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	cfg := tinyRun(filepath.Join(base, "cut"))
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	p := &logProgress{cancelAfter: 5, cancel: cancel}
+	if _, err := Run(ctx, cfg, p); !errors.Is(err, context.Canceled) {
+		t.Fatalf("interrupted run: %v", err)
+	}
+	p2 := &logProgress{}
+	rep, err := Run(context.Background(), cfg, p2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(p2.lines) == 0 || !strings.Contains(p2.lines[0], "resuming from ckpt-step-") {
+		t.Errorf("log %q: want a resumption", p2.lines)
+	}
+	if !reflect.DeepEqual(rep.Rows, whole.Rows) {
+		t.Errorf("resumed rows %+v\nuninterrupted %+v", rep.Rows, whole.Rows)
+	}
+	if a, b := rep.Entries[0].Training.Curve, whole.Entries[0].Training.Curve; !reflect.DeepEqual(a, b) {
+		t.Errorf("resumed curve %v\nuninterrupted %v", a, b)
+	}
+}
+
+func TestRunConfigValidate(t *testing.T) {
+	good := tinyRun("out")
+	if err := good.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	for name, mod := range map[string]func(*RunConfig){
+		"no out":         func(c *RunConfig) { c.Out = "" },
+		"no dataset":     func(c *RunConfig) { c.Dataset = DatasetSpec{} },
+		"two sources":    func(c *RunConfig) { c.Dataset.Path = "x" },
+		"unknown":        func(c *RunConfig) { c.Dataset.Builtin = "cifar" },
+		"no pretexts":    func(c *RunConfig) { c.Pretexts = nil },
+		"bad pretext":    func(c *RunConfig) { c.Pretexts = []string{"jigsaw"} },
+		"twice":          func(c *RunConfig) { c.Pretexts = []string{"random", "random"} },
+		"seeds repeat":   func(c *RunConfig) { c.Seeds = []uint64{1, 1} },
+		"pretrain seed":  func(c *RunConfig) { c.Pretrain.Seed = 3 },
+		"bad steps":      func(c *RunConfig) { c.Pretrain.Steps = -1 },
+		"stage too deep": func(c *RunConfig) { c.Probe.Stage = 3 },
+		"same names": func(c *RunConfig) {
+			c.Transfer = []DatasetSpec{{Builtin: "mnist-small"}}
+		},
+	} {
+		c := tinyRun("out")
+		mod(&c)
+		if err := c.Validate(); err == nil {
+			t.Errorf("%s: no error", name)
+		}
+	}
+}
+
+func TestLoadRunConfigExample(t *testing.T) {
+	cfg, err := LoadRunConfig("../examples/run.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Dataset.Ingest == nil || len(cfg.Pretexts) != 4 || cfg.Pretrain.Steps != 1000 {
+		t.Errorf("example config read as %+v", cfg)
+	}
+	bad := filepath.Join(t.TempDir(), "bad.json")
+	os.WriteFile(bad, []byte(`{"out": "x", "pretexts": ["relpos"], "dataset": {"builtin": "mnist-small"}, "stpes": 3}`), 0o644)
+	if _, err := LoadRunConfig(bad); err == nil || !strings.Contains(err.Error(), "stpes") {
+		t.Errorf("unknown field: %v", err)
+	}
+}
+
+// A pretraining that diverges is reported and the others go on.
+func TestRunReportsDivergence(t *testing.T) {
+	cfg := tinyRun(filepath.Join(t.TempDir(), "run"))
+	cfg.Pretexts = []string{"ae-tied", PretextRandom}
+	cfg.Pretrain.LR, cfg.Pretrain.Warmup, cfg.Pretrain.Steps = 100, -1, 6
+	rep, err := Run(context.Background(), cfg, nil)
+	if !errors.Is(err, ErrNonFinite) || !strings.Contains(err.Error(), "1 of 2 pretrainings diverged") {
+		t.Fatalf("err %v, want a divergence", err)
+	}
+	if rep == nil || rep.Rows[0].Failed != 1 || rep.Rows[0].Seeds != 0 || rep.Rows[1].Seeds != 1 || rep.Entries[0].Error == "" {
+		t.Fatalf("report %+v", rep)
+	}
+	md, err := os.ReadFile(filepath.Join(cfg.Out, ReportMDFile))
+	if err != nil || !strings.Contains(string(md), "ae-tied: the pretraining of 1 of 1 seeds diverged") {
+		t.Errorf("report.md (%v):\n%s", err, md)
+	}
+}
