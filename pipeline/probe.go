@@ -73,8 +73,9 @@ type ProbeRequest struct {
 	// Encoder is the frozen encoder (LoadEncoder, RandomEncoder); nil
 	// probes the raw pixels.
 	Encoder *FrozenEncoder
-	// Train's "train" split fits the probes; Test's "test" split scores
-	// them. They are often the same dataset.
+	// Train's "train" split fits the probes; Test's "test" split (or its
+	// "val" split when it has no "test") scores them. They are often the
+	// same dataset.
 	Train, Test *data.Dataset
 	Config      ProbeConfig
 	// CacheDir holds the features computed once per (encoder, dataset,
@@ -107,8 +108,12 @@ func Probe(ctx context.Context, req ProbeRequest, p Progress) (*probe.Result, er
 	if req.Train.Len(data.Train) == 0 {
 		return nil, fmt.Errorf("pipeline: probe: dataset %q has no %q split", req.Train.Dir(), data.Train)
 	}
+	testSplit := data.Test
 	if req.Test.Len(data.Test) == 0 {
-		return nil, fmt.Errorf("pipeline: probe: dataset %q has no %q split", req.Test.Dir(), data.Test)
+		testSplit = data.Val
+	}
+	if req.Test.Len(testSplit) == 0 {
+		return nil, fmt.Errorf("pipeline: probe: dataset %q has neither a %q nor a %q split to score the probes on (ingest it with --val-fraction)", req.Test.Dir(), data.Test, data.Val)
 	}
 	if a, b := req.Train.Manifest(), req.Test.Manifest(); len(a.Classes) != len(b.Classes) || a.Size != b.Size || a.Channels != b.Channels {
 		return nil, fmt.Errorf("pipeline: probe: training dataset %q (%d classes, %d×%d×%d) and test dataset %q (%d classes, %d×%d×%d) do not match",
@@ -145,7 +150,7 @@ func Probe(ctx context.Context, req ProbeRequest, p Progress) (*probe.Result, er
 	if err != nil {
 		return nil, err
 	}
-	test, err := features(req.Test, data.Test)
+	test, err := features(req.Test, testSplit)
 	if err != nil {
 		return nil, err
 	}
@@ -154,7 +159,7 @@ func Probe(ctx context.Context, req ProbeRequest, p Progress) (*probe.Result, er
 		return nil, fmt.Errorf("pipeline: probe: %w", err)
 	}
 	res.Protocol.Stage, res.Protocol.Pooled = cfg.Stage, cfg.Pooled
-	res.Protocol.Train, res.Protocol.Test = req.Train.ID(), req.Test.ID()
+	res.Protocol.Train, res.Protocol.Test, res.Protocol.TestSplit = req.Train.ID(), req.Test.ID(), testSplit
 	res.Protocol.Encoder = encHash
 	return res, nil
 }

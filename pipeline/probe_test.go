@@ -21,7 +21,11 @@ func TestProbeRefusesMismatchedData(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	tiny, err := data.Open(tinyDataset(t)) // 16×16, train and val only
+	trainOnlyDir := filepath.Join(dir, "train-only")
+	if err := WriteTinyDataset(trainOnlyDir, 32, 0, 16, 1); err != nil {
+		t.Fatal(err)
+	}
+	trainOnly, err := data.Open(trainOnlyDir)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -65,7 +69,7 @@ func TestProbeRefusesMismatchedData(t *testing.T) {
 	}{
 		{"image side", trained, mnist, mnist, ProbeConfig{}, "trained on 16×16 images but the dataset's are 28×28"},
 		{"channels", rgb, mnist, mnist, ProbeConfig{}, "takes 3-channel images but the dataset's have 1"},
-		{"no test split", trained, tiny, tiny, ProbeConfig{}, `has no "test" split`},
+		{"no test split", trained, trainOnly, trainOnly, ProbeConfig{}, `has neither a "test" nor a "val" split`},
 		{"unlabelled", nil, mnist, unlabelled, ProbeConfig{}, "has no labels"},
 		{"stage", trained, mnist, mnist, ProbeConfig{Stage: 5}, "stage 5: the encoder has blocks 1 to 2"},
 	} {

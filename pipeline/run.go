@@ -103,6 +103,7 @@ func (s DatasetSpec) validate(what string) error {
 		errs = append(errs, fmt.Errorf("%s: unknown builtin dataset %q (embedded: %s)", what, s.Builtin, strings.Join(builtin.Names, ", ")))
 	}
 	if s.Ingest != nil {
+		// Out is a stand-in: the run names the dataset directory.
 		c := data.IngestConfig{Inputs: s.Ingest.Inputs, Format: s.Ingest.Format, Out: "x", Preprocess: s.Ingest.Preprocess, ValFraction: s.Ingest.ValFraction}
 		if err := c.Validate(); err != nil {
 			errs = append(errs, fmt.Errorf("%s: %w", what, err))
@@ -154,6 +155,7 @@ func (c RunConfig) Validate() error {
 	if p.Dataset != "" || p.Pretext != "" || p.Out != "" || p.Seed != 0 {
 		errs = append(errs, errors.New("pretrain: dataset, pretext, out and seed are set by the run: leave them out"))
 	}
+	// The shared settings, checked with stand-ins for what the run sets.
 	p.Dataset, p.Pretext, p.Out = "x", pretext.Names[0], "x"
 	if err := p.Validate(); err != nil {
 		errs = append(errs, err)

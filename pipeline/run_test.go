@@ -5,11 +5,15 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"image"
+	"image/png"
 	"os"
 	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/patchwise-ml/patchwise/data"
 	"github.com/patchwise-ml/patchwise/pretext"
@@ -230,5 +234,75 @@ func TestRunReportsDivergence(t *testing.T) {
 	md, err := os.ReadFile(filepath.Join(cfg.Out, ReportMDFile))
 	if err != nil || !strings.Contains(string(md), "ae-tied: the pretraining of 1 of 1 seeds diverged") {
 		t.Errorf("report.md (%v):\n%s", err, md)
+	}
+}
+
+// A run ingests a folder of images once, again when a file changes.
+func TestRunIngestsFolder(t *testing.T) {
+	dir := t.TempDir()
+	photos := filepath.Join(dir, "photos")
+	for c, class := range []string{"h", "v"} {
+		if err := os.MkdirAll(filepath.Join(photos, class), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		for i := range 24 {
+			img := image.NewGray(image.Rect(0, 0, 20, 20))
+			for y := range 20 {
+				for x := range 20 {
+					v := x
+					if c == 1 {
+						v = y
+					}
+					img.Pix[y*20+x] = uint8(v*12 + (i*7+x*y)%30)
+				}
+			}
+			f, err := os.Create(filepath.Join(photos, class, fmt.Sprintf("%02d.png", i)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := png.Encode(f, img); err != nil {
+				t.Fatal(err)
+			}
+			f.Close()
+		}
+	}
+	cfg := RunConfig{
+		Out:      filepath.Join(dir, "run"),
+		Dataset:  DatasetSpec{Ingest: &IngestSpec{Inputs: []string{photos}, Preprocess: data.Preprocess{Size: 16, Channels: 1}, ValFraction: 0.25, Seed: 1}},
+		Pretexts: []string{PretextRandom, PretextPixels},
+		Pretrain: PretrainConfig{Encoder: pretext.EncoderConfig{Widths: []int{4}}},
+		Probe:    ProbeConfig{Protocol: probe.Config{Grid: []float64{1e-2}, ValFraction: 0.25}},
+	}
+	p := &logProgress{}
+	rep, err := Run(context.Background(), cfg, p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(p.lines) == 0 || !strings.HasPrefix(p.lines[0], "ingest photos: done") {
+		t.Fatalf("log %q", p.lines)
+	}
+	if got := rep.Entries[0].Probes[0].Result.Protocol.TestSplit; got != data.Val {
+		t.Errorf("a folder without a test split was scored on %q, want %q", got, data.Val)
+	}
+	if acc := rep.Rows[1].Linear.Mean; acc < 0.9 {
+		t.Errorf("pixels separate horizontal from vertical gradients with top-1 %v", acc)
+	}
+	p = &logProgress{}
+	if _, err := Run(context.Background(), cfg, p); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(p.lines[0], "ingest photos: finished earlier, skipped") {
+		t.Errorf("rerun log %q", p.lines)
+	}
+	later := time.Now().Add(time.Hour)
+	if err := os.Chtimes(filepath.Join(photos, "h", "00.png"), later, later); err != nil {
+		t.Fatal(err)
+	}
+	p = &logProgress{}
+	if _, err := Run(context.Background(), cfg, p); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(p.lines[0], "ingest photos: done") {
+		t.Errorf("a changed input was not ingested again: %q", p.lines)
 	}
 }

@@ -74,11 +74,14 @@ type Protocol struct {
 	KNNMetric string      `json:"knn_metric"` // KNNMetric
 	Seed      uint64      `json:"seed"`
 
-	Stage   int    `json:"stage"`   // encoder stage the features came from
-	Pooled  int    `json:"pooled"`  // side of the pooled feature map
-	Train   string `json:"train"`   // training dataset ID
-	Test    string `json:"test"`    // test dataset ID
-	Encoder string `json:"encoder"` // content hash of the encoder's weights, or "pixels"
+	Stage  int    `json:"stage"`  // encoder stage the features came from
+	Pooled int    `json:"pooled"` // side of the pooled feature map
+	Train  string `json:"train"`  // training dataset ID
+	Test   string `json:"test"`   // test dataset ID
+	// TestSplit is the split of the test dataset that scored the probes:
+	// "test", or "val" for a dataset without a test split.
+	TestSplit string `json:"test_split"`
+	Encoder   string `json:"encoder"` // content hash of the encoder's weights, or "pixels"
 }
 
 // Evaluate runs the linear probe and the k-NN probes of cfg, with train's

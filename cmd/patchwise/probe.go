@@ -28,10 +28,11 @@ var probeCmd = &command{
 
 Probe measures how much a frozen encoder's features know about the labels
 (DESIGN.md §6). It computes the features of the "train" split of --train
-and of the "test" split of --test (default: the same dataset), at block
---stage (default the last, globally average-pooled; earlier blocks are
-average-pooled to P×P), in evaluation mode, and caches them keyed by the
-encoder's weights, the dataset's ID and the stage.
+and of the "test" split of --test (default: the same dataset; its "val"
+split when it has no "test", as a folder ingested with --val-fraction), at
+block --stage (default the last, globally average-pooled; earlier blocks
+are average-pooled to P×P), in evaluation mode, and caches them keyed by
+the encoder's weights, the dataset's ID and the stage.
 
 The linear probe standardises the features with the training split's mean
 and standard deviation and fits a multinomial logistic regression with L2
