@@ -25,14 +25,14 @@
 //
 // which is scikit-learn's LogisticRegression(solver="lbfgs", C = 1/(λ·N)).
 // gonum's L-BFGS (Moré–Thuente line search, a history of up to 200 steps)
-// minimises it from zero until
-// every component of the gradient is at most Config.Tol (DefaultTol, 1e-4)
-// in absolute value, or for at most Config.MaxIter (DefaultMaxIter, 500)
-// iterations. Because the features are standardised, the tolerance has a
-// comparable meaning across encoders. On Fashion-MNIST raw pixels,
-// tightening it to 1e-5 changed test accuracy by less than 0.1 point and
-// took about 1.5 times as long. The scores X·W and the gradient Xᵀ·(P − Y) are float32 GEMMs
-// (nn/kernel) over chunks of rows spread over the cores; the softmax, the
+// minimises it from zero until every component of the gradient is at most
+// Config.Tol (DefaultTol, 1e-4) in absolute value, or for at most
+// Config.MaxIter (DefaultMaxIter, 500) iterations. Because the features are
+// standardised, the tolerance has a comparable meaning across encoders. On
+// Fashion-MNIST raw pixels, tightening it to 1e-5 changed test accuracy by
+// less than 0.1 point and took about 1.5 times as long. The scores X·W and
+// the gradient Xᵀ·(P − Y) are float32 GEMMs (nn/kernel) over chunks of
+// rows spread over the cores; the softmax, the
 // loss and all sums are float64 in a fixed order. The float32 scores put a
 // floor under the reachable gradient (about 1e-6 for a few hundred samples,
 // lower for more): below it the line search cannot progress, and the fit
