@@ -265,7 +265,7 @@ func (rep *Report) Markdown() string {
 		}
 		fmt.Fprintf(&b, "; transfer to %s", strings.Join(ts, ", "))
 	}
-	fmt.Fprintf(&b, ". Mean ± standard deviation over %d seed%s (%s). Top-1 accuracy on each dataset's test split.\n\n",
+	fmt.Fprintf(&b, ". Mean ± standard deviation over %d seed%s (%s). Top-1 accuracy on each dataset's test split (its val split when it has no test split).\n\n",
 		len(cfg.Seeds), plural(len(cfg.Seeds)), joinSeeds(cfg.Seeds))
 
 	b.WriteString("| pretext |")
@@ -399,6 +399,9 @@ func joinSeeds(seeds []uint64) string {
 	var s []string
 	for _, x := range seeds {
 		s = append(s, fmt.Sprint(x))
+	}
+	if len(s) == 1 {
+		return "seed " + s[0]
 	}
 	return "seeds " + strings.Join(s, ", ")
 }
