@@ -170,6 +170,25 @@ func (c RunConfig) Validate() error {
 	return errors.Join(errs...)
 }
 
+// stages counts the stages of a run: the ingests, a pretraining per
+// trained pretext and seed, and a probe per pretext, seed and dataset.
+func (c RunConfig) stages() int {
+	specs := append([]DatasetSpec{c.Dataset}, c.Transfer...)
+	n := 0
+	for _, s := range specs {
+		if s.Ingest != nil {
+			n++
+		}
+	}
+	for _, p := range c.Pretexts {
+		if p != PretextRandom && p != PretextPixels {
+			n += len(c.Seeds)
+		}
+		n += len(c.Seeds) * len(specs)
+	}
+	return n
+}
+
 func uniq(xs []uint64) []uint64 {
 	s := slices.Clone(xs)
 	slices.Sort(s)
@@ -292,7 +311,7 @@ func Run(ctx context.Context, cfg RunConfig, p Progress) (*Report, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("%w:\n%w", ErrInvalidConfig, err)
 	}
-	r := &runner{cfg: cfg, dir: cfg.Out, p: p, start: time.Now()}
+	r := &runner{cfg: cfg, dir: cfg.Out, p: p, start: time.Now(), stages: cfg.stages()}
 	if err := r.claim(); err != nil {
 		return nil, err
 	}
@@ -314,6 +333,9 @@ type runner struct {
 	// datasets: the pretraining one first, then the transfer ones.
 	datasets []*data.Dataset
 	names    []string
+	// stages is the number of stages the run plans, done how many of
+	// them have been carried out or skipped, for the log.
+	stages, done int
 }
 
 func (r *runner) log(format string, args ...any) {
@@ -373,11 +395,14 @@ func (r *runner) stage(kind, name, out, status string, t0 time.Time) error {
 		rel = out
 	}
 	r.man.Stages = append(r.man.Stages, StageRecord{Kind: kind, Name: name, Output: filepath.ToSlash(rel), Status: status, Seconds: round3(time.Since(t0).Seconds())})
+	r.done++
+	n := fmt.Sprint(r.stages)
+	prefix := fmt.Sprintf("[%*d/%s] ", len(n), r.done, n)
 	switch status {
 	case "skipped":
-		r.log("%s %s: finished earlier, skipped (%s)", kind, name, rel)
+		r.log("%s%s %s: finished earlier, skipped (%s)", prefix, kind, name, rel)
 	default:
-		r.log("%s %s: %s in %.1f s (%s)", kind, name, status, time.Since(t0).Seconds(), rel)
+		r.log("%s%s %s: %s in %.1f s (%s)", prefix, kind, name, status, time.Since(t0).Seconds(), rel)
 	}
 	return r.writeManifest()
 }

@@ -278,7 +278,7 @@ func TestRunIngestsFolder(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(p.lines) == 0 || !strings.HasPrefix(p.lines[0], "ingest photos: done") {
+	if len(p.lines) == 0 || !strings.HasPrefix(p.lines[0], "[1/3] ingest photos: done") {
 		t.Fatalf("log %q", p.lines)
 	}
 	if got := rep.Entries[0].Probes[0].Result.Protocol.TestSplit; got != data.Val {
@@ -291,7 +291,7 @@ func TestRunIngestsFolder(t *testing.T) {
 	if _, err := Run(context.Background(), cfg, p); err != nil {
 		t.Fatal(err)
 	}
-	if !strings.HasPrefix(p.lines[0], "ingest photos: finished earlier, skipped") {
+	if !strings.HasPrefix(p.lines[0], "[1/3] ingest photos: finished earlier, skipped") {
 		t.Errorf("rerun log %q", p.lines)
 	}
 	later := time.Now().Add(time.Hour)
@@ -302,7 +302,7 @@ func TestRunIngestsFolder(t *testing.T) {
 	if _, err := Run(context.Background(), cfg, p); err != nil {
 		t.Fatal(err)
 	}
-	if !strings.HasPrefix(p.lines[0], "ingest photos: done") {
+	if !strings.HasPrefix(p.lines[0], "[1/3] ingest photos: done") {
 		t.Errorf("a changed input was not ingested again: %q", p.lines)
 	}
 }
