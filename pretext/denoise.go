@@ -17,7 +17,7 @@ const (
 
 // Corruption is how a denoising autoencoder spoils its input. Its zero
 // value means additive Gaussian noise of standard deviation 0.5 (inputs
-// are standardised, so about half their spread).
+// are pixel values in [0, 1], so half their range).
 type Corruption struct {
 	// Kind is CorruptNoise (the default) or CorruptMask.
 	Kind string `json:"kind,omitempty"`
