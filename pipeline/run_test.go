@@ -306,3 +306,30 @@ func TestRunIngestsFolder(t *testing.T) {
 		t.Errorf("a changed input was not ingested again: %q", p.lines)
 	}
 }
+
+// FuzzLoadRunConfig: any file gives a config or an error, never a panic,
+// and a config that loads validates without panicking.
+func FuzzLoadRunConfig(f *testing.F) {
+	if b, err := os.ReadFile("../examples/run.json"); err == nil {
+		f.Add(b)
+	}
+	f.Add([]byte(`{"out": "x", "dataset": {"builtin": "mnist-small"}, "pretexts": ["relpos", "random"], "seeds": [1, 2]}`))
+	f.Add([]byte("// only a comment\n"))
+	f.Add([]byte(`{"pretrain": {"steps": -1, "grad_clip": 1e400}}`))
+	dir := f.TempDir()
+	f.Fuzz(func(t *testing.T, b []byte) {
+		path := filepath.Join(dir, "run.json")
+		if err := os.WriteFile(path, b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		cfg, err := LoadRunConfig(path)
+		if err != nil {
+			if !strings.Contains(err.Error(), path) {
+				t.Fatalf("error does not name the file: %v", err)
+			}
+			return
+		}
+		_ = cfg.Validate()
+		_ = cfg.stages()
+	})
+}

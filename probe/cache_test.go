@@ -1,6 +1,7 @@
 package probe
 
 import (
+	"bytes"
 	"errors"
 	"os"
 	"path/filepath"
@@ -125,4 +126,37 @@ func TestCachedCorrupt(t *testing.T) {
 	if _, _, err := Cached(dir, key, nil); err == nil || !strings.Contains(err.Error(), "holds the features of") {
 		t.Errorf("renamed file: error %v", err)
 	}
+}
+
+// FuzzReadCache feeds arbitrary bytes to the cache reader: it must return
+// features that pass Check, or a *CacheError, and never panic.
+func FuzzReadCache(f *testing.F) {
+	key := CacheKey{Encoder: "pixels", Dataset: "d", Split: "train", Stage: 0, Pooled: 0}
+	good := &Features{N: 3, D: 2, X: []float32{1, 2, 3, 4, 5, 6}, Labels: []int{0, 1, 0}, Classes: 2}
+	var buf bytes.Buffer
+	if err := writeCache(&buf, key, good); err != nil {
+		f.Fatal(err)
+	}
+	f.Add(buf.Bytes())
+	f.Add(buf.Bytes()[:20])
+	f.Add([]byte(cacheMagic))
+	f.Add([]byte{})
+	dir := f.TempDir()
+	f.Fuzz(func(t *testing.T, b []byte) {
+		path := filepath.Join(dir, "f.pwf")
+		if err := os.WriteFile(path, b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		feats, err := readCache(path, key)
+		if err != nil {
+			var ce *CacheError
+			if !errors.As(err, &ce) || ce.Path != path {
+				t.Fatalf("error %v is not a *CacheError naming the file", err)
+			}
+			return
+		}
+		if err := feats.Check(); err != nil {
+			t.Fatalf("accepted features fail Check: %v", err)
+		}
+	})
 }
