@@ -113,6 +113,13 @@ func TestRunSkipsFinishedStages(t *testing.T) {
 		t.Errorf("run.json %+v", man)
 	}
 
+	// Another worker count is the same configuration.
+	workers := cfg
+	workers.Pretrain.Workers = 1
+	if _, err := Run(context.Background(), workers, nil); err != nil {
+		t.Errorf("another worker count: %v", err)
+	}
+
 	// Another configuration in the same directory is refused.
 	other := cfg
 	other.Seeds = []uint64{2}
