@@ -30,8 +30,7 @@ type FrozenEncoder struct {
 	// Size×Size, as in pretraining.
 	Size int
 	// ImageSide is the side of the images it was trained on (0 when not
-	// known, as for a random encoder): a dataset of another side is
-	// refused.
+	// known): a dataset of another side is refused.
 	ImageSide int
 	// Normalize is the per-image normalisation applied after resizing
 	// (augment.NormStandardize for relpos, whose crops were standardised).
@@ -121,19 +120,23 @@ func checkpointOf(path string) (string, error) {
 
 // RandomEncoder returns the encoder of configuration cfg initialised from
 // seed as pretraining initialises it (Kaiming normal weights, batch norm at
-// identity: running mean 0, variance 1), for the random-encoder baseline.
-// size is its input side (0: the probed dataset's side rounded up to a
-// multiple of 2^blocks, as Pretrain does).
-func RandomEncoder(cfg pretext.EncoderConfig, size int, seed uint64) (*FrozenEncoder, error) {
+// identity: running mean 0, variance 1), for the random-encoder baseline,
+// as if pretrained on images of side imageSide: its input side is size, or
+// when size is 0 the one Pretrain would choose (EncoderConfig.InputSize).
+func RandomEncoder(cfg pretext.EncoderConfig, imageSide, size int, seed uint64) (*FrozenEncoder, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	if size != 0 && size < cfg.MinSize() {
+	if size == 0 {
+		size = cfg.InputSize(imageSide)
+	}
+	if size < cfg.MinSize() {
 		return nil, fmt.Errorf("pipeline: random encoder: input side %d is too small for %d blocks (at least %d)", size, len(cfg.Widths), cfg.MinSize())
 	}
 	rng, _ := nn.NewRNG(seed)
 	enc := pretext.NewEncoder(strings.TrimSuffix(encoderPrefix, "."), cfg, rng)
-	return &FrozenEncoder{Encoder: enc, Size: size, Name: fmt.Sprintf("random (seed %d)", seed), Hash: EncoderHash(enc)}, nil
+	return &FrozenEncoder{Encoder: enc, Size: size, ImageSide: imageSide,
+		Name: fmt.Sprintf("random (seed %d)", seed), Hash: EncoderHash(enc)}, nil
 }
 
 // EncoderHash is the hex SHA-256 of an encoder's parameters and buffers:

@@ -471,8 +471,7 @@ func newRun(ds *data.Dataset, cfg PretrainConfig) (*run, error) {
 	}
 	cfg.ImageSide = m.Size
 	if cfg.Size == 0 {
-		unit := cfg.Encoder.MinSize()
-		cfg.Size = (m.Size + unit - 1) / unit * unit
+		cfg.Size = cfg.Encoder.InputSize(m.Size)
 	}
 	if ds.Len(data.Train) == 0 {
 		errs = append(errs, fmt.Errorf("pipeline: pretrain: dataset %q has no %q split", ds.Dir(), data.Train))

@@ -126,12 +126,6 @@ func Probe(ctx context.Context, req ProbeRequest, p Progress) (*probe.Result, er
 		if err := fe.checkDataset(req.Train); err != nil {
 			return nil, err
 		}
-		if fe.Size == 0 {
-			c := *fe
-			unit := fe.Encoder.Config.MinSize()
-			c.Size = (req.Train.Manifest().Size + unit - 1) / unit * unit
-			fe = &c
-		}
 		f = &featurizer{fe: fe, stage: cfg.Stage, pooled: cfg.Pooled}
 		encHash = fe.Hash
 	}

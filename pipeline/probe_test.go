@@ -56,7 +56,7 @@ func TestProbeRefusesMismatchedData(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rgb, err := RandomEncoder(pretext.EncoderConfig{Channels: 3, Widths: []int{4}}, 0, 1)
+	rgb, err := RandomEncoder(pretext.EncoderConfig{Channels: 3, Widths: []int{4}}, 28, 0, 1)
 	if err != nil {
 		t.Fatal(err)
 	}

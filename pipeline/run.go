@@ -547,17 +547,10 @@ func (r *runner) entry(ctx context.Context, name string, seed uint64) (*ReportEn
 			cfg.Channels = r.datasets[0].Manifest().Channels
 		}
 		var err error
-		if enc, err = RandomEncoder(cfg, r.cfg.Pretrain.Size, seed); err != nil {
+		// As if pretrained on the first dataset, like the other encoders.
+		if enc, err = RandomEncoder(cfg, r.datasets[0].Manifest().Size, r.cfg.Pretrain.Size, seed); err != nil {
 			return nil, err
 		}
-		// As if pretrained on the first dataset: the same input side and
-		// the same refusal of datasets of another image side.
-		side := r.datasets[0].Manifest().Size
-		if enc.Size == 0 {
-			unit := cfg.MinSize()
-			enc.Size = (side + unit - 1) / unit * unit
-		}
-		enc.ImageSide = side
 	default:
 		ckpt, err := r.pretrain(ctx, name, seed, e)
 		if err != nil {

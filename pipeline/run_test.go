@@ -133,7 +133,7 @@ func TestRunSkipsFinishedStages(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	enc, err := RandomEncoder(pretext.EncoderConfig{Channels: 1, Widths: []int{4, 8}}, 0, 1)
+	enc, err := RandomEncoder(pretext.EncoderConfig{Channels: 1, Widths: []int{4, 8}}, 28, 0, 1)
 	if err != nil {
 		t.Fatal(err)
 	}

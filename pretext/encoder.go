@@ -47,6 +47,14 @@ func (c EncoderConfig) Validate() error {
 // the side, which must stay at least 1.
 func (c EncoderConfig) MinSize() int { return 1 << len(c.withDefaults().Widths) }
 
+// InputSize is the input side the encoder takes images of side pixels at
+// by default: side rounded up to a multiple of MinSize (28 → 32 for four
+// blocks), so that every block halves a whole side.
+func (c EncoderConfig) InputSize(side int) int {
+	unit := c.MinSize()
+	return (side + unit - 1) / unit * unit
+}
+
 // Encoder is the shared convolutional encoder: input [N, H, W, C] → last
 // map [N, H/2^B, W/2^B, W_last] for B blocks.
 type Encoder struct {

@@ -10,7 +10,6 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
-	"strings"
 
 	"github.com/patchwise-ml/patchwise/data"
 	"github.com/patchwise-ml/patchwise/internal/fsutil"
@@ -108,13 +107,9 @@ func runProbe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		if !o.random {
 			errs = append(errs, errors.New("--widths is only for --random-encoder (a checkpoint knows its own)"))
 		}
-		for _, f := range strings.Split(o.widths, ",") {
-			w, err := strconv.Atoi(strings.TrimSpace(f))
-			if err != nil || w < 1 {
-				errs = append(errs, fmt.Errorf("--widths %q: %q is not a positive integer", o.widths, f))
-				break
-			}
-			widths = append(widths, w)
+		var err error
+		if widths, err = parseInts(o.widths); err != nil {
+			errs = append(errs, fmt.Errorf("--widths: %w", err))
 		}
 	}
 	if len(errs) > 0 {
@@ -157,7 +152,7 @@ func runProbe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		}
 	case o.random:
 		cfg := pretext.EncoderConfig{Channels: train.Manifest().Channels, Widths: widths}
-		if req.Encoder, err = pipeline.RandomEncoder(cfg, 0, o.seed); err != nil {
+		if req.Encoder, err = pipeline.RandomEncoder(cfg, train.Manifest().Size, 0, o.seed); err != nil {
 			return usage(err)
 		}
 	}
