@@ -246,15 +246,14 @@ const (
 // RunManifest is run.json: what a run was asked, what it used and how long
 // each stage took in the latest invocation.
 type RunManifest struct {
-	FormatVersion int            `json:"format_version"`
-	Config        RunConfig      `json:"config"`
-	Patchwise     string         `json:"patchwise"`
-	Go            string         `json:"go"`
-	Datasets      []RunDataset   `json:"datasets"`
-	Stages        []StageRecord  `json:"stages"`
-	Seconds       float64        `json:"seconds"` // this invocation
-	Finished      bool           `json:"finished"`
-	Extra         map[string]any `json:"extra,omitempty"`
+	FormatVersion int           `json:"format_version"`
+	Config        RunConfig     `json:"config"`
+	Patchwise     string        `json:"patchwise"`
+	Go            string        `json:"go"`
+	Datasets      []RunDataset  `json:"datasets"`
+	Stages        []StageRecord `json:"stages"`
+	Seconds       float64       `json:"seconds"` // this invocation
+	Finished      bool          `json:"finished"`
 }
 
 // RunManifestVersion is run.json's format_version.
