@@ -55,7 +55,7 @@ def load_safetensors(path):
 
 
 class Encoder(nn.Module):
-    """The reference encoder of ../shared/bench/torch_ref.py: per block Conv2d 3x3 -> BatchNorm2d -> ReLU -> MaxPool2d(2)."""
+    """The reference encoder of bench/torch_ref.py: per block Conv2d 3x3 -> BatchNorm2d -> ReLU -> MaxPool2d(2)."""
 
     def __init__(self, cin, widths=(32, 64, 128, 256), eps=1e-5, momentum=0.1):
         super().__init__()

@@ -79,7 +79,7 @@ func (c BenchConfig) Validate() error {
 }
 
 // BenchResult is one model's training throughput. Field names and meanings
-// match ../shared/bench/torch_ref.py so the two can be compared side by side.
+// match bench/torch_ref.py so the two can be compared side by side.
 type BenchResult struct {
 	Model       string  `json:"model"`
 	Impl        string  `json:"impl"`

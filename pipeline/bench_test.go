@@ -2,7 +2,10 @@ package pipeline
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
+	"os/exec"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -47,5 +50,42 @@ func TestBenchCancelled(t *testing.T) {
 	_, err := Bench(ctx, BenchConfig{Batch: 2, Size: 16}, NoProgress{})
 	if !errors.Is(err, context.Canceled) {
 		t.Fatalf("err = %v, want context.Canceled", err)
+	}
+}
+
+// TestTorchReferenceScript runs bench/torch_ref.py, the PyTorch side of
+// the speed comparison, on a tiny batch and checks that it times every
+// model Bench knows and prints every field of BenchResult's JSON that
+// does not depend on the implementation.
+func TestTorchReferenceScript(t *testing.T) {
+	py := torchPython(t)
+	out, err := exec.Command(py, "../bench/torch_ref.py", "--models", strings.Join(BenchModels, ","),
+		"--batch", "2", "--size", "16", "--channels", "1", "--steps", "1", "--warmup", "0", "--threads", "1").Output()
+	if err != nil {
+		t.Fatalf("bench/torch_ref.py: %v\n%s", err, out)
+	}
+	var ours map[string]any
+	b, _ := json.Marshal(BenchResult{})
+	if err := json.Unmarshal(b, &ours); err != nil {
+		t.Fatal(err)
+	}
+	var models []string
+	for line := range strings.Lines(string(out)) {
+		var r map[string]any
+		if err := json.Unmarshal([]byte(line), &r); err != nil {
+			t.Fatalf("line %q: %v", line, err)
+		}
+		for k := range ours {
+			if _, ok := r[k]; !ok {
+				t.Errorf("torch_ref.py's %v lacks the field %q", r["model"], k)
+			}
+		}
+		if r["batch"] != 2.0 || r["size"] != 16.0 || r["channels"] != 1.0 || !(r["samples_per_s"].(float64) > 0) {
+			t.Errorf("torch_ref.py printed %v", r)
+		}
+		models = append(models, r["model"].(string))
+	}
+	if !slices.Equal(models, BenchModels) {
+		t.Errorf("torch_ref.py timed %v, want %v", models, BenchModels)
 	}
 }

@@ -28,7 +28,7 @@ import (
 //
 //	body = nn.Sequential(*[Conv2d(c_in, w, 3, padding=1), BatchNorm2d(w), ReLU(), MaxPool2d(2)] for each block)
 //
-// (the Encoder of ../shared/bench/torch_ref.py): for block k (from 0), 4k apart,
+// (the encoder of bench/torch_ref.py): for block k (from 0), 4k apart,
 //
 //	body.{4k}.weight                 F32 [W_k, W_{k-1}, 3, 3]  conv kernel, OIHW
 //	body.{4k}.bias                   F32 [W_k]                 zeros (Patchwise's convs have none)

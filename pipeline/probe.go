@@ -10,7 +10,7 @@ import (
 )
 
 // ProbeConfig is the probe stage's configuration; its zero value means
-// the defaults of DESIGN.md §6.
+// the defaults of docs/design.md §6.
 type ProbeConfig struct {
 	// Stage is the encoder block (1-based) whose output is probed; 0 means
 	// the last block.

@@ -2,7 +2,7 @@
 // convolutional encoder, the pretext heads and decoders around it, and
 // their losses.
 //
-// The reference models (DESIGN.md §4) are:
+// The reference models (docs/design.md §4) are:
 //   - Encoder: blocks of [conv3×3 pad 1 → BatchNorm → ReLU → maxpool 2]
 //     (widths 32, 64, 128, 256 by default), then a global average pool to
 //     a feature of the last width;

@@ -8,7 +8,7 @@ import (
 )
 
 // LinearAE is the autoencoder with a linear decoder (the F·W decoder of
-// DESIGN.md §4): the encoder's globally average-pooled feature [N, Dim]
+// docs/design.md §4): the encoder's globally average-pooled feature [N, Dim]
 // → Linear(Dim, Size·Size·C) → reshaped to the image [N, Size, Size, C],
 // trained with the mean-squared error against the input.
 type LinearAE struct {

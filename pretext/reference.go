@@ -8,7 +8,7 @@ import (
 )
 
 // ReferenceModels names the reference models that speed is measured on,
-// as in ../shared/bench/torch_ref.py.
+// as in bench/torch_ref.py.
 var ReferenceModels = []string{"classifier", "autoencoder", "relpos"}
 
 // NewReference returns the named reference model ("classifier" over 10

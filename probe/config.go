@@ -13,7 +13,7 @@ import (
 // 2 (almost unregularised) to 2e-4 (strongly regularised).
 var DefaultGrid = []float64{1e-5, 1e-4, 1e-3, 1e-2, 1e-1}
 
-// DefaultKNN is the k-NN protocol of DESIGN.md §6: k = 20 with T = 0.07,
+// DefaultKNN is the k-NN protocol of docs/design.md §6: k = 20 with T = 0.07,
 // and k = 200 with T = 0.1.
 var DefaultKNN = []KNNConfig{{K: 20, T: 0.07}, {K: 200, T: 0.1}}
 
@@ -21,7 +21,7 @@ var DefaultKNN = []KNNConfig{{K: 20, T: 0.07}, {K: 200, T: 0.1}}
 // choose λ when Config.ValFraction is 0.
 const DefaultValFraction = 0.2
 
-// Config is the probe protocol (DESIGN.md §6); its zero value means the
+// Config is the probe protocol (docs/design.md §6); its zero value means the
 // defaults. Load it from JSON; the field names are the JSON keys.
 type Config struct {
 	// Grid is the L2 strengths λ tried (each > 0, no repeats); empty means

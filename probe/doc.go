@@ -1,5 +1,5 @@
 // Package probe measures how good a frozen encoder's features are
-// (DESIGN.md §6): it extracts features from a dataset split, fits a linear
+// (docs/design.md §6): it extracts features from a dataset split, fits a linear
 // probe (multinomial logistic regression with L2, by L-BFGS) and runs k-NN
 // on them, and reports top-1 accuracy, per-class accuracy and the confusion
 // matrix together with every setting that produced them.

@@ -26,7 +26,9 @@ throughput in samples per second and the peak resident memory. The model
 encoder_forward times feature extraction instead: the encoder alone, in
 evaluation mode, as the probe runs it. Without --json it prints a table;
 with --json one JSON object per model and line, with the same fields as
-../shared/bench/torch_ref.py, so the two can be compared side by side.
+bench/torch_ref.py in Patchwise's repository (the same models in
+PyTorch), so the two can be compared side by side; bench/compare runs
+both alternately and prints the ratios.
 
 With --gemm it times the matrix multiplication at the convolution shapes
 instead, in GFLOP/s.
@@ -35,7 +37,7 @@ Progress goes to stderr when it is a terminal.`,
 	example: `# compare with PyTorch on the same machine, in the same run
 patchwise bench --json
 MALLOC_MMAP_THRESHOLD_=1000000000 MALLOC_TRIM_THRESHOLD_=1000000000 \
-	/usr/bin/python3 ../shared/bench/torch_ref.py --channels-last
+	/usr/bin/python3 bench/torch_ref.py --channels-last
 
 # feature extraction, and the GEMM on its own
 patchwise bench --models encoder_forward

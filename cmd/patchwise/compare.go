@@ -25,7 +25,7 @@ var compareCmd = &command{
 Compare answers which pretext gives features that transfer: it pretrains
 the same encoder with every pretext on the same data with the same budget,
 N seeds each, probes every encoder the same way (linear probe and k-NN,
-DESIGN.md §6) on DS and on each transfer dataset, and writes report.md,
+docs/design.md §6) on DS and on each transfer dataset, and writes report.md,
 report.json, accuracy.png and curves.png into DIR, printing the table at
 the end. "random" (the untrained encoder), "pixels" (raw pixels) and
 "supervised" (trained with the labels) are the baselines.

@@ -26,7 +26,7 @@ var probeCmd = &command{
 	[--l2 X] [--json] [-o DIR] [--cache DIR | --no-cache]
 
 Probe measures how much a frozen encoder's features know about the labels
-(DESIGN.md §6). It computes the features of the "train" split of --train
+(docs/design.md §6). It computes the features of the "train" split of --train
 and of the "test" split of --test (default: the same dataset; its "val"
 split when it has no "test", as a folder ingested with --val-fraction), at
 block --stage (default the last, globally average-pooled; earlier blocks

@@ -1,5 +1,5 @@
 // Package layering holds the test that keeps the packages' dependency
-// arrows pointing the way DESIGN.md §2 draws them.
+// arrows pointing the way docs/design.md §2 draws them.
 package layering
 
 import (
@@ -49,7 +49,7 @@ func TestDependencyDirections(t *testing.T) {
 			}
 			for _, dep := range closure(imports, pkg) {
 				if dep != pkg && !slices.Contains(ok, dep) {
-					t.Errorf("%s depends on %s, which DESIGN.md §2 does not allow", pkg, dep)
+					t.Errorf("%s depends on %s, which docs/design.md §2 does not allow", pkg, dep)
 				}
 				for _, imp := range imports[dep] {
 					for _, bad := range forbidden[pkg] {

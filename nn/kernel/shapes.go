@@ -8,7 +8,7 @@ type GemmShape struct {
 }
 
 // BenchShapes are the GEMM sizes speed is measured at: the convolution
-// shapes of DESIGN.md §8 (the reference encoder's second and third layers
+// shapes of docs/design.md §8 (the reference encoder's second and third layers
 // at batch 128 on 32×32 images, as channels-first whole-batch GEMMs:
 // forward, weight gradient, input gradient), their channels-last
 // counterparts, which the layers actually run, and two square sizes.
