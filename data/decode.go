@@ -135,8 +135,10 @@ func decodeAt(path string, r io.ReaderAt, size int64, p Preprocess) ([]uint8, er
 	// to the full decoder; malformed ones are reported.
 	var img image.Image
 	if format == "jpeg" && min(cfg.Width, cfg.Height)/8 >= p.Size {
-		img, err = safeDecodeJPEGDC(b)
-		if err != nil && !errors.Is(err, errUnsupportedDC) {
+		img, err = decodeJPEGDCBytes(b)
+		if errors.Is(err, errUnsupportedDC) {
+			img = nil
+		} else if err != nil {
 			return nil, &ImageError{Path: path, Err: err}
 		}
 	}
@@ -179,6 +181,11 @@ func decodeErr(err error) error {
 	return err
 }
 
+// safeDecodeConfig and safeDecode call the registered image decoders (the
+// standard library's and golang.org/x/image's), turning a panic of theirs
+// on malformed input into an error. Patchwise's own decoders (jpegdc.go,
+// the dataset readers) are not wrapped: their panics are bugs, and their
+// fuzzers look for them.
 func safeDecodeConfig(r io.Reader) (cfg image.Config, format string, err error) {
 	defer func() {
 		if v := recover(); v != nil {
@@ -197,21 +204,6 @@ func safeDecode(b []byte) (img image.Image, err error) {
 	}()
 	img, _, err = image.Decode(bytes.NewReader(b))
 	return img, decodeErr(err)
-}
-
-// safeDecodeJPEGDC is decodeJPEGDCBytes, recovering a panic (part of the
-// reduced-scale JPEG path).
-func safeDecodeJPEGDC(b []byte) (img image.Image, err error) {
-	defer func() {
-		if v := recover(); v != nil {
-			img, err = nil, fmt.Errorf("malformed image (decoder panicked: %v)", v)
-		}
-	}()
-	img, err = decodeJPEGDCBytes(b)
-	if err != nil {
-		img = nil
-	}
-	return img, err
 }
 
 // jpegOrientation returns the EXIF orientation (1 to 8) of the JPEG file b,

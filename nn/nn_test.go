@@ -485,6 +485,9 @@ func TestBuffersReused(t *testing.T) {
 // only a few small allocations (the goroutines of the parallel loops), not
 // one per buffer.
 func TestStepAllocations(t *testing.T) {
+	if raceEnabled {
+		t.Skip("the race detector allocates on its own account")
+	}
 	rng := rand.New(rand.NewPCG(53, 54))
 	net := block(rng)
 	x := randTensor(rng, 8, 8, 8, 3)

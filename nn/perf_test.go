@@ -579,6 +579,9 @@ func paramsOf(layers []Layer) []*Param { return NewSequential(layers...).Params(
 // back, rather than new ones each time. Every activation here is at least
 // 64 KiB, so one buffer made afresh per step would exceed the bound.
 func TestSequentialStepMemory(t *testing.T) {
+	if raceEnabled {
+		t.Skip("the race detector allocates on its own account")
+	}
 	for _, withEval := range []bool{false, true} {
 		t.Run(fmt.Sprintf("eval%v", withEval), func(t *testing.T) {
 			net := NewSequential(deepNet(3)...)
