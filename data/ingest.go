@@ -88,6 +88,13 @@ type IngestConfig struct {
 	Seed        uint64
 	Strict      bool // any bad input fails the ingest, and nothing is written
 	Workers     int  // decoding goroutines; default GOMAXPROCS
+	// Classes names the classes, in label order, instead of the names the
+	// sources have of their own or from a ClassesFile beside an input;
+	// ClassesFile reads them from a file (see ParseClassNames) instead.
+	// Set at most one; either must give as many names as the sources have
+	// classes.
+	Classes     []string
+	ClassesFile string
 }
 
 // Validate reports every problem with the configuration at once.
@@ -107,6 +114,14 @@ func (c IngestConfig) Validate() error {
 	}
 	if c.Workers < 0 {
 		errs = append(errs, fmt.Errorf("data: ingest: workers must not be negative, got %d", c.Workers))
+	}
+	if c.Classes != nil && c.ClassesFile != "" {
+		errs = append(errs, errors.New("data: ingest: class names given both as a list and as a file: give one"))
+	}
+	if c.Classes != nil {
+		if err := CheckClassNames(c.Classes); err != nil {
+			errs = append(errs, err)
+		}
 	}
 	if err := c.Preprocess.Validate(); err != nil {
 		errs = append(errs, err)
@@ -183,24 +198,62 @@ var ErrSkipped = errors.New("bad inputs")
 // the ingest, with nothing written). The dataset is written under a
 // temporary name and renamed into place only when complete, so an error
 // or a cancelled ctx leaves nothing at cfg.Out.
+//
+// The class names are, by precedence: cfg.Classes or cfg.ClassesFile;
+// else, per input, a ClassesFile in the input folder; else the source's
+// own. Every input must end up with the same names, and names must match
+// the sources' number of classes (a *ClassNamesError otherwise).
 func Ingest(ctx context.Context, cfg IngestConfig, p Progress) (*IngestReport, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
 	pre := cfg.Preprocess.WithDefaults()
 	var srcs []Source
+	var names [][]string
+	var notes []string
 	for _, in := range cfg.Inputs {
 		s, err := OpenSource(in, cfg.Format)
 		if err != nil {
 			return nil, err
 		}
 		srcs = append(srcs, s)
+		own := s.Classes()
+		if cfg.Classes == nil && cfg.ClassesFile == "" {
+			n, path, err := classNamesFor(in, own)
+			if err != nil {
+				return nil, fmt.Errorf("data: ingest: %w", err)
+			}
+			if n != nil {
+				own = n
+				notes = append(notes, fmt.Sprintf("Class names of %q from %q.", in, path))
+			}
+		}
+		names = append(names, own)
 	}
-	classes, err := agreeClasses(cfg.Inputs, srcs)
+	classes, err := agreeClasses(cfg.Inputs, names)
 	if err != nil {
 		return nil, err
 	}
-	w, err := Create(cfg.Out, pre, classes, Provenance{Format: srcs[0].Format(), Inputs: cfg.Inputs})
+	switch {
+	case cfg.ClassesFile != "":
+		given, err := ReadClassNames(cfg.ClassesFile)
+		if err == nil {
+			err = matchClassCount(cfg.ClassesFile, given, classes)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("data: ingest: %w", err)
+		}
+		classes = given
+		notes = append(notes, fmt.Sprintf("Class names from %q.", cfg.ClassesFile))
+	case cfg.Classes != nil:
+		if err := matchClassCount("", cfg.Classes, classes); err != nil {
+			return nil, fmt.Errorf("data: ingest: %w", err)
+		}
+		classes = slices.Clone(cfg.Classes)
+		notes = append(notes, "Class names given to ingest.")
+	}
+	prov := Provenance{Format: srcs[0].Format(), Inputs: cfg.Inputs, Notes: strings.Join(notes, " ")}
+	w, err := Create(cfg.Out, pre, classes, prov)
 	if err != nil {
 		return nil, err
 	}
@@ -246,14 +299,14 @@ func Ingest(ctx context.Context, cfg IngestConfig, p Progress) (*IngestReport, e
 	return rep, nil
 }
 
-// agreeClasses returns the sources' common class names, or an error
+// agreeClasses returns the inputs' common class names, or an error
 // naming the first input whose classes differ.
-func agreeClasses(inputs []string, srcs []Source) ([]string, error) {
-	classes := srcs[0].Classes()
-	for i, s := range srcs[1:] {
-		if !slices.Equal(s.Classes(), classes) {
+func agreeClasses(inputs []string, names [][]string) ([]string, error) {
+	classes := names[0]
+	for i, n := range names[1:] {
+		if !slices.Equal(n, classes) {
 			return nil, fmt.Errorf("data: ingest: inputs %q and %q have different classes (%v and %v)",
-				inputs[0], inputs[i+1], classes, s.Classes())
+				inputs[0], inputs[i+1], classes, n)
 		}
 	}
 	return classes, nil
