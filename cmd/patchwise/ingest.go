@@ -7,6 +7,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"path/filepath"
 	"strings"
 
 	"github.com/patchwise-ml/patchwise/data"
@@ -33,7 +34,11 @@ the same one for the same --seed.
 
 Inputs that cannot be read are skipped and listed, and ingest exits with
 status 3; with --strict any bad input fails the ingest and nothing is
-written. Interrupted or failed ingests leave nothing at DIR.`,
+written. DIR/ingest-report.json keeps the list: every skipped input with
+its path and reason, every group of identical images (all kept) and the
+counts; 'patchwise inspect' shows them. The report is not part of the
+manifest, so it does not change the dataset ID. Interrupted or failed
+ingests leave nothing at DIR.`,
 	example: `# a folder of photos with one subfolder per class
 patchwise ingest photos/ -o photos-64 --size 64
 
@@ -96,30 +101,41 @@ func runIngest(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	rep, err := data.Ingest(ctx, cfg, newProgress(stderr))
 	if rep != nil {
 		for _, s := range rep.Skipped {
-			fmt.Fprintf(stderr, "skipped %s: %s\n", s.Origin, s.Reason)
+			fmt.Fprintf(stderr, "skipped %s: %s\n", s.Path, s.Reason)
 		}
 	}
 	if err != nil {
 		return err
 	}
+	out := ingestOutput{Dir: rep.Dir, ReportFile: filepath.Join(rep.Dir, data.IngestReportFile), Manifest: rep.Manifest, IngestReport: rep}
 	if o.json {
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")
-		if err := enc.Encode(rep); err != nil {
+		if err := enc.Encode(out); err != nil {
 			return err
 		}
 	} else {
-		printIngestSummary(stdout, rep)
+		printIngestSummary(stdout, out)
 	}
 	if len(rep.Skipped) > 0 {
-		return fmt.Errorf("ingest: %d inputs skipped (listed above): %w", len(rep.Skipped), errSkipped)
+		return fmt.Errorf("ingest: %d inputs skipped (listed above and in %s): %w", len(rep.Skipped), out.ReportFile, errSkipped)
 	}
 	return nil
 }
 
+// ingestOutput is what ingest prints with --json: the report as stored in
+// the dataset, with the dataset's directory, the report's path and the
+// manifest.
+type ingestOutput struct {
+	Dir        string         `json:"dir"`
+	ReportFile string         `json:"report_file"`
+	Manifest   *data.Manifest `json:"manifest"`
+	*data.IngestReport
+}
+
 // printIngestSummary prints what an ingest wrote.
-func printIngestSummary(w io.Writer, rep *data.IngestReport) {
-	m := rep.Manifest
+func printIngestSummary(w io.Writer, out ingestOutput) {
+	rep, m := out.IngestReport, out.Manifest
 	fmt.Fprintf(w, "dataset %s\nid      %s\nimages  %dx%dx%d\n", rep.Dir, rep.ID, m.Size, m.Size, m.Channels)
 	for _, split := range []string{data.Train, data.Val, data.Test, data.Unlabeled} {
 		if n, ok := m.Splits[split]; ok {
@@ -129,7 +145,9 @@ func printIngestSummary(w io.Writer, rep *data.IngestReport) {
 	if len(m.Classes) > 0 {
 		fmt.Fprintf(w, "classes %d: %s\n", len(m.Classes), strings.Join(m.Classes, ", "))
 	}
-	if len(rep.Duplicates) > 0 {
-		fmt.Fprintf(w, "duplicates %d (kept), e.g. %s = %s\n", len(rep.Duplicates), rep.Duplicates[0].Origin, rep.Duplicates[0].Of)
+	if c := rep.Counts; c.Duplicates > 0 {
+		g := rep.Duplicates[0]
+		fmt.Fprintf(w, "duplicates %d in %d groups (kept), e.g. %s\n", c.Duplicates, c.DuplicateGroups, strings.Join(g[:min(len(g), 3)], " = "))
 	}
+	fmt.Fprintf(w, "skipped %d of %d inputs\nreport  %s\n", rep.Counts.Skipped, rep.Counts.Inputs, out.ReportFile)
 }
