@@ -240,6 +240,7 @@ const (
 	ReportJSONFile  = "report.json" // Report
 	ReportMDFile    = "report.md"
 	AccuracyPlot    = "accuracy.png"
+	PerClassPlot    = "per-class.png"
 	CurvesPlot      = "curves.png"
 )
 
@@ -261,10 +262,11 @@ const RunManifestVersion = 1
 
 // RunDataset is a dataset a run used.
 type RunDataset struct {
-	Name string `json:"name"`
-	ID   string `json:"id"`
-	Dir  string `json:"dir"`
-	Role string `json:"role"` // "pretrain" or "transfer"
+	Name    string   `json:"name"`
+	ID      string   `json:"id"`
+	Dir     string   `json:"dir"`
+	Role    string   `json:"role"`              // "pretrain" or "transfer"
+	Classes []string `json:"classes,omitempty"` // the class names, in label order
 }
 
 // StageRecord describes one stage of a run.
@@ -292,7 +294,7 @@ var ErrRunConfigChanged = errors.New("the run directory holds a run of another c
 //	pretrain/   one Pretrain run directory per pretext and seed
 //	probe/      one probe result (JSON) per encoder and probed dataset
 //	features/   the feature cache
-//	run.json, report.json, report.md, accuracy.png, curves.png
+//	run.json, report.json, report.md, accuracy.png, per-class.png, curves.png
 //
 // Each stage's output is named by a hash of its inputs and settings: a
 // finished stage is skipped, an interrupted pretraining resumes from its
@@ -419,7 +421,7 @@ func (r *runner) run(ctx context.Context) (*Report, error) {
 			role = "transfer"
 		}
 		r.datasets, r.names = append(r.datasets, ds), append(r.names, s.name())
-		r.man.Datasets = append(r.man.Datasets, RunDataset{Name: s.name(), ID: ds.ID(), Dir: ds.Dir(), Role: role})
+		r.man.Datasets = append(r.man.Datasets, RunDataset{Name: s.name(), ID: ds.ID(), Dir: ds.Dir(), Role: role, Classes: ds.Manifest().Classes})
 	}
 	var entries []ReportEntry
 	var failed []error
