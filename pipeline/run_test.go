@@ -194,6 +194,11 @@ func TestRunConfigValidate(t *testing.T) {
 	if err := good.Validate(); err != nil {
 		t.Fatal(err)
 	}
+	// A path "builtin:NAME" is the embedded dataset NAME.
+	good.Dataset = DatasetSpec{Path: "builtin:mnist-small"}
+	if err := good.Validate(); err != nil || good.Dataset.name() != "mnist-small" {
+		t.Fatalf("path builtin:mnist-small: %v, name %q", err, good.Dataset.name())
+	}
 	for name, mod := range map[string]func(*RunConfig){
 		"no out":         func(c *RunConfig) { c.Out = "" },
 		"no dataset":     func(c *RunConfig) { c.Dataset = DatasetSpec{} },
@@ -208,6 +213,17 @@ func TestRunConfigValidate(t *testing.T) {
 		"stage too deep": func(c *RunConfig) { c.Probe.Stage = 3 },
 		"same names": func(c *RunConfig) {
 			c.Transfer = []DatasetSpec{{Builtin: "mnist-small"}}
+		},
+		"same names, builtin path": func(c *RunConfig) {
+			c.Transfer = []DatasetSpec{{Path: "builtin:mnist-small"}}
+		},
+		"unknown builtin path": func(c *RunConfig) { c.Dataset = DatasetSpec{Path: "builtin:cifar"} },
+		"empty builtin path":   func(c *RunConfig) { c.Dataset = DatasetSpec{Path: "builtin:"} },
+		"builtin path and builtin": func(c *RunConfig) {
+			c.Dataset = DatasetSpec{Path: "builtin:mnist-small", Builtin: "mnist-small"}
+		},
+		"repeated class name": func(c *RunConfig) {
+			c.Dataset = DatasetSpec{Ingest: &IngestSpec{Inputs: []string{"x"}, Classes: []string{"a", "a"}}}
 		},
 	} {
 		c := tinyRun("out")
@@ -284,8 +300,9 @@ func TestRunIngestsFolder(t *testing.T) {
 		}
 	}
 	cfg := RunConfig{
-		Out:      filepath.Join(dir, "run"),
-		Dataset:  DatasetSpec{Ingest: &IngestSpec{Inputs: []string{photos}, Preprocess: data.Preprocess{Size: 16, Channels: 1}, ValFraction: 0.25, Seed: 1}},
+		Out: filepath.Join(dir, "run"),
+		Dataset: DatasetSpec{Ingest: &IngestSpec{Inputs: []string{photos}, Preprocess: data.Preprocess{Size: 16, Channels: 1}, ValFraction: 0.25, Seed: 1,
+			Classes: []string{"horizontal", "vertical"}}},
 		Pretexts: []string{PretextRandom, PretextPixels},
 		Pretrain: PretrainConfig{Encoder: pretext.EncoderConfig{Widths: []int{4}}},
 		Probe:    ProbeConfig{Protocol: probe.Config{Grid: []float64{1e-2}, ValFraction: 0.25}},
@@ -297,6 +314,9 @@ func TestRunIngestsFolder(t *testing.T) {
 	}
 	if len(p.lines) == 0 || !strings.HasPrefix(p.lines[0], "[1/3] ingest photos: done") {
 		t.Fatalf("log %q", p.lines)
+	}
+	if got := rep.Entries[0].Probes[0].Result.Classes; !reflect.DeepEqual(got, []string{"horizontal", "vertical"}) {
+		t.Errorf("classes %q, want the names given to the ingest", got)
 	}
 	if got := rep.Entries[0].Probes[0].Result.Protocol.TestSplit; got != data.Val {
 		t.Errorf("a folder without a test split was scored on %q, want %q", got, data.Val)
