@@ -115,8 +115,15 @@ type Writer struct {
 	geom     shardGeom
 	man      Manifest
 	open     map[string]*shardWriter // the current shard of each split
+	attached []attachment            // files Close writes beside the manifest
 	err      error                   // sticky: a failed write breaks the Writer
 	done     bool                    // closed or aborted
+}
+
+// attachment is a file that Close writes into the dataset directory.
+type attachment struct {
+	name string
+	fill func(id string) ([]byte, error)
 }
 
 // Create starts a dataset that will be written to dir, which must not
@@ -202,6 +209,22 @@ func (w *Writer) SetCounts(duplicates, skipped int) {
 	w.man.Duplicates, w.man.Skipped = duplicates, skipped
 }
 
+// Attach arranges for Close to write a file called name into the dataset
+// directory, holding what fill returns for the dataset's ID. Close writes
+// it after manifest.json into the temporary directory, synced, before the
+// directory is renamed into place: the file appears with the dataset,
+// complete, or not at all, and an error from fill fails Close. The file
+// is not in the manifest and does not change the dataset ID; Open ignores
+// it. Attach panics if name is not a plain file name, starts with a dot,
+// ends in ".zst", is ManifestFile or was attached before.
+func (w *Writer) Attach(name string, fill func(id string) ([]byte, error)) {
+	if name == "" || name != filepath.Base(name) || strings.HasPrefix(name, ".") || strings.HasSuffix(name, ".zst") ||
+		name == ManifestFile || slices.ContainsFunc(w.attached, func(a attachment) bool { return a.name == name }) {
+		panic(fmt.Sprintf("data: Writer.Attach: bad or repeated file name %q", name))
+	}
+	w.attached = append(w.attached, attachment{name, fill})
+}
+
 // Add appends r to split (Train, Val, Test, Unlabeled, or another lower-case
 // name of letters, digits and underscores; "" means Train). It returns an
 // error, and writes nothing, when r does not fit the dataset: len(r.Pixels)
@@ -282,8 +305,9 @@ func (w *Writer) finish(split string) error {
 	return nil
 }
 
-// Close finishes every shard, writes manifest.json, syncs every file and
-// the directory, and renames the temporary directory to the destination.
+// Close finishes every shard, writes manifest.json and the attached files
+// (see Attach), syncs every file and the directory, and renames the
+// temporary directory to the destination.
 // It returns the manifest and the dataset ID (the hex SHA-256 of
 // manifest.json). On error nothing is left at the destination and the
 // temporary directory is removed.
@@ -326,6 +350,20 @@ func (w *Writer) close() (*Manifest, string, error) {
 	}); err != nil {
 		return nil, "", w.fail(err)
 	}
+	sum := sha256.Sum256(b)
+	id := hex.EncodeToString(sum[:])
+	for _, a := range w.attached {
+		content, err := a.fill(id)
+		if err != nil {
+			return nil, "", fmt.Errorf("data: dataset %q: %s: %w", w.dir, a.name, err)
+		}
+		if err := fsutil.WriteSynced(filepath.Join(w.tmp, a.name), fsutil.CreateExcl, func(f io.Writer) error {
+			_, err := f.Write(content)
+			return err
+		}); err != nil {
+			return nil, "", w.fail(err)
+		}
+	}
 	if err := fsutil.SyncDir(w.tmp); err != nil {
 		return nil, "", w.fail(err)
 	}
@@ -338,9 +376,8 @@ func (w *Writer) close() (*Manifest, string, error) {
 	if err := fsutil.SyncDir(filepath.Dir(filepath.Clean(w.dir))); err != nil {
 		return nil, "", w.fail(err)
 	}
-	sum := sha256.Sum256(b)
 	m := w.man
-	return &m, hex.EncodeToString(sum[:]), nil
+	return &m, id, nil
 }
 
 // Abort discards the dataset: it removes the temporary directory. It is

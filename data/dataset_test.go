@@ -315,6 +315,64 @@ func TestAbort(t *testing.T) {
 	}
 }
 
+// TestWriterAttach checks that an attached file appears with the dataset,
+// holding the ID, that it leaves the ID alone, and that a failing one
+// fails Close and leaves nothing.
+func TestWriterAttach(t *testing.T) {
+	root := t.TempDir()
+	write := func(dir string, fill func(string) ([]byte, error)) (string, error) {
+		w, err := Create(dir, Preprocess{Size: 2, Channels: 1}, nil, Provenance{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer w.Abort()
+		if err := w.Add(Train, dsRecord(2, 1, 0, 0, Train)); err != nil {
+			t.Fatal(err)
+		}
+		if fill != nil {
+			w.Attach("notes.json", fill)
+		}
+		_, id, err := w.Close()
+		return id, err
+	}
+	plain, err := write(filepath.Join(root, "plain"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	id, err := write(filepath.Join(root, "attached"), func(id string) ([]byte, error) { return []byte(id), nil })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b, err := os.ReadFile(filepath.Join(root, "attached", "notes.json")); err != nil || string(b) != id || id != plain {
+		t.Errorf("attached file %q (%v), ID %s; want the ID, and the ID without it, %s", b, err, id, plain)
+	}
+	boom := errors.New("boom")
+	if _, err := write(filepath.Join(root, "failed"), func(string) ([]byte, error) { return nil, boom }); !errors.Is(err, boom) {
+		t.Errorf("err = %v, want boom", err)
+	}
+	if ents, _ := os.ReadDir(root); len(ents) != 2 {
+		t.Errorf("a failed Close left %v", ents)
+	}
+	w, err := Create(filepath.Join(root, "x"), Preprocess{}, nil, Provenance{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Abort()
+	for _, name := range []string{"", ManifestFile, "train-00000.zst", "a/b", ".hidden", "twice"} {
+		func() {
+			defer func() {
+				if recover() == nil {
+					t.Errorf("Attach(%q) did not panic", name)
+				}
+			}()
+			if name == "twice" {
+				w.Attach(name, nil)
+			}
+			w.Attach(name, nil)
+		}()
+	}
+}
+
 func TestAddInvalid(t *testing.T) {
 	good := func() Record { return dsRecord(3, 3, 4, 1, Train) }
 	cases := []struct {

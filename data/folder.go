@@ -163,7 +163,7 @@ func (f *Folder) Items(ctx context.Context, yield func(Item) error) error {
 		it.Label = -1
 		if it.Err == nil {
 			it.Path = ""
-			it.Err = fmt.Errorf("data: folder %q: image outside a class folder in a labelled tree", full)
+			it.Err = &folderError{full, "image outside a class folder in a labelled tree"}
 		}
 		if err := yield(it); err != nil {
 			return err
@@ -284,5 +284,13 @@ func (w *treeWalker) file(full, rel string, e fs.DirEntry) (Item, bool) {
 }
 
 func errItem(full, rel, msg string) Item {
-	return Item{Label: -1, Origin: rel, Err: fmt.Errorf("data: folder %q: %s", full, msg)}
+	return Item{Label: -1, Origin: rel, Err: &folderError{full, msg}}
 }
+
+// folderError is why an entry of a folder cannot be an input.
+type folderError struct {
+	path string // the entry, the root joined with its origin
+	msg  string // what is wrong, without the path
+}
+
+func (e *folderError) Error() string { return fmt.Sprintf("data: folder %q: %s", e.path, e.msg) }

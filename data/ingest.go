@@ -1,11 +1,14 @@
 package data
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"hash/fnv"
+	"io"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -88,6 +91,13 @@ type IngestConfig struct {
 	Seed        uint64
 	Strict      bool // any bad input fails the ingest, and nothing is written
 	Workers     int  // decoding goroutines; default GOMAXPROCS
+	// Classes names the classes, in label order, instead of the names the
+	// sources have of their own or from a ClassesFile beside an input;
+	// ClassesFile reads them from a file (see ParseClassNames) instead.
+	// Set at most one; either must give as many names as the sources have
+	// classes.
+	Classes     []string
+	ClassesFile string
 }
 
 // Validate reports every problem with the configuration at once.
@@ -107,6 +117,14 @@ func (c IngestConfig) Validate() error {
 	}
 	if c.Workers < 0 {
 		errs = append(errs, fmt.Errorf("data: ingest: workers must not be negative, got %d", c.Workers))
+	}
+	if c.Classes != nil && c.ClassesFile != "" {
+		errs = append(errs, errors.New("data: ingest: class names given both as a list and as a file: give one"))
+	}
+	if c.Classes != nil {
+		if err := CheckClassNames(c.Classes); err != nil {
+			errs = append(errs, err)
+		}
 	}
 	if err := c.Preprocess.Validate(); err != nil {
 		errs = append(errs, err)
@@ -152,25 +170,144 @@ func (p Preprocess) Validate() error {
 
 // Skip is an input that ingest could not use.
 type Skip struct {
+	// Path is the file on disk: the input folder joined with Origin.
+	Path string `json:"path"`
+	// Origin is the input's name within its source, as a record's
+	// Origin would have been.
 	Origin string `json:"origin"`
+	// Reason says what is wrong with it, without repeating the path.
 	Reason string `json:"reason"`
 }
 
-// Duplicate is a record whose decoded pixels equal an earlier record's.
-// Both are kept: datasets such as Fashion-MNIST contain a few, and their
-// counts are part of what users expect.
-type Duplicate struct {
-	Origin string `json:"origin"`
-	Of     string `json:"of"`
+// IngestReportFile is the name of the report Ingest writes into the
+// dataset directory, next to manifest.json.
+const IngestReportFile = "ingest-report.json"
+
+// IngestReportVersion is the format_version of the ingest report this
+// build writes and reads.
+const IngestReportVersion = 1
+
+// IngestReport says what an ingest did: every input it skipped and why,
+// every group of records with identical pixels, and the counts.
+//
+// Ingest returns it and writes it as IngestReportFile into the dataset
+// directory, in the same temporary directory as the shards and the
+// manifest, so that it appears with the dataset, complete, or not at
+// all; an ingest without problems writes one too, with zero counts and
+// empty lists. The report is not part of the manifest: it names the
+// dataset by its ID instead, so that the dataset ID depends on the records
+// and settings only, never on how the messages of skipped inputs are
+// worded. The manifest keeps the skipped and duplicate counts, which the
+// report must agree with.
+type IngestReport struct {
+	FormatVersion int          `json:"format_version"` // IngestReportVersion
+	ID            string       `json:"dataset_id"`     // the dataset's ID; "" when nothing was written
+	Source        Provenance   `json:"source"`         // as in the manifest
+	Counts        IngestCounts `json:"counts"`
+	// Skipped lists the inputs that could not be used, in the sources'
+	// order.
+	Skipped []Skip `json:"skipped"`
+	// Duplicates are the groups of records whose decoded pixels are
+	// equal, each the records' origins in the sources' order. Every record
+	// of a group is kept: datasets such as Fashion-MNIST contain a few,
+	// and their counts are part of what users expect.
+	Duplicates [][]string `json:"duplicates"`
+
+	// Dir is the dataset directory and Manifest its manifest; neither is
+	// stored in the report.
+	Dir      string    `json:"-"`
+	Manifest *Manifest `json:"-"`
 }
 
-// IngestReport says what an ingest did.
-type IngestReport struct {
-	ID         string      `json:"id"`
-	Dir        string      `json:"dir"`
-	Manifest   *Manifest   `json:"manifest"`
-	Skipped    []Skip      `json:"skipped"`
-	Duplicates []Duplicate `json:"duplicates"`
+// IngestCounts are an ingest's totals.
+type IngestCounts struct {
+	Inputs          int `json:"inputs"`           // items the sources yielded: records + skipped
+	Records         int `json:"records"`          // records written, duplicates included
+	Skipped         int `json:"skipped"`          // inputs skipped
+	Duplicates      int `json:"duplicates"`       // records equal to an earlier one: the sum over groups of their size − 1
+	DuplicateGroups int `json:"duplicate_groups"` // groups of equal records
+}
+
+// maxIngestReportBytes bounds the ingest report a reader accepts: about a
+// million skipped inputs.
+const maxIngestReportBytes = 256 << 20
+
+// ReadIngestReport reads the ingest report of the dataset in dir (see
+// Dataset.IngestReport).
+func ReadIngestReport(dir string) (*IngestReport, error) {
+	d, err := Open(dir)
+	if err != nil {
+		return nil, err
+	}
+	return d.IngestReport()
+}
+
+// IngestReport reads and checks the dataset's IngestReportFile and returns
+// it with Dir and Manifest set. A dataset without one (a dataset that
+// ingest did not write, such as the embedded ones) gives an error matching
+// fs.ErrNotExist. A report that is not valid JSON, has an unknown
+// format_version, names another dataset ID, or whose lists and counts
+// disagree with each other or with the manifest gives a *CorruptError.
+func (d *Dataset) IngestReport() (*IngestReport, error) {
+	f, err := os.Open(filepath.Join(d.dir, IngestReportFile))
+	if err != nil {
+		return nil, fmt.Errorf("data: dataset %q: ingest report: %w", d.dir, err)
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, maxIngestReportBytes+1))
+	if err != nil {
+		return nil, fmt.Errorf("data: dataset %q: ingest report: %w", d.dir, err)
+	}
+	bad := func(err error, format string, args ...any) error {
+		return &CorruptError{Dir: d.dir, Record: -1, Msg: IngestReportFile + ": " + fmt.Sprintf(format, args...), Err: err}
+	}
+	if len(b) > maxIngestReportBytes {
+		return nil, bad(nil, "larger than %d bytes", maxIngestReportBytes)
+	}
+	var v struct {
+		FormatVersion *int `json:"format_version"`
+	}
+	if err := json.Unmarshal(b, &v); err != nil {
+		return nil, bad(err, "bad JSON")
+	}
+	if v.FormatVersion == nil || *v.FormatVersion != IngestReportVersion {
+		got := "no format_version"
+		if v.FormatVersion != nil {
+			got = fmt.Sprintf("format_version %d", *v.FormatVersion)
+		}
+		return nil, bad(nil, "%s is not supported: this build reads version %d", got, IngestReportVersion)
+	}
+	var r IngestReport
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&r); err != nil {
+		return nil, bad(err, "bad JSON")
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return nil, bad(nil, "data after the JSON object")
+	}
+	if r.ID != d.id {
+		return nil, bad(nil, "the report of dataset %.12s…, not of this one (%.12s…)", r.ID, d.id)
+	}
+	groups, dups := 0, 0
+	for i, g := range r.Duplicates {
+		if len(g) < 2 {
+			return nil, bad(nil, "duplicate group %d has %d records: want at least 2", i, len(g))
+		}
+		groups, dups = groups+1, dups+len(g)-1
+	}
+	records := 0
+	for _, n := range d.man.Splits {
+		records += n
+	}
+	c := r.Counts
+	if c.Skipped != len(r.Skipped) || c.Skipped != d.man.Skipped || c.Duplicates != dups || c.Duplicates != d.man.Duplicates ||
+		c.DuplicateGroups != groups || c.Records != records || c.Inputs != c.Records+c.Skipped {
+		return nil, bad(nil, "counts %+v disagree with the lists (%d skipped, %d duplicates in %d groups) or the manifest (%d records, %d skipped, %d duplicates)",
+			c, len(r.Skipped), dups, groups, records, d.man.Skipped, d.man.Duplicates)
+	}
+	r.Dir, r.Manifest = d.dir, d.Manifest()
+	return &r, nil
 }
 
 // ErrSkipped is wrapped by Ingest's error in strict mode when inputs were
@@ -178,49 +315,100 @@ type IngestReport struct {
 var ErrSkipped = errors.New("bad inputs")
 
 // Ingest decodes and preprocesses every item of the sources, in parallel,
-// and writes them as a dataset in cfg.Out, in the sources' order. Bad
-// inputs are skipped and listed in the report (in strict mode they fail
-// the ingest, with nothing written). The dataset is written under a
+// and writes them as a dataset in cfg.Out, in the sources' order, with its
+// report (IngestReportFile). Bad inputs are skipped and listed in the
+// report (in strict mode they fail the ingest, with nothing written, and
+// the returned report lists them). The dataset is written under a
 // temporary name and renamed into place only when complete, so an error
 // or a cancelled ctx leaves nothing at cfg.Out.
+//
+// The class names are, by precedence: cfg.Classes or cfg.ClassesFile;
+// else, per input, a ClassesFile in the input folder; else the source's
+// own. Every input must end up with the same names, and names must match
+// the sources' number of classes (a *ClassNamesError otherwise).
 func Ingest(ctx context.Context, cfg IngestConfig, p Progress) (*IngestReport, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
 	pre := cfg.Preprocess.WithDefaults()
 	var srcs []Source
+	var names [][]string
+	var notes []string
 	for _, in := range cfg.Inputs {
 		s, err := OpenSource(in, cfg.Format)
 		if err != nil {
 			return nil, err
 		}
 		srcs = append(srcs, s)
+		own := s.Classes()
+		if cfg.Classes == nil && cfg.ClassesFile == "" {
+			n, path, err := classNamesFor(in, own)
+			if err != nil {
+				return nil, fmt.Errorf("data: ingest: %w", err)
+			}
+			if n != nil {
+				own = n
+				notes = append(notes, fmt.Sprintf("Class names of %q from %q.", in, path))
+			}
+		}
+		names = append(names, own)
 	}
-	classes, err := agreeClasses(cfg.Inputs, srcs)
+	classes, err := agreeClasses(cfg.Inputs, names)
 	if err != nil {
 		return nil, err
 	}
-	w, err := Create(cfg.Out, pre, classes, Provenance{Format: srcs[0].Format(), Inputs: cfg.Inputs})
+	switch {
+	case cfg.ClassesFile != "":
+		given, err := ReadClassNames(cfg.ClassesFile)
+		if err == nil {
+			err = matchClassCount(cfg.ClassesFile, given, classes)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("data: ingest: %w", err)
+		}
+		classes = given
+		notes = append(notes, fmt.Sprintf("Class names from %q.", cfg.ClassesFile))
+	case cfg.Classes != nil:
+		if err := matchClassCount("", cfg.Classes, classes); err != nil {
+			return nil, fmt.Errorf("data: ingest: %w", err)
+		}
+		classes = slices.Clone(cfg.Classes)
+		notes = append(notes, "Class names given to ingest.")
+	}
+	prov := Provenance{Format: srcs[0].Format(), Inputs: cfg.Inputs, Notes: strings.Join(notes, " ")}
+	w, err := Create(cfg.Out, pre, classes, prov)
 	if err != nil {
 		return nil, err
 	}
 	defer w.Abort() // a no-op after a successful Close
 
-	rep := &IngestReport{Dir: cfg.Out}
-	seen := map[[32]byte]string{}
+	rep := &IngestReport{FormatVersion: IngestReportVersion, Source: prov, Dir: cfg.Out, Skipped: []Skip{}, Duplicates: [][]string{}}
+	rep.Source.Inputs = slices.Clone(cfg.Inputs)
+	seen := map[[32]byte]int{} // pixels' hash → a group in rep.Duplicates, or −1 − an index into firsts
+	var firsts []string        // origins of records with no duplicate so far
 	p.Start("ingest", -1)
 	defer p.Done()
-	err = decodeAll(ctx, srcs, cfg.Workers, pre, func(it Item, pix []uint8, derr error) error {
+	err = decodeAll(ctx, srcs, cfg.Workers, pre, func(k int, it Item, pix []uint8, derr error) error {
 		p.Add(1)
+		rep.Counts.Inputs++
 		if derr != nil {
-			rep.Skipped = append(rep.Skipped, Skip{Origin: it.Origin, Reason: reason(derr)})
+			path := it.Path
+			if path == "" {
+				path = filepath.Join(cfg.Inputs[k], filepath.FromSlash(it.Origin))
+			}
+			rep.Skipped = append(rep.Skipped, Skip{Path: path, Origin: it.Origin, Reason: reason(derr)})
 			return nil
 		}
 		h := sha256.Sum256(pix)
-		if first, dup := seen[h]; dup {
-			rep.Duplicates = append(rep.Duplicates, Duplicate{Origin: it.Origin, Of: first})
-		} else {
-			seen[h] = it.Origin
+		switch g, dup := seen[h]; {
+		case !dup:
+			seen[h] = -1 - len(firsts)
+			firsts = append(firsts, it.Origin)
+		case g < 0:
+			seen[h] = len(rep.Duplicates)
+			rep.Duplicates = append(rep.Duplicates, []string{firsts[-1-g], it.Origin})
+		default:
+			rep.Duplicates[g] = append(rep.Duplicates[g], it.Origin)
 		}
 		split := it.Split
 		if split == "" {
@@ -229,15 +417,27 @@ func Ingest(ctx context.Context, cfg IngestConfig, p Progress) (*IngestReport, e
 		if split == Train && cfg.ValFraction > 0 && inVal(cfg.Seed, it.Origin, cfg.ValFraction) {
 			split = Val
 		}
+		rep.Counts.Records++
 		return w.Add(split, Record{Pixels: pix, Label: it.Label, Origin: it.Origin})
 	})
 	if err != nil {
 		return nil, err
 	}
-	if cfg.Strict && len(rep.Skipped) > 0 {
-		return rep, fmt.Errorf("data: ingest: %d bad inputs, first %q: %s: %w", len(rep.Skipped), rep.Skipped[0].Origin, rep.Skipped[0].Reason, ErrSkipped)
+	rep.Counts.Skipped = len(rep.Skipped)
+	rep.Counts.DuplicateGroups = len(rep.Duplicates)
+	for _, g := range rep.Duplicates {
+		rep.Counts.Duplicates += len(g) - 1
 	}
-	w.SetCounts(len(rep.Duplicates), len(rep.Skipped))
+	if cfg.Strict && len(rep.Skipped) > 0 {
+		return rep, fmt.Errorf("data: ingest: %d bad inputs, first %q: %s: %w", len(rep.Skipped), rep.Skipped[0].Path, rep.Skipped[0].Reason, ErrSkipped)
+	}
+	w.SetCounts(rep.Counts.Duplicates, rep.Counts.Skipped)
+	w.Attach(IngestReportFile, func(id string) ([]byte, error) {
+		r := *rep
+		r.ID = id
+		b, err := json.MarshalIndent(&r, "", "  ")
+		return append(b, '\n'), err
+	})
 	m, id, err := w.Close()
 	if err != nil {
 		return nil, err
@@ -246,14 +446,14 @@ func Ingest(ctx context.Context, cfg IngestConfig, p Progress) (*IngestReport, e
 	return rep, nil
 }
 
-// agreeClasses returns the sources' common class names, or an error
+// agreeClasses returns the inputs' common class names, or an error
 // naming the first input whose classes differ.
-func agreeClasses(inputs []string, srcs []Source) ([]string, error) {
-	classes := srcs[0].Classes()
-	for i, s := range srcs[1:] {
-		if !slices.Equal(s.Classes(), classes) {
+func agreeClasses(inputs []string, names [][]string) ([]string, error) {
+	classes := names[0]
+	for i, n := range names[1:] {
+		if !slices.Equal(n, classes) {
 			return nil, fmt.Errorf("data: ingest: inputs %q and %q have different classes (%v and %v)",
-				inputs[0], inputs[i+1], classes, s.Classes())
+				inputs[0], inputs[i+1], classes, n)
 		}
 	}
 	return classes, nil
@@ -265,6 +465,10 @@ func reason(err error) string {
 	var ie *ImageError
 	if errors.As(err, &ie) {
 		return ie.Err.Error()
+	}
+	var fe *folderError
+	if errors.As(err, &fe) {
+		return fe.msg
 	}
 	return err.Error()
 }
@@ -286,10 +490,11 @@ func inVal(seed uint64, origin string, fraction float64) bool {
 
 // decodeAll runs every item of srcs through decoding and preprocessing on
 // workers goroutines (GOMAXPROCS when 0) and calls emit for each, in the
-// sources' order, from one goroutine: with the pixels, or with the error
+// sources' order, from one goroutine: with the index of the item's source
+// and the pixels, or with the error
 // that made the item unusable. It stops at the first error emit returns,
 // at a source's own error, or when ctx is cancelled.
-func decodeAll(ctx context.Context, srcs []Source, workers int, pre Preprocess, emit func(Item, []uint8, error) error) error {
+func decodeAll(ctx context.Context, srcs []Source, workers int, pre Preprocess, emit func(int, Item, []uint8, error) error) error {
 	if workers == 0 {
 		workers = runtime.GOMAXPROCS(0)
 	}
@@ -297,14 +502,14 @@ func decodeAll(ctx context.Context, srcs []Source, workers int, pre Preprocess, 
 	defer cancel()
 
 	type job struct {
-		seq int
-		it  Item
+		seq, src int
+		it       Item
 	}
 	type result struct {
-		seq int
-		it  Item
-		pix []uint8
-		err error
+		seq, src int
+		it       Item
+		pix      []uint8
+		err      error
 	}
 	jobs := make(chan job)
 	results := make(chan result, workers)
@@ -315,7 +520,7 @@ func decodeAll(ctx context.Context, srcs []Source, workers int, pre Preprocess, 
 	go func() {
 		defer close(jobs)
 		seq := 0
-		for _, s := range srcs {
+		for k, s := range srcs {
 			err := s.Items(ctx, func(it Item) error {
 				select {
 				case window <- struct{}{}:
@@ -323,7 +528,7 @@ func decodeAll(ctx context.Context, srcs []Source, workers int, pre Preprocess, 
 					return ctx.Err()
 				}
 				select {
-				case jobs <- job{seq, it}:
+				case jobs <- job{seq, k, it}:
 					seq++
 					return nil
 				case <-ctx.Done():
@@ -344,7 +549,7 @@ func decodeAll(ctx context.Context, srcs []Source, workers int, pre Preprocess, 
 		go func() {
 			defer wg.Done()
 			for j := range jobs {
-				r := result{seq: j.seq, it: j.it}
+				r := result{seq: j.seq, src: j.src, it: j.it}
 				switch {
 				case j.it.Err != nil:
 					r.err = j.it.Err
@@ -378,7 +583,7 @@ func decodeAll(ctx context.Context, srcs []Source, workers int, pre Preprocess, 
 			next++
 			<-window
 			if emitErr == nil {
-				if emitErr = emit(q.it, q.pix, q.err); emitErr != nil {
+				if emitErr = emit(q.src, q.it, q.pix, q.err); emitErr != nil {
 					cancel()
 				}
 			}

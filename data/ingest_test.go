@@ -3,7 +3,9 @@ package data
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"encoding/binary"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"hash/crc32"
@@ -168,9 +170,12 @@ func TestInVal(t *testing.T) {
 	}
 }
 
-// writeBadCorpus writes a class-folder tree mixing good images with every
-// kind of bad input, and returns the names of the good and the bad files
-// (relative to root).
+// writeBadCorpus writes a class-folder tree mixing good images of every
+// encoding with every kind of bad input, and returns the names of the good
+// and the bad files (relative to root). Two good images are the same PNG
+// file, a duplicate; a text file and a link from a class folder to its
+// parent are no inputs at all (ingest ignores files without an image
+// extension and does not follow links to folders).
 func writeBadCorpus(t *testing.T, root string) (good, bad []string) {
 	t.Helper()
 	put := func(rel string, b []byte) {
@@ -196,28 +201,56 @@ func writeBadCorpus(t *testing.T, root string) (good, bad []string) {
 	put("cats/good1.png", pngBuf.Bytes())
 	put("cats/good2.jpg", jpgBuf.Bytes())
 	put("dogs/good3.png", pngBuf.Bytes())
-	good = []string{"cats/good1.png", "cats/good2.jpg", "dogs/good3.png"}
+	// Other images in the lossless encodings, so that they are no duplicates.
+	other := func(k int) image.Image {
+		m := image.NewGray(image.Rect(0, 0, 30, 20))
+		for i := range m.Pix {
+			m.Pix[i] = uint8(i*k + 40*k)
+		}
+		return m
+	}
+	put("dogs/good4.gif", encodeImage(t, "gif", other(1)))
+	put("dogs/good5.bmp", encodeImage(t, "bmp", other(2)))
+	put("dogs/good6.tiff", encodeImage(t, "tiff", other(3)))
+	webp, err := os.ReadFile("testdata/images/halves.webp")
+	if err != nil {
+		t.Fatal(err)
+	}
+	put("dogs/good7.webp", webp)
+	good = []string{"cats/good1.png", "cats/good2.jpg", "dogs/good3.png", "dogs/good4.gif", "dogs/good5.bmp", "dogs/good6.tiff", "dogs/good7.webp"}
 
 	put("cats/truncated.jpg", jpgBuf.Bytes()[:jpgBuf.Len()/2])
 	put("cats/truncated.png", pngBuf.Bytes()[:pngBuf.Len()/2])
 	put("cats/empty.png", nil)
+	put("cats/header-only.png", pngBuf.Bytes()[:33]) // signature and IHDR, no image data
 	put("dogs/noise.png", bytes.Repeat([]byte{0x5a, 0xa5, 0x13}, 300))
 	put("dogs/text.jpg", []byte("this is not a picture\n"))
+	put("dogs/notes.txt", []byte("not an input\n"))
 	// A PNG header claiming 100000×100000 pixels, with no image data.
 	huge := append([]byte{}, pngBuf.Bytes()[:33]...)
 	binary.BigEndian.PutUint32(huge[16:], 100000)
 	binary.BigEndian.PutUint32(huge[20:], 100000)
 	binary.BigEndian.PutUint32(huge[29:], crc32.ChecksumIEEE(huge[12:29]))
 	put("dogs/huge.png", huge)
-	if err := os.Symlink(filepath.Join(root, "missing.png"), filepath.Join(root, "dogs", "dangling.png")); err != nil {
-		t.Fatal(err)
+	for _, l := range []struct{ target, link string }{
+		{filepath.Join(root, "missing.png"), "dogs/dangling.png"},
+		{"loop-b.png", "cats/loop-a.png"}, // a loop: a → b → a
+		{"loop-a.png", "cats/loop-b.png"},
+		{"..", "cats/up"}, // a folder link to its parent: not followed
+	} {
+		if err := os.Symlink(l.target, filepath.Join(root, l.link)); err != nil {
+			t.Fatal(err)
+		}
 	}
-	bad = []string{"cats/truncated.jpg", "cats/truncated.png", "cats/empty.png", "dogs/noise.png", "dogs/text.jpg", "dogs/huge.png", "dogs/dangling.png"}
+	bad = []string{"cats/empty.png", "cats/header-only.png", "cats/loop-a.png", "cats/loop-b.png", "cats/truncated.jpg", "cats/truncated.png",
+		"dogs/dangling.png", "dogs/huge.png", "dogs/noise.png", "dogs/text.jpg"}
 	return good, bad
 }
 
 // TestIngestBadInputs checks that every good image of a folder mixing good
-// and bad inputs is ingested and every bad one is reported with a reason.
+// and bad inputs is ingested, and every bad one is reported with its path
+// and a reason, in the returned report and in the one written with the
+// dataset; and that in strict mode nothing is written.
 func TestIngestBadInputs(t *testing.T) {
 	dir := t.TempDir()
 	root := filepath.Join(dir, "photos")
@@ -234,31 +267,134 @@ func TestIngestBadInputs(t *testing.T) {
 	if !slices.Equal(rep.Manifest.Classes, []string{"cats", "dogs"}) {
 		t.Errorf("classes %v", rep.Manifest.Classes)
 	}
-	skipped := map[string]string{}
-	for _, s := range rep.Skipped {
-		skipped[filepath.ToSlash(s.Origin)] = s.Reason
+	stored, err := ReadIngestReport(out)
+	if err != nil {
+		t.Fatal(err)
 	}
-	for _, b := range bad {
-		if r, ok := skipped[b]; !ok || r == "" {
-			t.Errorf("bad input %s not reported with a reason (skipped: %v)", b, skipped)
+	for _, r := range []*IngestReport{rep, stored} {
+		skipped := map[string]string{}
+		for _, s := range r.Skipped {
+			if s.Path != filepath.Join(root, filepath.FromSlash(s.Origin)) {
+				t.Errorf("skipped %q: path %q, want the input joined with the origin", s.Origin, s.Path)
+			}
+			skipped[filepath.ToSlash(s.Origin)] = s.Reason
+		}
+		for _, b := range bad {
+			if r, ok := skipped[b]; !ok || r == "" {
+				t.Errorf("bad input %s not reported with a reason (skipped: %v)", b, skipped)
+			}
+		}
+		if len(r.Skipped) != len(bad) || r.Manifest.Skipped != len(bad) {
+			t.Errorf("%d skipped (manifest %d), want %d: %v", len(r.Skipped), r.Manifest.Skipped, len(bad), skipped)
+		}
+		if r := skipped["dogs/huge.png"]; !strings.Contains(r, "pixels") {
+			t.Errorf("huge image reason %q does not mention the pixel limit", r)
+		}
+		if r := skipped["cats/loop-a.png"]; !strings.Contains(r, "symbolic link") {
+			t.Errorf("link loop reason %q does not say it is a link", r)
+		}
+		want := IngestCounts{Inputs: len(good) + len(bad), Records: len(good), Skipped: len(bad), Duplicates: 1, DuplicateGroups: 1}
+		if r.Counts != want || r.ID != rep.ID || r.FormatVersion != IngestReportVersion {
+			t.Errorf("counts %+v, ID %.12s, version %d; want %+v, ID %.12s, version %d", r.Counts, r.ID, r.FormatVersion, want, rep.ID, IngestReportVersion)
+		}
+		if len(r.Duplicates) != 1 || !slices.Equal(r.Duplicates[0], []string{"cats/good1.png", "dogs/good3.png"}) {
+			t.Errorf("duplicates %q, want the two copies of good1.png", r.Duplicates)
 		}
 	}
-	if len(rep.Skipped) != len(bad) || rep.Manifest.Skipped != len(bad) {
-		t.Errorf("%d skipped (manifest %d), want %d", len(rep.Skipped), rep.Manifest.Skipped, len(bad))
-	}
-	if r := skipped["dogs/huge.png"]; !strings.Contains(r, "pixels") {
-		t.Errorf("huge image reason %q does not mention the pixel limit", r)
+	for _, s := range rep.Skipped {
+		t.Logf("%s: %s", s.Origin, s.Reason)
 	}
 
 	// Strict: the same inputs fail the ingest and nothing is written.
 	out2 := filepath.Join(dir, "strict")
-	_, err = Ingest(context.Background(), IngestConfig{Inputs: []string{root}, Out: out2, Strict: true,
+	rep, err = Ingest(context.Background(), IngestConfig{Inputs: []string{root}, Out: out2, Strict: true,
 		Preprocess: Preprocess{Size: 16, MaxPixels: 1 << 20}}, noProgress{})
 	if !errors.Is(err, ErrSkipped) {
 		t.Fatalf("strict ingest: err = %v, want ErrSkipped", err)
 	}
+	if rep == nil || len(rep.Skipped) != len(bad) || rep.ID != "" {
+		t.Errorf("strict ingest's report: %+v, want the %d bad inputs and no ID", rep, len(bad))
+	}
 	if _, err := os.Stat(out2); !errors.Is(err, fs.ErrNotExist) {
 		t.Fatalf("strict ingest left %s behind", out2)
+	}
+}
+
+// TestIngestReportClean checks that an ingest without problems writes a
+// report with zero counts, which leaves the dataset ID the SHA-256 of the
+// manifest alone.
+func TestIngestReportClean(t *testing.T) {
+	root := tree(t, "cat/a.png")
+	for i, name := range []string{"dog/b.png", "dog/c.png"} {
+		m := image.NewGray(image.Rect(0, 0, 4, 4))
+		for j := range m.Pix {
+			m.Pix[j] = uint8(60*i + 9*j)
+		}
+		writeImageFile(t, root, filepath.FromSlash(name), encodeImage(t, "png", m))
+	}
+	out := filepath.Join(t.TempDir(), "ds")
+	rep, err := Ingest(context.Background(), IngestConfig{Inputs: []string{root}, Out: out, Preprocess: Preprocess{Size: 4}}, noProgress{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(filepath.Join(out, IngestReportFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{`"skipped": []`, `"duplicates": []`, `"skipped": 0`, `"records": 3`, `"dataset_id": "` + rep.ID + `"`} {
+		if !strings.Contains(string(b), want) {
+			t.Errorf("%s lacks %s:\n%s", IngestReportFile, want, b)
+		}
+	}
+	man, err := os.ReadFile(filepath.Join(out, ManifestFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sum := sha256.Sum256(man); hex.EncodeToString(sum[:]) != rep.ID || strings.Contains(string(man), IngestReportFile) {
+		t.Errorf("the dataset ID is not the SHA-256 of a manifest that leaves the report out")
+	}
+}
+
+// TestIngestReportRead checks that the reader refuses a report that is
+// missing, of another version, of another dataset, or disagrees with the
+// manifest.
+func TestIngestReportRead(t *testing.T) {
+	root := tree(t, "cat/a.png", "dog/b.png")
+	out := filepath.Join(t.TempDir(), "ds")
+	if _, err := Ingest(context.Background(), IngestConfig{Inputs: []string{root}, Out: out, Preprocess: Preprocess{Size: 4}}, noProgress{}); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(out, IngestReportFile)
+	orig, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct{ name, from, to, msg string }{
+		{"version", `"format_version": 1`, `"format_version": 7`, "format_version 7 is not supported"},
+		{"no version", `"format_version": 1,`, ``, "no format_version"},
+		{"other dataset", `"dataset_id": "`, `"dataset_id": "0`, "not of this one"},
+		{"counts", `"skipped": 0`, `"skipped": 2`, "disagree"},
+		{"unknown field", `"counts": {`, `"extra": 1, "counts": {`, "unknown field"},
+		{"not JSON", `{`, `[`, "bad JSON"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			b := strings.Replace(string(orig), c.from, c.to, 1)
+			if b == string(orig) {
+				t.Fatalf("%q not in the report", c.from)
+			}
+			if err := os.WriteFile(path, []byte(b), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			_, err := ReadIngestReport(out)
+			var ce *CorruptError
+			if !errors.As(err, &ce) || !strings.Contains(err.Error(), c.msg) || !strings.Contains(err.Error(), IngestReportFile) {
+				t.Errorf("err = %v, want a *CorruptError naming %s and saying %q", err, IngestReportFile, c.msg)
+			}
+		})
+	}
+	os.Remove(path)
+	if _, err := ReadIngestReport(out); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("no report: err = %v, want fs.ErrNotExist", err)
 	}
 }
 

@@ -19,6 +19,7 @@ import (
 
 	"github.com/patchwise-ml/patchwise/augment"
 	"github.com/patchwise-ml/patchwise/data"
+	"github.com/patchwise-ml/patchwise/data/builtin"
 	"github.com/patchwise-ml/patchwise/internal/fsutil"
 	"github.com/patchwise-ml/patchwise/nn"
 	"github.com/patchwise-ml/patchwise/pretext"
@@ -80,7 +81,7 @@ var ErrNonFinite = errors.New("not finite")
 // encoder's depth and receptive field stay those of the reference model
 // whatever the crop, at the cost of computing on upsampled pixels.
 type PretrainConfig struct {
-	Dataset string `json:"dataset"` // dataset directory (data.Open)
+	Dataset string `json:"dataset"` // dataset directory, or "builtin:NAME" (builtin.Open)
 	Pretext string `json:"pretext"` // one of pretext.Names
 	Out     string `json:"out"`     // run directory; must not exist unless resuming
 
@@ -417,7 +418,7 @@ func Pretrain(ctx context.Context, cfg PretrainConfig, resume bool, p Progress) 
 			return nil, fmt.Errorf("pipeline: pretrain: %w", err)
 		}
 	}
-	ds, err := data.Open(cfg.Dataset)
+	ds, err := builtin.Open(cfg.Dataset)
 	if err != nil {
 		return nil, fmt.Errorf("pipeline: pretrain: %w", err)
 	}

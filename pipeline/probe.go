@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 
 	"github.com/patchwise-ml/patchwise/data"
 	"github.com/patchwise-ml/patchwise/probe"
@@ -86,7 +88,8 @@ type ProbeRequest struct {
 // Probe extracts the features of the training and test images and runs
 // the linear and k-NN probes (probe.Evaluate). The result's protocol names
 // the stage, the pooling, the datasets and the encoder's hash ("pixels"
-// for raw pixels).
+// for raw pixels); its Classes are the datasets' class names, which must
+// be the same in both.
 func Probe(ctx context.Context, req ProbeRequest, p Progress) (*probe.Result, error) {
 	if p == nil {
 		p = NoProgress{}
@@ -115,9 +118,14 @@ func Probe(ctx context.Context, req ProbeRequest, p Progress) (*probe.Result, er
 	if req.Test.Len(testSplit) == 0 {
 		return nil, fmt.Errorf("pipeline: probe: dataset %q has neither a %q nor a %q split to score the probes on (ingest it with --val-fraction)", req.Test.Dir(), data.Test, data.Val)
 	}
-	if a, b := req.Train.Manifest(), req.Test.Manifest(); len(a.Classes) != len(b.Classes) || a.Size != b.Size || a.Channels != b.Channels {
+	a, b := req.Train.Manifest(), req.Test.Manifest()
+	if len(a.Classes) != len(b.Classes) || a.Size != b.Size || a.Channels != b.Channels {
 		return nil, fmt.Errorf("pipeline: probe: training dataset %q (%d classes, %d×%d×%d) and test dataset %q (%d classes, %d×%d×%d) do not match",
 			req.Train.Dir(), len(a.Classes), a.Size, a.Size, a.Channels, req.Test.Dir(), len(b.Classes), b.Size, b.Size, b.Channels)
+	}
+	if !slices.Equal(a.Classes, b.Classes) {
+		return nil, fmt.Errorf("pipeline: probe: training dataset %q and test dataset %q name their classes differently (%s and %s): a label must mean the same class in both",
+			req.Train.Dir(), req.Test.Dir(), strings.Join(a.Classes, ", "), strings.Join(b.Classes, ", "))
 	}
 
 	var f probe.Featurizer = probe.Pixels{}
@@ -155,5 +163,6 @@ func Probe(ctx context.Context, req ProbeRequest, p Progress) (*probe.Result, er
 	res.Protocol.Stage, res.Protocol.Pooled = cfg.Stage, cfg.Pooled
 	res.Protocol.Train, res.Protocol.Test, res.Protocol.TestSplit = req.Train.ID(), req.Test.ID(), testSplit
 	res.Protocol.Encoder = encHash
+	res.Classes = a.Classes
 	return res, nil
 }

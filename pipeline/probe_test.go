@@ -47,6 +47,24 @@ func TestProbeRefusesMismatchedData(t *testing.T) {
 		t.Fatal(err)
 	}
 
+	renamedDir := filepath.Join(dir, "renamed")
+	w, err = data.Create(renamedDir, data.Preprocess{Size: 28, Channels: 1}, strings.Split("zero one two three four five six seven eight nine", " "), data.Provenance{Format: "generated"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 10 {
+		if err := w.Add(data.Test, data.Record{Pixels: make([]uint8, 28*28), Label: i, Origin: string(rune('a' + i))}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, _, err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	renamed, err := data.Open(renamedDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+
 	cfg := tinyConfig(t, "ae-linear")
 	res, err := Pretrain(context.Background(), cfg, false, nil)
 	if err != nil {
@@ -71,6 +89,7 @@ func TestProbeRefusesMismatchedData(t *testing.T) {
 		{"channels", rgb, mnist, mnist, ProbeConfig{}, "takes 3-channel images but the dataset's have 1"},
 		{"no test split", trained, trainOnly, trainOnly, ProbeConfig{}, `has neither a "test" nor a "val" split`},
 		{"unlabelled", nil, mnist, unlabelled, ProbeConfig{}, "has no labels"},
+		{"class names", nil, mnist, renamed, ProbeConfig{}, "name their classes differently (0, 1, 2, 3, 4, 5, 6, 7, 8, 9 and zero, one"},
 		{"stage", trained, mnist, mnist, ProbeConfig{Stage: 5}, "stage 5: the encoder has blocks 1 to 2"},
 	} {
 		t.Run(c.name, func(t *testing.T) {

@@ -6,6 +6,8 @@ import (
 	"io"
 	"math"
 	"path/filepath"
+	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/patchwise-ml/patchwise/internal/fsutil"
@@ -40,6 +42,9 @@ type ReportRow struct {
 	Linear  Stat   `json:"linear_top1"`
 	KNN20   Stat   `json:"knn20_top1"`
 	KNN200  Stat   `json:"knn200_top1"`
+	// PerClass is the linear probe's accuracy on each class, in the label
+	// order of the dataset's classes (RunDataset.Classes).
+	PerClass []Stat `json:"per_class_linear,omitempty"`
 }
 
 // Stat is a mean and the sample standard deviation (n−1; 0 for one value)
@@ -158,6 +163,7 @@ func newReport(cfg RunConfig, datasets []RunDataset, entries []ReportEntry) *Rep
 	for _, name := range cfg.Pretexts {
 		for _, ds := range datasets {
 			var lin, k20, k200 []float64
+			var perClass [][]float64 // [class][seed]
 			failed := 0
 			for _, e := range entries {
 				if e.Pretext != name {
@@ -171,11 +177,21 @@ func newReport(cfg RunConfig, datasets []RunDataset, entries []ReportEntry) *Rep
 						lin = append(lin, p.Result.LinearTop1)
 						k20 = append(k20, p.Result.KNN20Top1)
 						k200 = append(k200, p.Result.KNN200Top1)
+						for c, a := range p.Result.PerClass {
+							if c == len(perClass) {
+								perClass = append(perClass, nil)
+							}
+							perClass[c] = append(perClass[c], a)
+						}
 					}
 				}
 			}
-			rep.Rows = append(rep.Rows, ReportRow{Pretext: name, Dataset: ds.Name, Seeds: len(lin), Failed: failed,
-				Linear: statOf(lin), KNN20: statOf(k20), KNN200: statOf(k200)})
+			row := ReportRow{Pretext: name, Dataset: ds.Name, Seeds: len(lin), Failed: failed,
+				Linear: statOf(lin), KNN20: statOf(k20), KNN200: statOf(k200)}
+			for _, xs := range perClass {
+				row.PerClass = append(row.PerClass, statOf(xs))
+			}
+			rep.Rows = append(rep.Rows, row)
 		}
 	}
 	return rep
@@ -206,12 +222,57 @@ func (rep *Report) write(dir string) error {
 	if err := WriteBarPlot(filepath.Join(dir, AccuracyPlot), title, "top-1 accuracy", bars); err != nil {
 		return fmt.Errorf("pipeline: report: %w", err)
 	}
+	if bars := rep.perClassBars(); len(bars) > 0 {
+		d := rep.Datasets[0]
+		title := fmt.Sprintf("Linear probe accuracy per class on %s (mean ± std over %d seed%s)", d.Name, len(rep.Config.Seeds), plural(len(rep.Config.Seeds)))
+		if err := WriteBarPlot(filepath.Join(dir, PerClassPlot), title, "top-1 accuracy", bars); err != nil {
+			return fmt.Errorf("pipeline: report: %w", err)
+		}
+	}
 	if curves := rep.curves(); len(curves) > 0 {
 		if err := WriteCurvePlot(filepath.Join(dir, CurvesPlot), "Pretext training loss (mean over seeds)", "step", "training loss", curves, true); err != nil {
 			return fmt.Errorf("pipeline: report: %w", err)
 		}
 	}
 	return nil
+}
+
+// classNames returns the names of the classes of the dataset d: its
+// class names, or where a run did not record them ("0", "1", …) as many
+// as the longest per-class list of its rows.
+func (rep *Report) classNames(d RunDataset) []string {
+	n := 0
+	for _, r := range rep.Rows {
+		if r.Dataset == d.Name {
+			n = max(n, len(r.PerClass))
+		}
+	}
+	names := slices.Clone(d.Classes)
+	for c := len(names); c < n; c++ {
+		names = append(names, strconv.Itoa(c))
+	}
+	return names
+}
+
+// perClassBars are the bars of the per-class plot: the pretraining
+// dataset's classes as groups, the pretexts as series.
+func (rep *Report) perClassBars() []PlotBar {
+	d := rep.Datasets[0]
+	var bars []PlotBar
+	names := rep.classNames(d)
+	for c, class := range names {
+		for _, r := range rep.Rows {
+			if r.Dataset != d.Name || len(r.PerClass) == 0 {
+				continue
+			}
+			st := Stat{}
+			if c < len(r.PerClass) {
+				st = r.PerClass[c]
+			}
+			bars = append(bars, PlotBar{Group: class, Series: r.Pretext, Mean: orNaN(st), Std: st.Std})
+		}
+	}
+	return bars
 }
 
 // curves averages each pretext's training curve over its seeds.
@@ -297,6 +358,7 @@ func (rep *Report) Markdown() string {
 	for _, n := range notes {
 		fmt.Fprintf(&b, "\n%s\n", n)
 	}
+	rep.perClassMarkdown(&b)
 
 	b.WriteString("\n## Pretext training\n\n")
 	b.WriteString("| pretext | steps | final loss | pretext val accuracy | val MSE (mean image) | training time (s) |\n|---|---:|---:|---:|---:|---:|\n")
@@ -360,8 +422,55 @@ func (rep *Report) Markdown() string {
 		}
 		fmt.Fprintf(&b, "k-NN: cosine similarity, votes weighted by exp(sim/T), %s. Per-seed chosen L2, per-class accuracy and confusion matrices are in report.json.\n", strings.Join(ks, "; "))
 	}
-	fmt.Fprintf(&b, "\nPlots: `%s` (probe accuracy), `%s` (training loss).\n", AccuracyPlot, CurvesPlot)
+	fmt.Fprintf(&b, "\nPlots: `%s` (probe accuracy), `%s` (per-class accuracy), `%s` (training loss).\n", AccuracyPlot, PerClassPlot, CurvesPlot)
 	return b.String()
+}
+
+// perClassMarkdown writes a table per dataset of the linear probe's
+// accuracy on each class (rows, by name) for each pretext (columns).
+func (rep *Report) perClassMarkdown(b *strings.Builder) {
+	var pretexts []string
+	for _, name := range rep.Config.Pretexts {
+		for _, r := range rep.Rows {
+			if r.Pretext == name && len(r.PerClass) > 0 {
+				pretexts = append(pretexts, name)
+				break
+			}
+		}
+	}
+	if len(pretexts) == 0 {
+		return
+	}
+	b.WriteString("\n## Per-class accuracy\n\nLinear probe top-1 accuracy (%) on each class of each dataset's test split, mean over seeds; the standard deviations are in report.json (`rows[].per_class_linear`).\n")
+	for _, d := range rep.Datasets {
+		fmt.Fprintf(b, "\n### %s\n\n| class |", mdCell(d.Name))
+		for _, p := range pretexts {
+			fmt.Fprintf(b, " %s |", mdCell(p))
+		}
+		b.WriteString("\n|---|")
+		for range pretexts {
+			b.WriteString("---:|")
+		}
+		b.WriteString("\n")
+		for c, class := range rep.classNames(d) {
+			fmt.Fprintf(b, "| %s |", mdCell(class))
+			for _, p := range pretexts {
+				cell := "–"
+				for _, r := range rep.Rows {
+					if r.Pretext == p && r.Dataset == d.Name && c < len(r.PerClass) && r.PerClass[c].N > 0 {
+						cell = fmt.Sprintf("%.1f", 100*r.PerClass[c].Mean)
+					}
+				}
+				fmt.Fprintf(b, " %s |", cell)
+			}
+			b.WriteString("\n")
+		}
+	}
+}
+
+// mdCell escapes s for a Markdown table cell.
+func mdCell(s string) string {
+	return strings.NewReplacer("|", "\\|", "\n", " ").Replace(s)
 }
 
 // probeProtocol is the protocol of the first encoder's probe.

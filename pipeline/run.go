@@ -55,11 +55,12 @@ type RunConfig struct {
 }
 
 // DatasetSpec names a dataset by exactly one of Path, Builtin and Ingest.
+// An embedded dataset is written into the run directory's datasets/.
 type DatasetSpec struct {
 	// Name labels the dataset in reports; default the builtin name or
 	// the last element of the path or first input.
 	Name    string      `json:"name,omitempty"`
-	Path    string      `json:"path,omitempty"`    // an existing dataset directory
+	Path    string      `json:"path,omitempty"`    // an existing dataset directory; "builtin:NAME" means Builtin NAME
 	Builtin string      `json:"builtin,omitempty"` // an embedded dataset (builtin.Names)
 	Ingest  *IngestSpec `json:"ingest,omitempty"`  // images to ingest into the run directory
 }
@@ -71,10 +72,24 @@ type IngestSpec struct {
 	Preprocess  data.Preprocess `json:"preprocess"`
 	ValFraction float64         `json:"val_fraction,omitempty"`
 	Seed        uint64          `json:"seed,omitempty"`
+	// Classes names the classes in label order, instead of the sources'
+	// own names or a classes.txt in an input folder
+	// (data.IngestConfig.Classes).
+	Classes []string `json:"classes,omitempty"`
+}
+
+// normal returns s with a Path of the form "builtin:NAME" turned into
+// Builtin NAME, unless Builtin is set too (which validate refuses).
+func (s DatasetSpec) normal() DatasetSpec {
+	if name, ok := builtin.Parse(s.Path); ok && name != "" && s.Builtin == "" {
+		s.Path, s.Builtin = "", name
+	}
+	return s
 }
 
 // name is the spec's label.
 func (s DatasetSpec) name() string {
+	s = s.normal()
 	switch {
 	case s.Name != "":
 		return s.Name
@@ -89,6 +104,7 @@ func (s DatasetSpec) name() string {
 }
 
 func (s DatasetSpec) validate(what string) error {
+	s = s.normal()
 	n := 0
 	for _, set := range []bool{s.Path != "", s.Builtin != "", s.Ingest != nil} {
 		if set {
@@ -99,12 +115,13 @@ func (s DatasetSpec) validate(what string) error {
 	if n != 1 {
 		errs = append(errs, fmt.Errorf("%s: give exactly one of path, builtin and ingest", what))
 	}
-	if s.Builtin != "" && !slices.Contains(builtin.Names, s.Builtin) {
+	if name, ok := builtin.Parse(s.Path); ok && name == "" || s.Builtin != "" && !slices.Contains(builtin.Names, s.Builtin) {
 		errs = append(errs, fmt.Errorf("%s: unknown builtin dataset %q (embedded: %s)", what, s.Builtin, strings.Join(builtin.Names, ", ")))
 	}
 	if s.Ingest != nil {
 		// Out is a stand-in: the run names the dataset directory.
-		c := data.IngestConfig{Inputs: s.Ingest.Inputs, Format: s.Ingest.Format, Out: "x", Preprocess: s.Ingest.Preprocess, ValFraction: s.Ingest.ValFraction}
+		c := data.IngestConfig{Inputs: s.Ingest.Inputs, Format: s.Ingest.Format, Out: "x", Preprocess: s.Ingest.Preprocess,
+			ValFraction: s.Ingest.ValFraction, Classes: s.Ingest.Classes}
 		if err := c.Validate(); err != nil {
 			errs = append(errs, fmt.Errorf("%s: %w", what, err))
 		}
@@ -240,6 +257,7 @@ const (
 	ReportJSONFile  = "report.json" // Report
 	ReportMDFile    = "report.md"
 	AccuracyPlot    = "accuracy.png"
+	PerClassPlot    = "per-class.png"
 	CurvesPlot      = "curves.png"
 )
 
@@ -261,10 +279,11 @@ const RunManifestVersion = 1
 
 // RunDataset is a dataset a run used.
 type RunDataset struct {
-	Name string `json:"name"`
-	ID   string `json:"id"`
-	Dir  string `json:"dir"`
-	Role string `json:"role"` // "pretrain" or "transfer"
+	Name    string   `json:"name"`
+	ID      string   `json:"id"`
+	Dir     string   `json:"dir"`
+	Role    string   `json:"role"`              // "pretrain" or "transfer"
+	Classes []string `json:"classes,omitempty"` // the class names, in label order
 }
 
 // StageRecord describes one stage of a run.
@@ -292,7 +311,7 @@ var ErrRunConfigChanged = errors.New("the run directory holds a run of another c
 //	pretrain/   one Pretrain run directory per pretext and seed
 //	probe/      one probe result (JSON) per encoder and probed dataset
 //	features/   the feature cache
-//	run.json, report.json, report.md, accuracy.png, curves.png
+//	run.json, report.json, report.md, accuracy.png, per-class.png, curves.png
 //
 // Each stage's output is named by a hash of its inputs and settings: a
 // finished stage is skipped, an interrupted pretraining resumes from its
@@ -419,7 +438,7 @@ func (r *runner) run(ctx context.Context) (*Report, error) {
 			role = "transfer"
 		}
 		r.datasets, r.names = append(r.datasets, ds), append(r.names, s.name())
-		r.man.Datasets = append(r.man.Datasets, RunDataset{Name: s.name(), ID: ds.ID(), Dir: ds.Dir(), Role: role})
+		r.man.Datasets = append(r.man.Datasets, RunDataset{Name: s.name(), ID: ds.ID(), Dir: ds.Dir(), Role: role, Classes: ds.Manifest().Classes})
 	}
 	var entries []ReportEntry
 	var failed []error
@@ -461,6 +480,7 @@ func hashOf(v any) string {
 // dataset opens, materialises or ingests a dataset of the run.
 func (r *runner) dataset(ctx context.Context, s DatasetSpec) (*data.Dataset, error) {
 	t0 := time.Now()
+	s = s.normal()
 	switch {
 	case s.Path != "":
 		return data.Open(s.Path)
@@ -491,12 +511,13 @@ func (r *runner) dataset(ctx context.Context, s DatasetSpec) (*data.Dataset, err
 	}
 	in := s.Ingest
 	rep, err := data.Ingest(ctx, data.IngestConfig{Inputs: in.Inputs, Format: in.Format, Out: out,
-		Preprocess: in.Preprocess, ValFraction: in.ValFraction, Seed: in.Seed}, r.p)
+		Preprocess: in.Preprocess, ValFraction: in.ValFraction, Seed: in.Seed, Classes: in.Classes}, r.p)
 	if err != nil {
 		return nil, err
 	}
 	if len(rep.Skipped) > 0 {
-		r.log("ingest %s: skipped %d bad input(s); the first: %v", s.name(), len(rep.Skipped), rep.Skipped[0])
+		r.log("ingest %s: skipped %d bad input(s), listed in %s; the first: %s: %s",
+			s.name(), len(rep.Skipped), filepath.Join(out, data.IngestReportFile), rep.Skipped[0].Path, rep.Skipped[0].Reason)
 	}
 	ds, err := data.Open(out)
 	if err != nil {

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"image"
 	"image/png"
+	"math"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -71,7 +72,16 @@ func TestRunSkipsFinishedStages(t *testing.T) {
 			t.Errorf("%s: linear %v, k-NN %v: no better than chance on MNIST", r.Pretext, r.Linear, r.KNN20)
 		}
 	}
-	for _, f := range []string{ReportJSONFile, ReportMDFile, AccuracyPlot, CurvesPlot, RunManifestFile} {
+	digits := []string{"0", "1", "2", "3", "4", "5", "6", "7", "8", "9"}
+	for _, e := range rep.Entries {
+		if got := e.Probes[0].Result.Classes; !reflect.DeepEqual(got, digits) {
+			t.Errorf("%s: probe result's classes %q, want the digits", e.Pretext, got)
+		}
+	}
+	if len(rep.Rows[0].PerClass) != 10 || !reflect.DeepEqual(rep.Datasets[0].Classes, digits) {
+		t.Errorf("per-class stats %v, dataset classes %q", rep.Rows[0].PerClass, rep.Datasets[0].Classes)
+	}
+	for _, f := range []string{ReportJSONFile, ReportMDFile, AccuracyPlot, PerClassPlot, CurvesPlot, RunManifestFile} {
 		if _, err := os.Stat(filepath.Join(cfg.Out, f)); err != nil {
 			t.Error(err)
 		}
@@ -184,6 +194,11 @@ func TestRunConfigValidate(t *testing.T) {
 	if err := good.Validate(); err != nil {
 		t.Fatal(err)
 	}
+	// A path "builtin:NAME" is the embedded dataset NAME.
+	good.Dataset = DatasetSpec{Path: "builtin:mnist-small"}
+	if err := good.Validate(); err != nil || good.Dataset.name() != "mnist-small" {
+		t.Fatalf("path builtin:mnist-small: %v, name %q", err, good.Dataset.name())
+	}
 	for name, mod := range map[string]func(*RunConfig){
 		"no out":         func(c *RunConfig) { c.Out = "" },
 		"no dataset":     func(c *RunConfig) { c.Dataset = DatasetSpec{} },
@@ -198,6 +213,17 @@ func TestRunConfigValidate(t *testing.T) {
 		"stage too deep": func(c *RunConfig) { c.Probe.Stage = 3 },
 		"same names": func(c *RunConfig) {
 			c.Transfer = []DatasetSpec{{Builtin: "mnist-small"}}
+		},
+		"same names, builtin path": func(c *RunConfig) {
+			c.Transfer = []DatasetSpec{{Path: "builtin:mnist-small"}}
+		},
+		"unknown builtin path": func(c *RunConfig) { c.Dataset = DatasetSpec{Path: "builtin:cifar"} },
+		"empty builtin path":   func(c *RunConfig) { c.Dataset = DatasetSpec{Path: "builtin:"} },
+		"builtin path and builtin": func(c *RunConfig) {
+			c.Dataset = DatasetSpec{Path: "builtin:mnist-small", Builtin: "mnist-small"}
+		},
+		"repeated class name": func(c *RunConfig) {
+			c.Dataset = DatasetSpec{Ingest: &IngestSpec{Inputs: []string{"x"}, Classes: []string{"a", "a"}}}
 		},
 	} {
 		c := tinyRun("out")
@@ -274,8 +300,9 @@ func TestRunIngestsFolder(t *testing.T) {
 		}
 	}
 	cfg := RunConfig{
-		Out:      filepath.Join(dir, "run"),
-		Dataset:  DatasetSpec{Ingest: &IngestSpec{Inputs: []string{photos}, Preprocess: data.Preprocess{Size: 16, Channels: 1}, ValFraction: 0.25, Seed: 1}},
+		Out: filepath.Join(dir, "run"),
+		Dataset: DatasetSpec{Ingest: &IngestSpec{Inputs: []string{photos}, Preprocess: data.Preprocess{Size: 16, Channels: 1}, ValFraction: 0.25, Seed: 1,
+			Classes: []string{"horizontal", "vertical"}}},
 		Pretexts: []string{PretextRandom, PretextPixels},
 		Pretrain: PretrainConfig{Encoder: pretext.EncoderConfig{Widths: []int{4}}},
 		Probe:    ProbeConfig{Protocol: probe.Config{Grid: []float64{1e-2}, ValFraction: 0.25}},
@@ -287,6 +314,9 @@ func TestRunIngestsFolder(t *testing.T) {
 	}
 	if len(p.lines) == 0 || !strings.HasPrefix(p.lines[0], "[1/3] ingest photos: done") {
 		t.Fatalf("log %q", p.lines)
+	}
+	if got := rep.Entries[0].Probes[0].Result.Classes; !reflect.DeepEqual(got, []string{"horizontal", "vertical"}) {
+		t.Errorf("classes %q, want the names given to the ingest", got)
 	}
 	if got := rep.Entries[0].Probes[0].Result.Protocol.TestSplit; got != data.Val {
 		t.Errorf("a folder without a test split was scored on %q, want %q", got, data.Val)
@@ -339,4 +369,59 @@ func FuzzLoadRunConfig(f *testing.F) {
 		_ = cfg.Validate()
 		_ = cfg.stages()
 	})
+}
+
+// TestReportPerClass checks the per-class statistics over seeds, the
+// per-class table of report.md by class name (escaped for Markdown) and
+// the per-class plot.
+func TestReportPerClass(t *testing.T) {
+	cfg := RunConfig{Pretexts: []string{"relpos", PretextPixels}, Seeds: []uint64{1, 2}}
+	datasets := []RunDataset{
+		{Name: "fm", Classes: []string{"T-shirt/top", "Bag|strap", "Ankle boot"}},
+		{Name: "old"}, // a dataset whose names a run did not record
+	}
+	result := func(acc ...float64) *probe.Result {
+		return &probe.Result{LinearTop1: acc[0], PerClass: acc}
+	}
+	entries := []ReportEntry{
+		{Pretext: "relpos", Seed: 1, Probes: []ReportProbe{{"fm", result(0.5, 0.25, 1)}, {"old", result(0.5, 0.5)}}},
+		{Pretext: "relpos", Seed: 2, Probes: []ReportProbe{{"fm", result(0.7, 0.75, 0)}, {"old", result(0.5, 0.5)}}},
+		{Pretext: PretextPixels, Seed: 1, Probes: []ReportProbe{{"fm", result(0.1, 0.2, 0.3)}, {"old", result(1, 0)}}},
+		{Pretext: PretextPixels, Seed: 2, Error: "diverged"},
+	}
+	rep := newReport(cfg, datasets, entries)
+	got := rep.Rows[0].PerClass
+	if len(got) != 3 || got[0].Mean != 0.6 || got[1].Mean != 0.5 || got[2].N != 2 || math.Abs(got[2].Std-math.Sqrt(0.5)) > 1e-12 {
+		t.Errorf("relpos on fm: per-class %+v", got)
+	}
+	md := rep.Markdown()
+	for _, want := range []string{
+		"## Per-class accuracy",
+		"### fm\n\n| class | relpos | pixels |\n|---|---:|---:|\n",
+		"| T-shirt/top | 60.0 | 10.0 |\n",
+		`| Bag\|strap | 50.0 | 20.0 |`,
+		"| Ankle boot | 50.0 | 30.0 |\n",
+		"### old\n\n| class | relpos | pixels |\n|---|---:|---:|\n| 0 | 50.0 | 100.0 |\n| 1 | 50.0 | 0.0 |\n",
+	} {
+		if !strings.Contains(md, want) {
+			t.Errorf("report.md lacks %q:\n%s", want, md)
+		}
+	}
+	dir := t.TempDir()
+	rep.Datasets[0].ID, rep.Datasets[1].ID = "a", "b"
+	if err := rep.write(dir); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Open(filepath.Join(dir, PerClassPlot))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if _, err := png.Decode(f); err != nil {
+		t.Errorf("%s: %v", PerClassPlot, err)
+	}
+	bars := rep.perClassBars()
+	if len(bars) != 6 || bars[0].Group != "T-shirt/top" || bars[1].Series != PretextPixels {
+		t.Errorf("per-class bars %+v", bars)
+	}
 }

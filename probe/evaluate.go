@@ -31,7 +31,12 @@ type Result struct {
 	KNN        []KNNResult `json:"knn"`         // every k-NN probe, in Config.KNN order
 	PerClass   []float64   `json:"per_class"`   // [Classes]: linear probe accuracy on each class's test samples; 0 for a class with none
 	Confusion  [][]int     `json:"confusion"`   // [Classes][Classes]: linear probe counts, [true class][predicted class]
-	Protocol   Protocol    `json:"protocol"`
+	// Classes are the class names in label order: the names of PerClass's
+	// entries and of Confusion's rows and columns. Evaluate leaves it nil,
+	// since features carry label indices only; the caller that knows the
+	// dataset sets it (pipeline.Probe does).
+	Classes  []string `json:"classes,omitempty"`
+	Protocol Protocol `json:"protocol"`
 }
 
 // KNNResult is the outcome of one k-NN probe.

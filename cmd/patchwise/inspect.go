@@ -9,22 +9,29 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"path/filepath"
 	"strings"
 
 	"github.com/patchwise-ml/patchwise/data"
+	"github.com/patchwise-ml/patchwise/data/builtin"
 )
 
 var inspectCmd = &command{
 	name:    "inspect",
 	summary: "describe a dataset and draw a contact sheet of its images",
-	usage: `patchwise inspect DIR [--json] [--sheet FILE.png] [--sheet-images 64]
+	usage: `patchwise inspect DATASET [--json] [--sheet FILE.png] [--sheet-images 64]
 
-Inspect reads the dataset in DIR, checking every shard's checksums as it
-goes, and prints its ID, image size, channels and the number of images per
-split and class. With --sheet it also draws the first images of the first
-split, with their class names, into a PNG file that must not exist yet.`,
+Inspect reads DATASET, checking every shard's checksums as it goes, and
+prints its ID, image size, channels, class names, the number of images per
+split and class, and what its ingest skipped: the count, and the ingest
+report (ingest-report.json in the dataset) that lists every skipped input
+with its reason. With --sheet it also draws the first images of the first
+split, with their class names, into a PNG file that must not exist yet.
+
+` + datasetArgHelp("DATASET"),
 	example: `patchwise inspect fmnist --sheet fmnist.png
-patchwise inspect --json fmnist`,
+patchwise inspect --json fmnist
+patchwise inspect builtin:fashion-mnist-small`,
 }
 
 func init() { inspectCmd.run = runInspect }
@@ -55,6 +62,13 @@ type inspection struct {
 	Unlabeled     map[string]int            `json:"unlabeled_in_split,omitempty"`
 	Preprocessing data.Preprocess           `json:"preprocessing"`
 	Source        data.Provenance           `json:"source"`
+	Skipped       int                       `json:"skipped"`    // inputs the ingest skipped
+	Duplicates    int                       `json:"duplicates"` // records equal to an earlier one (kept)
+	// IngestReport is the path of the ingest report, "" when the dataset
+	// has none (it was not made by ingest).
+	IngestReport string `json:"ingest_report,omitempty"`
+	// skips are the first skipped inputs, for the text output.
+	skips []data.Skip
 }
 
 func runInspect(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -66,7 +80,7 @@ func runInspect(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		return err
 	}
 	if len(dirs) != 1 {
-		return &usageError{verb: inspectCmd.name, err: fmt.Errorf("want one dataset DIR, got %d arguments", len(dirs))}
+		return &usageError{verb: inspectCmd.name, err: fmt.Errorf("want one DATASET, got %d arguments", len(dirs))}
 	}
 	if o.sheet != "" {
 		if _, err := os.Stat(o.sheet); err == nil {
@@ -75,14 +89,21 @@ func runInspect(ctx context.Context, args []string, stdout, stderr io.Writer) er
 			return err
 		}
 	}
-	ds, err := data.Open(dirs[0])
+	ds, err := builtin.Open(dirs[0])
 	if err != nil {
 		return err
 	}
 	m := ds.Manifest()
-	in := inspection{ID: ds.ID(), Dir: dirs[0], FormatVersion: m.FormatVersion, Size: m.Size, Channels: m.Channels,
+	in := inspection{ID: ds.ID(), Dir: ds.Dir(), FormatVersion: m.FormatVersion, Size: m.Size, Channels: m.Channels,
 		Classes: m.Classes, Splits: map[string]int{}, PerClass: map[string]map[string]int{}, Unlabeled: map[string]int{},
-		Preprocessing: m.Preprocessing, Source: m.Source}
+		Preprocessing: m.Preprocessing, Source: m.Source, Skipped: m.Skipped, Duplicates: m.Duplicates}
+	switch rep, err := ds.IngestReport(); {
+	case err == nil:
+		in.IngestReport = filepath.Join(ds.Dir(), data.IngestReportFile)
+		in.skips = rep.Skipped[:min(len(rep.Skipped), 5)]
+	case !errors.Is(err, fs.ErrNotExist):
+		return err
+	}
 	var sheet []data.Record
 	p := newProgress(stderr)
 	for _, split := range ds.Splits() {
@@ -142,6 +163,19 @@ func printInspection(w io.Writer, in inspection, sheet string) {
 			fmt.Fprintf(w, " (%s)", strings.Join(parts, ", "))
 		}
 		fmt.Fprintln(w)
+	}
+	fmt.Fprintf(w, "skipped  %d inputs; %d duplicate images kept\n", in.Skipped, in.Duplicates)
+	for _, s := range in.skips {
+		fmt.Fprintf(w, "         %s: %s\n", s.Path, s.Reason)
+	}
+	if in.IngestReport != "" {
+		more := ""
+		if in.Skipped > len(in.skips) {
+			more = fmt.Sprintf(" (%d more)", in.Skipped-len(in.skips))
+		}
+		fmt.Fprintf(w, "report   %s%s\n", in.IngestReport, more)
+	} else {
+		fmt.Fprintf(w, "report   none (the dataset was not made by ingest)\n")
 	}
 	if sheet != "" {
 		fmt.Fprintf(w, "sheet    %s\n", sheet)

@@ -14,6 +14,7 @@ import (
 
 	"github.com/patchwise-ml/patchwise/augment"
 	"github.com/patchwise-ml/patchwise/data"
+	"github.com/patchwise-ml/patchwise/data/builtin"
 )
 
 var pairsCmd = &command{
@@ -38,8 +39,11 @@ sampler draws two crops whose centres are --min-dist to --max-dist apart
 (defaults: patch 0.3, distances 0.4 to 0.7 of the side) with at least
 --min-gap between their borders, labelled by the direction in 8 bins of 45°.
 A geometry that cannot fit the images is refused with the largest one that
-would.`,
+would.
+
+` + datasetArgHelp("DATASET"),
 	example: `patchwise pairs fmnist -o pairs.png
+patchwise pairs builtin:mnist-small -o mnist-pairs.png --seed 3
 patchwise pairs photos-64 -o free.png --sampler free --patch 16 --min-dist 20 --max-dist 40 --color project --pixelate 0.33`,
 }
 
@@ -108,7 +112,7 @@ func runPairs(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	usage := func(err error) error { return &usageError{verb: pairsCmd.name, err: err} }
 	var errs []error
 	if len(dirs) != 1 {
-		errs = append(errs, fmt.Errorf("want one DATASET directory, got %d arguments", len(dirs)))
+		errs = append(errs, fmt.Errorf("want one DATASET, got %d arguments", len(dirs)))
 	}
 	if o.out == "" {
 		errs = append(errs, errors.New("-o FILE.png is required"))
@@ -127,7 +131,7 @@ func runPairs(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if len(errs) > 0 {
 		return usage(errors.Join(errs...))
 	}
-	ds, err := data.Open(dirs[0])
+	ds, err := builtin.Open(dirs[0])
 	if err != nil {
 		return err
 	}

@@ -38,9 +38,13 @@ dataset's side rounded up to a multiple of 2^blocks (28 → 32).
 saved configuration (DATASET and the other flags, but --workers, are not
 needed and ignored); the per-step losses are those of an uninterrupted run.
 Ctrl-C (or SIGTERM) finishes the current step, saves a checkpoint and exits
-with status 130.`,
+with status 130.
+
+` + datasetArgHelp("DATASET") + ` config.json
+keeps builtin:NAME as given; --resume materializes it again when needed.`,
 	example: `patchwise ingest /usr/share/datasets/fashion-mnist -o fm --size 28 --channels 1 --val-fraction 0.1
 patchwise pretrain fm --pretext relpos --steps 400 --seed 1 -o runs/relpos
+patchwise pretrain builtin:fashion-mnist-small --pretext ae-mirrored --steps 200 -o runs/ae
 # after Ctrl-C:
 patchwise pretrain --resume -o runs/relpos`,
 }

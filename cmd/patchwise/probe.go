@@ -11,7 +11,7 @@ import (
 	"path/filepath"
 	"strconv"
 
-	"github.com/patchwise-ml/patchwise/data"
+	"github.com/patchwise-ml/patchwise/data/builtin"
 	"github.com/patchwise-ml/patchwise/internal/fsutil"
 	"github.com/patchwise-ml/patchwise/pipeline"
 	"github.com/patchwise-ml/patchwise/pretext"
@@ -48,11 +48,16 @@ the blocks) and --pixels (the raw pixels as features). The datasets need
 not be the one the encoder was pretrained on (transfer), but they must have
 its channels and image side.
 
-With -o DIR, result.json is written there (DIR must not hold one).`,
+With -o DIR, result.json is written there (DIR must not hold one). The
+result names the classes ("classes", in the order of "per_class" and of
+the rows and columns of "confusion").
+
+` + datasetArgHelp("DATASET"),
 	example: `patchwise probe --pixels --train fm
 patchwise probe --encoder runs/relpos --train fm --json
 patchwise probe --encoder runs/relpos/ckpt-step-00000400 --train mnist --stage 3 -o probes/relpos-mnist
-patchwise probe --random-encoder --seed 1 --train fm`,
+patchwise probe --random-encoder --seed 1 --train fm
+patchwise probe --pixels --train builtin:fashion-mnist-small`,
 }
 
 func init() { probeCmd.run = runProbe }
@@ -132,13 +137,13 @@ func runProbe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		cache = filepath.Join(dir, "patchwise", "features")
 	}
 
-	train, err := data.Open(o.train)
+	train, err := builtin.Open(o.train)
 	if err != nil {
 		return err
 	}
 	test := train
 	if o.test != o.train {
-		if test, err = data.Open(o.test); err != nil {
+		if test, err = builtin.Open(o.test); err != nil {
 			return err
 		}
 	}
@@ -165,7 +170,7 @@ func runProbe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return err
 	}
-	out := probeOutput{Result: res, Encoder: "pixels", TrainDataset: train.Dir(), TestDataset: test.Dir()}
+	out := probeOutput{Result: res, Encoder: "pixels", TrainDataset: o.train, TestDataset: o.test}
 	if req.Encoder != nil {
 		out.Encoder = req.Encoder.Name
 	}
@@ -187,7 +192,7 @@ func runProbe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		_, err := stdout.Write(js)
 		return err
 	}
-	printProbe(stdout, out, train.Manifest().Classes)
+	printProbe(stdout, out)
 	return nil
 }
 
@@ -195,11 +200,11 @@ func runProbe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 type probeOutput struct {
 	*probe.Result
 	Encoder      string `json:"encoder"`       // checkpoint path, "random (seed S)" or "pixels"
-	TrainDataset string `json:"train_dataset"` // directories, as given
+	TrainDataset string `json:"train_dataset"` // directories or builtin:NAME, as given
 	TestDataset  string `json:"test_dataset"`
 }
 
-func printProbe(w io.Writer, out probeOutput, classes []string) {
+func printProbe(w io.Writer, out probeOutput) {
 	r, pr := out.Result, out.Result.Protocol
 	fmt.Fprintf(w, "encoder   %s\n", out.Encoder)
 	fmt.Fprintf(w, "features  %d-d (stage %d, pooled %d×%d); train %d images of %s, test %d of %s\n",
@@ -209,12 +214,16 @@ func printProbe(w io.Writer, out probeOutput, classes []string) {
 		fmt.Fprintf(w, "k-NN      top-1 %.4f  (k %d, T %g)\n", k.Top1, k.K, k.T)
 	}
 	fmt.Fprintln(w, "per class (linear):")
+	width := 14
+	for _, n := range r.Classes {
+		width = max(width, len(n))
+	}
 	for c, a := range r.PerClass {
 		name := strconv.Itoa(c)
-		if c < len(classes) {
-			name = classes[c]
+		if c < len(r.Classes) {
+			name = r.Classes[c]
 		}
-		fmt.Fprintf(w, "  %-14s %.3f\n", name, a)
+		fmt.Fprintf(w, "  %-*s %.3f\n", width, name, a)
 	}
 }
 

@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"io"
 	"path/filepath"
+	"strings"
 
+	"github.com/patchwise-ml/patchwise/data/builtin"
 	"github.com/patchwise-ml/patchwise/pipeline"
 )
 
@@ -28,7 +30,14 @@ an interrupted pretraining from its latest checkpoint and writes the same
 report. A run directory holding another config is refused. Ctrl-C saves a
 checkpoint of the pretraining in progress and exits with status 130; run
 the same command to go on. run.json records the config, the dataset IDs,
-the versions and each stage's time.`,
+the versions and each stage's time.
+
+A dataset in CONFIG.json is a dataset directory, {"path": DIR}; an
+embedded dataset, {"builtin": NAME} or {"path": "builtin:NAME"}, which run
+writes into RUNDIR/datasets (` + strings.Join(builtin.Names, ", ") + `);
+or images to ingest, {"ingest": {"inputs": [...], "classes": [...], ...}},
+"classes" naming the classes in label order (default: the sources' own, or
+classes.txt in an input folder).`,
 	example: `patchwise run examples/run.json
 patchwise run examples/run.json -o runs/exp2   # the same experiment elsewhere`,
 }

@@ -10,12 +10,13 @@ import (
 )
 
 func TestRunAndCompareVerbs(t *testing.T) {
+	isolateCache(t)
 	dir := t.TempDir()
 	cfgFile := filepath.Join(dir, "run.json")
 	cfg := `// a tiny run
 {
   "out": "` + filepath.Join(dir, "run") + `",
-  "dataset": {"builtin": "mnist-small"},
+  "dataset": {"path": "builtin:mnist-small"},
   "pretexts": ["ae-linear", "random"],
   "pretrain": {"steps": 4, "batch": 32, "encoder": {"widths": [4, 8]}, "val_every": -1, "val_batches": 2},
   "probe": {"protocol": {"grid": [0.001]}}

@@ -23,6 +23,12 @@
 // Materialize also writes next to the dataset as NoticeFile. Together they
 // embed about 6.7 MB.
 //
+// Wherever a dataset directory is accepted, "builtin:NAME" names an
+// embedded dataset: Open (and Resolve, which gives its folder) takes either,
+// materializing an embedded dataset on first use under CacheDir, in the
+// user's cache folder, in a folder named by its ID. Every command opens its
+// dataset arguments this way.
+//
 // The embedded files are made by a generator from the IDX files of
 // Fashion-MNIST (Debian's dataset-fashion-mnist installs them in
 // /usr/share/datasets/fashion-mnist) and MNIST (the data folder of the Go
