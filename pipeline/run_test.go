@@ -26,9 +26,9 @@ func tinyRun(out string) RunConfig {
 	return RunConfig{
 		Out:      out,
 		Dataset:  DatasetSpec{Builtin: "mnist-small"},
-		Pretexts: []string{"ae-linear", PretextRandom},
+		Pretexts: []string{"ae-linear", BaselineRandom},
 		Seeds:    []uint64{1},
-		Pretrain: PretrainConfig{Steps: 8, Batch: 32, Workers: 2, Encoder: pretext.EncoderConfig{Widths: []int{4, 8}},
+		Pretrain: PretrainConfig{Steps: 8, Batch: 32, Workers: 2, Config: pretext.Config{Encoder: pretext.EncoderConfig{Widths: []int{4, 8}}},
 			ValEvery: -1, ValBatches: 2, CheckpointEvery: 3, KeepLast: 1},
 		Probe: ProbeConfig{Protocol: probe.Config{Grid: []float64{1e-4, 1e-2}}},
 	}
@@ -63,7 +63,7 @@ func TestRunSkipsFinishedStages(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(rep.Rows) != 2 || rep.Rows[0].Pretext != "ae-linear" || rep.Rows[1].Pretext != PretextRandom || rep.Rows[0].Seeds != 1 {
+	if len(rep.Rows) != 2 || rep.Rows[0].Pretext != "ae-linear" || rep.Rows[1].Pretext != BaselineRandom || rep.Rows[0].Seeds != 1 {
 		t.Fatalf("rows %+v", rep.Rows)
 	}
 	for _, r := range rep.Rows {
@@ -229,7 +229,7 @@ func TestLoadRunConfigExample(t *testing.T) {
 // A pretraining that diverges is reported and the others go on.
 func TestRunReportsDivergence(t *testing.T) {
 	cfg := tinyRun(filepath.Join(t.TempDir(), "run"))
-	cfg.Pretexts = []string{"ae-tied", PretextRandom}
+	cfg.Pretexts = []string{"ae-tied", BaselineRandom}
 	cfg.Pretrain.LR, cfg.Pretrain.Warmup, cfg.Pretrain.Steps = 100, -1, 6
 	rep, err := Run(context.Background(), cfg, nil)
 	if !errors.Is(err, ErrNonFinite) || !strings.Contains(err.Error(), "1 of 2 pretrainings diverged") {
@@ -276,8 +276,8 @@ func TestRunIngestsFolder(t *testing.T) {
 	cfg := RunConfig{
 		Out:      filepath.Join(dir, "run"),
 		Dataset:  DatasetSpec{Ingest: &IngestSpec{Inputs: []string{photos}, Preprocess: data.Preprocess{Size: 16, Channels: 1}, ValFraction: 0.25, Seed: 1}},
-		Pretexts: []string{PretextRandom, PretextPixels},
-		Pretrain: PretrainConfig{Encoder: pretext.EncoderConfig{Widths: []int{4}}},
+		Pretexts: []string{BaselineRandom, BaselinePixels},
+		Pretrain: PretrainConfig{Config: pretext.Config{Encoder: pretext.EncoderConfig{Widths: []int{4}}}},
 		Probe:    ProbeConfig{Protocol: probe.Config{Grid: []float64{1e-2}, ValFraction: 0.25}},
 	}
 	p := &logProgress{}
