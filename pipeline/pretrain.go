@@ -535,9 +535,7 @@ func newTrainer(ds *data.Dataset, cfg PretrainConfig) (*trainer, error) {
 	if ds.Len(data.Train) == 0 {
 		errs = append(errs, fmt.Errorf("pipeline: pretrain: dataset %q has no %q split", ds.Dir(), data.Train))
 	}
-	pc := cfg.Config
-	pc.Classes = len(m.Classes)
-	pc, err = spec.Resolve(pc, m.Size, m.Channels)
+	pc, err := resolvePretext(spec, cfg.Config, m)
 	if err != nil {
 		errs = append(errs, err)
 	}
@@ -617,6 +615,30 @@ func (t *trainer) build(ctx context.Context) error {
 		t.opt = nn.NewSGD(t.params, DefaultSGDMomentum, wd, false)
 	}
 	return nil
+}
+
+// resolvePretext resolves the pretext settings c with spec for the
+// images and classes of a dataset with manifest m.
+func resolvePretext(spec pretext.Spec, c pretext.Config, m *data.Manifest) (pretext.Config, error) {
+	c.Classes = len(m.Classes)
+	return spec.Resolve(c, m.Size, m.Channels)
+}
+
+// PretextSampler returns the sampler that pretraining with cfg would draw
+// its samples of ds with: its training sampler, or with train false the
+// evaluation sampler of its validation. It returns the error of an
+// unknown pretext or of settings that do not fit ds, as Pretrain would.
+func PretextSampler(cfg PretrainConfig, ds *data.Dataset, train bool) (augment.Sampler, error) {
+	spec, err := pretext.Lookup(cfg.Pretext)
+	if err != nil {
+		return nil, err
+	}
+	m := ds.Manifest()
+	pc, err := resolvePretext(spec, cfg.Config, m)
+	if err != nil {
+		return nil, err
+	}
+	return spec.Sampler(pc, m.Size, m.Channels, train)
 }
 
 // batchOf returns b as a pretext.Batch: its views as tensors of the
