@@ -20,10 +20,14 @@
 //     [H, W, C]); DoerschDefaults and ModernDefaults are the published
 //     recipes. Each step is also a function: DropColor, Project, Grayscale,
 //     Pixelate, SubtractMean, Standardize, FlipH, AddNoise, Mask, Resize.
-//   - PairLoader makes batches of pairs (PairBatch: A, B [N, S, S, C] and
-//     labels) with a pool of workers, bounded prefetch and reused buffers.
-//   - ImageLoader makes batches of single images (ImageBatch: X [N, S, S, C]
-//     and labels) for the autoencoders and the supervised model, with
-//     random crops and flips in training, in the same deterministic way.
+//   - A Sampler says what a pretext's sample is made of — views, each a
+//     number of S×S images, and labels — and draws samples from images:
+//     PairSampler (the two crops of a pair and their direction) and
+//     ImageSampler (one image, with random crops and flips in training)
+//     are two; a pretext can bring its own.
+//   - Loader makes batches of any Sampler's samples (Batch: one
+//     [N·Count, S, S, C] slice per view, and the labels) with a pool of
+//     workers, bounded prefetch and reused buffers, deterministic per
+//     (seed, epoch, index) whatever the number of workers.
 //   - PairSheet draws sampled pairs on their images, for 'patchwise pairs'.
 package augment

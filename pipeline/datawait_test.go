@@ -42,12 +42,11 @@ func BenchmarkRelposDataWait(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	loader, err := augment.NewPairLoader(ds, data.Train, augment.LoaderConfig{
-		Pairs:     augment.PairConfig{Sampler: augment.SamplerGrid},
-		Transform: augment.DoerschDefaults(),
-		Size:      32,
-		Batch:     128,
-	})
+	sampler, err := augment.NewPairSampler(augment.PairConfig{Sampler: augment.SamplerGrid}, augment.DoerschDefaults(), 64, 3, 32)
+	if err != nil {
+		b.Fatal(err)
+	}
+	loader, err := augment.NewLoader(ds, data.Train, sampler, augment.LoaderConfig{Batch: 128, Shuffle: true})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -57,7 +56,6 @@ func BenchmarkRelposDataWait(b *testing.B) {
 	opt := nn.NewSGD(params, 0.9, 0, false)
 	stream := loader.Stream(context.Background(), 0, 0)
 	defer stream.Close()
-	labels := make([]int, 128)
 	step := func() (wait time.Duration) {
 		t0 := time.Now()
 		batch, err := stream.Next()
@@ -65,11 +63,8 @@ func BenchmarkRelposDataWait(b *testing.B) {
 			b.Fatal(err)
 		}
 		wait = time.Since(t0)
-		copy(labels, batch.Labels)
-		x1 := nn.FromData(batch.A, batch.N, batch.S, batch.S, batch.C)
-		x2 := nn.FromData(batch.B, batch.N, batch.S, batch.S, batch.C)
 		nn.ZeroGrads(params)
-		model.Step(pretext.Batch{X: x1, X2: x2, Labels: labels}, true)
+		model.Step(batchOf(batch, loader.Views()), true)
 		opt.Step(0.01)
 		batch.Release()
 		return wait

@@ -1,5 +1,20 @@
-// Package pipeline runs Patchwise's stages: configs, the training loop,
-// checkpoints, metrics logs, resume, comparison reports and plots, and the
-// speed benchmark of the reference models. It never prints: progress goes
-// through the Progress interface that the command line implements.
+// Package pipeline runs Patchwise's stages and nothing else: it
+// orchestrates the other packages.
+//
+//   - Pretrain trains any registered pretext (pretext.Spec) on a dataset:
+//     the pretext's sampler on an augment.Loader makes the batches, a
+//     training loop of one step and hooks (the metrics log, validation,
+//     checkpoints with package checkpoint, the non-finite guard) drives
+//     its model, and an interrupted training resumes with the losses of an
+//     uninterrupted one.
+//   - LoadEncoder and RandomEncoder give frozen encoders; Probe scores
+//     their features (package probe); ExportEncoder writes one as
+//     safetensors (package nn/safetensors) with PyTorch's key names.
+//   - Run carries out a multi-stage experiment (ingest, pretrain, probe,
+//     report) in a run directory whose stages are named by the hash of
+//     their inputs; its Report compares the pretexts.
+//   - Bench times the reference models, for comparison with PyTorch.
+//
+// It never prints: progress goes through the Progress interface that the
+// command line implements.
 package pipeline

@@ -1,6 +1,7 @@
 package pipeline
 
 import (
+	"cmp"
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
@@ -15,12 +16,9 @@ import (
 	"github.com/patchwise-ml/patchwise/augment"
 	"github.com/patchwise-ml/patchwise/data"
 	"github.com/patchwise-ml/patchwise/nn"
+	"github.com/patchwise-ml/patchwise/pipeline/checkpoint"
 	"github.com/patchwise-ml/patchwise/pretext"
 )
-
-// encoderPrefix is the name prefix of every pretext model's encoder
-// parameters and buffers ("encoder.block1.conv.weight").
-const encoderPrefix = "encoder."
 
 // FrozenEncoder is an encoder ready for feature extraction, with what a
 // probe needs to feed it and to name it.
@@ -32,8 +30,8 @@ type FrozenEncoder struct {
 	// ImageSide is the side of the images it was trained on (0 when not
 	// known): a dataset of another side is refused.
 	ImageSide int
-	// Normalize is the per-image normalisation applied after resizing
-	// (augment.NormStandardize for relpos, whose crops were standardised).
+	// Normalize is the per-image normalisation applied after resizing, as
+	// the pretext normalised its inputs (pretext.Spec.Normalize).
 	Normalize string
 	// Name says where the weights come from: a checkpoint path or
 	// "random (seed S)".
@@ -46,74 +44,64 @@ type FrozenEncoder struct {
 	DatasetID string
 }
 
-// LoadEncoder reads the encoder of any pretext model from the checkpoint
-// at path (a ckpt-step-… directory, or a run directory: its latest
-// checkpoint), checking every checksum. The rest of the model (heads,
-// decoders) and the optimiser state are not loaded.
+// LoadEncoder reads the encoder of any registered pretext's model from the
+// checkpoint at path (a ckpt-step-… directory, or a training directory:
+// its latest checkpoint), checking every checksum. It builds the model the
+// checkpoint's config describes and loads its encoder (Model.Encoder)
+// alone: the rest of the model (heads, decoders) and the optimiser state
+// are not read into it.
 func LoadEncoder(path string) (*FrozenEncoder, error) {
 	ckpt, err := checkpointOf(path)
 	if err != nil {
 		return nil, err
 	}
-	m, ts, err := readCheckpoint(ckpt)
+	m, err := checkpoint.ReadManifest(ckpt)
 	if err != nil {
 		return nil, err
 	}
 	var cfg PretrainConfig
-	dec := json.NewDecoder(strings.NewReader(string(m.Config)))
-	if err := dec.Decode(&cfg); err != nil {
-		return nil, &CheckpointError{Path: ckpt, Kind: KindCorrupt, Msg: "its config is not a pretraining config", Err: err}
+	if err := json.Unmarshal(m.Config, &cfg); err != nil {
+		return nil, &checkpoint.Error{Path: ckpt, Kind: checkpoint.KindCorrupt, Msg: "its config is not a pretraining config", Err: err}
 	}
-	if err := cfg.Encoder.Validate(); err != nil || cfg.Size < cfg.Encoder.MinSize() || cfg.Encoder.Channels == 0 {
-		return nil, &CheckpointError{Path: ckpt, Kind: KindCorrupt,
-			Msg: fmt.Sprintf("its config does not describe an encoder (channels %d, widths %v, size %d)", cfg.Encoder.Channels, cfg.Encoder.Widths, cfg.Size), Err: err}
+	spec, err := pretext.Lookup(m.Pretext)
+	if err != nil {
+		return nil, fmt.Errorf("pipeline: checkpoint %q was made by a pretext this build does not know: %w", ckpt, err)
+	}
+	side := cmp.Or(cfg.ImageSide, cfg.Size)
+	if cfg.Size < 1 || cfg.Encoder.Channels == 0 {
+		return nil, &checkpoint.Error{Path: ckpt, Kind: checkpoint.KindCorrupt,
+			Msg: fmt.Sprintf("its config does not describe an encoder (channels %d, widths %v, size %d)", cfg.Encoder.Channels, cfg.Encoder.Widths, cfg.Size)}
+	}
+	pc, err := spec.Resolve(cfg.Config, side, cfg.Encoder.Channels)
+	if err != nil {
+		return nil, &checkpoint.Error{Path: ckpt, Kind: checkpoint.KindCorrupt, Msg: "its config does not describe a model", Err: err}
 	}
 	rng, _ := nn.NewRNG(0)
-	enc := pretext.NewEncoder(strings.TrimSuffix(encoderPrefix, "."), cfg.Encoder, rng)
-	var want []*nn.Param
-	for _, p := range enc.Params() {
-		want = append(want, &nn.Param{Name: ModelPrefix + p.Name, Value: p.Value})
+	model, err := spec.New(pc, rng)
+	if err != nil {
+		return nil, &checkpoint.Error{Path: ckpt, Kind: checkpoint.KindCorrupt, Msg: "its config does not build its model", Err: err}
 	}
-	for _, p := range enc.Buffers() {
-		want = append(want, &nn.Param{Name: BufferPrefix + p.Name, Value: p.Value})
+	enc := model.Encoder()
+	if err := checkpoint.LoadPartial(ckpt, &checkpoint.State{Params: enc.Params(), Buffers: enc.Buffers()}); err != nil {
+		return nil, err
 	}
-	var mine []nn.NamedTensor
-	for _, t := range ts {
-		if strings.HasPrefix(t.Name, ModelPrefix+encoderPrefix) || strings.HasPrefix(t.Name, BufferPrefix+encoderPrefix) {
-			mine = append(mine, t)
-		}
-	}
-	if len(mine) == 0 {
-		return nil, &CheckpointError{Path: ckpt, Kind: KindArchitecture, Msg: fmt.Sprintf("holds no encoder (no tensor named %s%s…)", ModelPrefix, encoderPrefix)}
-	}
-	if err := nn.LoadState(want, mine); err != nil {
-		return nil, architectureError(ckpt, err)
-	}
-	fe := &FrozenEncoder{Encoder: enc, Size: cfg.Size, ImageSide: cfg.ImageSide, Name: ckpt,
-		Hash: EncoderHash(enc), Pretext: m.Pretext, Step: m.Step, DatasetID: m.DatasetID}
-	if m.Pretext == "relpos" {
-		t := augment.ModernDefaults()
-		if cfg.Transform != nil {
-			t = *cfg.Transform
-		}
-		fe.Normalize = t.Normalize
-	}
-	return fe, nil
+	return &FrozenEncoder{Encoder: enc, Size: cfg.Size, ImageSide: cfg.ImageSide, Normalize: spec.InputNorm(cfg.Config),
+		Name: ckpt, Hash: EncoderHash(enc), Pretext: m.Pretext, Step: m.Step, DatasetID: m.DatasetID}, nil
 }
 
 // checkpointOf returns path if it is a checkpoint (it holds a
-// manifest.json), or the latest checkpoint of the run directory path.
+// manifest.json), or the latest checkpoint of the training directory path.
 func checkpointOf(path string) (string, error) {
-	if _, err := os.Stat(filepath.Join(path, CheckpointManifestFile)); err == nil {
+	if _, err := os.Stat(filepath.Join(path, checkpoint.ManifestFile)); err == nil {
 		return path, nil
 	}
 	if fi, err := os.Stat(path); err != nil || !fi.IsDir() {
-		return path, nil // ReadCheckpointManifest describes what is wrong
+		return path, nil // checkpoint.ReadManifest describes what is wrong
 	}
-	ckpt, err := LatestCheckpoint(path)
-	if errors.Is(err, ErrNoCheckpoint) {
-		return "", &CheckpointError{Path: path, Kind: KindMissing, Err: err,
-			Msg: "neither a checkpoint (no " + CheckpointManifestFile + ") nor a run directory holding checkpoints"}
+	ckpt, err := checkpoint.Latest(path)
+	if errors.Is(err, checkpoint.ErrNone) {
+		return "", &checkpoint.Error{Path: path, Kind: checkpoint.KindMissing, Err: err,
+			Msg: "neither a checkpoint (no " + checkpoint.ManifestFile + ") nor a training directory holding checkpoints"}
 	}
 	return ckpt, err
 }
@@ -134,7 +122,7 @@ func RandomEncoder(cfg pretext.EncoderConfig, imageSide, size int, seed uint64) 
 		return nil, fmt.Errorf("pipeline: random encoder: input side %d is too small for %d blocks (at least %d)", size, len(cfg.Widths), cfg.MinSize())
 	}
 	rng, _ := nn.NewRNG(seed)
-	enc := pretext.NewEncoder(strings.TrimSuffix(encoderPrefix, "."), cfg, rng)
+	enc := pretext.NewEncoder("encoder", cfg, rng)
 	return &FrozenEncoder{Encoder: enc, Size: size, ImageSide: imageSide,
 		Name: fmt.Sprintf("random (seed %d)", seed), Hash: EncoderHash(enc)}, nil
 }
@@ -152,7 +140,7 @@ func EncoderHash(e *pretext.Encoder) string {
 			binary.LittleEndian.PutUint64(b[:], uint64(d))
 			h.Write(b[:])
 		}
-		hashFloats(h, p.Value.Data)
+		checkpoint.HashFloats(h, p.Value.Data)
 	}
 	return hex.EncodeToString(h.Sum(nil))
 }

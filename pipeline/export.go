@@ -2,8 +2,6 @@ package pipeline
 
 import (
 	"bytes"
-	"cmp"
-	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -14,10 +12,10 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
-	"unicode/utf8"
 
 	"github.com/patchwise-ml/patchwise/internal/fsutil"
 	"github.com/patchwise-ml/patchwise/nn"
+	"github.com/patchwise-ml/patchwise/nn/safetensors"
 	"github.com/patchwise-ml/patchwise/pretext"
 )
 
@@ -78,10 +76,6 @@ const (
 	// layouts and metadata, recorded as the patchwise_format_version
 	// metadata entry.
 	ExportFormatVersion = 1
-
-	// MaxSafetensorsHeader is the largest JSON header ReadSafetensors
-	// accepts, in bytes: the limit of the reference implementation.
-	MaxSafetensorsHeader = 100_000_000
 )
 
 // ExportOptions are ExportEncoder's settings.
@@ -110,14 +104,14 @@ type ExportInfo struct {
 // ExportEncoder writes the encoder of the checkpoint ckpt to out as a
 // safetensors file with PyTorch's key names and layouts (described at
 // ExportFormatVersion), for any pretext. ckpt is a checkpoint directory
-// (ckpt-step-NNNNNNNN) or a run directory, whose latest checkpoint is then
+// (ckpt-step-NNNNNNNN) or a training directory, whose latest checkpoint is then
 // used.
 //
 // The checkpoint is read and checked as LoadEncoder does (every checksum;
 // the encoder's tensors against its saved config). Errors that describe it
 // are *CheckpointError naming it (errors.Is with ErrCheckpointMissing,
 // ErrCheckpointCorrupt, ErrCheckpointArchitecture for one that holds no
-// encoder, …); a run directory without checkpoints gives an error
+// encoder, …); a training directory without checkpoints gives an error
 // matching ErrNoCheckpoint. An encoder with a NaN or infinite value is
 // refused.
 //
@@ -158,7 +152,7 @@ func ExportEncoder(ckpt, out string, opts ExportOptions) (*ExportInfo, error) {
 	}
 	meta := exportMetadata(fe)
 	var buf bytes.Buffer
-	if err := writeSafetensors(&buf, ts, meta); err != nil {
+	if err := safetensors.Write(&buf, ts, meta); err != nil {
 		return fail(err)
 	}
 	fill := func(w io.Writer) error {
@@ -183,20 +177,11 @@ func ExportEncoder(ckpt, out string, opts ExportOptions) (*ExportInfo, error) {
 	}, nil
 }
 
-// safeTensor is one tensor to write: its key, dtype, shape and raw
-// little-endian bytes.
-type safeTensor struct {
-	name  string
-	dtype string
-	shape []int
-	data  []byte
-}
-
 // torchEncoderTensors returns e's tensors under PyTorch's names and
 // layouts (see ExportFormatVersion), num_batches_tracked set to steps. It
 // returns an error if a block is not the reference block.
-func torchEncoderTensors(e *pretext.Encoder, steps int) ([]safeTensor, error) {
-	var ts []safeTensor
+func torchEncoderTensors(e *pretext.Encoder, steps int) (map[string]safetensors.Tensor, error) {
+	ts := map[string]safetensors.Tensor{}
 	in := e.Config.Channels
 	for k, b := range e.Blocks {
 		if len(b.Layers) != 3 {
@@ -232,27 +217,16 @@ func torchEncoderTensors(e *pretext.Encoder, steps int) ([]safeTensor, error) {
 			copy(bias, conv.Bias.Value.Data)
 		}
 		c, n := strconv.Itoa(4*k), strconv.Itoa(4*k+1)
-		ts = append(ts,
-			f32Tensor("body."+c+".weight", oihw, out, in, conv.K, conv.K),
-			f32Tensor("body."+c+".bias", bias, out),
-			f32Tensor("body."+n+".weight", bn.Weight.Value.Data, out),
-			f32Tensor("body."+n+".bias", bn.Bias.Value.Data, out),
-			f32Tensor("body."+n+".running_mean", bn.RunningMean.Value.Data, out),
-			f32Tensor("body."+n+".running_var", bn.RunningVar.Value.Data, out),
-			safeTensor{name: "body." + n + ".num_batches_tracked", dtype: "I64", shape: []int{},
-				data: binary.LittleEndian.AppendUint64(nil, uint64(steps))},
-		)
+		ts["body."+c+".weight"] = safetensors.F32(oihw, out, in, conv.K, conv.K)
+		ts["body."+c+".bias"] = safetensors.F32(bias, out)
+		ts["body."+n+".weight"] = safetensors.F32(bn.Weight.Value.Data, out)
+		ts["body."+n+".bias"] = safetensors.F32(bn.Bias.Value.Data, out)
+		ts["body."+n+".running_mean"] = safetensors.F32(bn.RunningMean.Value.Data, out)
+		ts["body."+n+".running_var"] = safetensors.F32(bn.RunningVar.Value.Data, out)
+		ts["body."+n+".num_batches_tracked"] = safetensors.I64([]int64{int64(steps)})
 		in = out
 	}
 	return ts, nil
-}
-
-func f32Tensor(name string, v []float32, shape ...int) safeTensor {
-	b := make([]byte, 4*len(v))
-	for i, x := range v {
-		binary.LittleEndian.PutUint32(b[4*i:], math.Float32bits(x))
-	}
-	return safeTensor{name: name, dtype: "F32", shape: shape, data: b}
 }
 
 // exportMetadata returns the __metadata__ of fe's export.
@@ -265,9 +239,6 @@ func exportMetadata(fe *FrozenEncoder) map[string]string {
 	if fe.ImageSide > 0 {
 		side := strconv.Itoa(fe.ImageSide)
 		images = "the dataset's " + side + "x" + side + " images"
-	}
-	if fe.Pretext == "relpos" {
-		images = "crops of " + images
 	}
 	normalize := fe.Normalize
 	if normalize == "" {
@@ -300,370 +271,4 @@ func exportMetadata(fe *FrozenEncoder) map[string]string {
 		m["image_side"] = strconv.Itoa(fe.ImageSide)
 	}
 	return m
-}
-
-// safetensorsDTypes gives the size in bytes of one value of each dtype of
-// the safetensors format.
-var safetensorsDTypes = map[string]int{
-	"BOOL": 1, "U8": 1, "I8": 1, "F8_E5M2": 1, "F8_E4M3": 1,
-	"I16": 2, "U16": 2, "F16": 2, "BF16": 2,
-	"I32": 4, "U32": 4, "F32": 4,
-	"I64": 8, "U64": 8, "F64": 8,
-}
-
-// safetensorsEntry is a tensor's entry in a safetensors header.
-type safetensorsEntry struct {
-	DType   string    `json:"dtype"`
-	Shape   []int     `json:"shape"`
-	Offsets [2]uint64 `json:"data_offsets"`
-}
-
-// writeSafetensors writes ts and meta to w in the safetensors format:
-// the header's length (uint64, little-endian), the JSON header padded with
-// spaces to a multiple of 8 bytes, then the tensors' data in sorted key
-// order. It returns an error for a duplicate or reserved key, an unknown
-// dtype or data whose length does not match the shape.
-func writeSafetensors(w io.Writer, ts []safeTensor, meta map[string]string) error {
-	ts = slices.Clone(ts)
-	slices.SortFunc(ts, func(a, b safeTensor) int { return cmp.Compare(a.name, b.name) })
-	header := make(map[string]any, len(ts)+1)
-	if len(meta) > 0 {
-		header["__metadata__"] = meta
-	}
-	var off uint64
-	for i, t := range ts {
-		size, ok := safetensorsDTypes[t.dtype]
-		switch {
-		case !ok:
-			return fmt.Errorf("safetensors: tensor %q: unknown dtype %q", t.name, t.dtype)
-		case t.name == "__metadata__" || i > 0 && ts[i-1].name == t.name:
-			return fmt.Errorf("safetensors: duplicate or reserved tensor name %q", t.name)
-		}
-		n := uint64(size)
-		for _, d := range t.shape {
-			n *= uint64(d)
-		}
-		if n != uint64(len(t.data)) {
-			return fmt.Errorf("safetensors: tensor %q: %d bytes of data for %s %v", t.name, len(t.data), t.dtype, t.shape)
-		}
-		shape := t.shape
-		if shape == nil {
-			shape = []int{}
-		}
-		header[t.name] = safetensorsEntry{DType: t.dtype, Shape: shape, Offsets: [2]uint64{off, off + n}}
-		off += n
-	}
-	var hb bytes.Buffer
-	enc := json.NewEncoder(&hb)
-	enc.SetEscapeHTML(false)
-	if err := enc.Encode(header); err != nil {
-		return fmt.Errorf("safetensors: header: %w", err)
-	}
-	h := bytes.TrimSuffix(hb.Bytes(), []byte("\n"))
-	if pad := (8 - len(h)%8) % 8; pad > 0 {
-		h = append(h, bytes.Repeat([]byte(" "), pad)...)
-	}
-	var n [8]byte
-	binary.LittleEndian.PutUint64(n[:], uint64(len(h)))
-	if _, err := w.Write(n[:]); err != nil {
-		return err
-	}
-	if _, err := w.Write(h); err != nil {
-		return err
-	}
-	for _, t := range ts {
-		if _, err := w.Write(t.data); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-// Safetensor is one tensor of a safetensors file.
-type Safetensor struct {
-	DType string // the safetensors dtype, such as "F32" or "I64"
-	Shape []int  // outermost first; [] for a scalar
-	Data  []byte // the values, row-major, little-endian: Numel × the dtype's size bytes
-}
-
-// Numel returns the number of values: the product of Shape (1 for a
-// scalar).
-func (t Safetensor) Numel() int {
-	n := 1
-	for _, d := range t.Shape {
-		n *= d
-	}
-	return n
-}
-
-// Float32s returns the values of an F32 tensor; it returns an error for
-// another dtype.
-func (t Safetensor) Float32s() ([]float32, error) {
-	if t.DType != "F32" {
-		return nil, fmt.Errorf("pipeline: safetensors: dtype %s, not F32", t.DType)
-	}
-	v := make([]float32, len(t.Data)/4)
-	for i := range v {
-		v[i] = math.Float32frombits(binary.LittleEndian.Uint32(t.Data[4*i:]))
-	}
-	return v, nil
-}
-
-// Int64s returns the values of an I64 tensor; it returns an error for
-// another dtype.
-func (t Safetensor) Int64s() ([]int64, error) {
-	if t.DType != "I64" {
-		return nil, fmt.Errorf("pipeline: safetensors: dtype %s, not I64", t.DType)
-	}
-	v := make([]int64, len(t.Data)/8)
-	for i := range v {
-		v[i] = int64(binary.LittleEndian.Uint64(t.Data[8*i:]))
-	}
-	return v, nil
-}
-
-// SafetensorsError reports bytes that are not a valid safetensors file.
-// Test for it with errors.As.
-type SafetensorsError struct {
-	Path string // the file, or "" for DecodeSafetensors
-	Msg  string // what is wrong
-}
-
-func (e *SafetensorsError) Error() string {
-	if e.Path == "" {
-		return "pipeline: safetensors: " + e.Msg
-	}
-	return fmt.Sprintf("pipeline: safetensors %q: %s", e.Path, e.Msg)
-}
-
-// ReadSafetensors reads the safetensors file at path and returns its
-// tensors by name and its __metadata__ (nil if it has none). It checks
-// the header's length (at most MaxSafetensorsHeader) against the file's
-// size before reading the rest, then checks the file as DecodeSafetensors
-// does. Errors about the file's contents are *SafetensorsError.
-func ReadSafetensors(path string) (map[string]Safetensor, map[string]string, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, nil, fmt.Errorf("pipeline: safetensors: %w", err)
-	}
-	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil {
-		return nil, nil, fmt.Errorf("pipeline: safetensors: %w", err)
-	}
-	size := fi.Size()
-	var n [8]byte
-	if _, err := io.ReadFull(f, n[:]); err != nil {
-		if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
-			return nil, nil, &SafetensorsError{Path: path, Msg: fmt.Sprintf("%d bytes: shorter than the 8-byte header length", size)}
-		}
-		return nil, nil, fmt.Errorf("pipeline: safetensors %q: %w", path, err)
-	}
-	hlen := binary.LittleEndian.Uint64(n[:])
-	if err := checkHeaderLen(hlen, uint64(size)); err != nil {
-		return nil, nil, &SafetensorsError{Path: path, Msg: err.Error()}
-	}
-	b := make([]byte, size)
-	copy(b, n[:])
-	if _, err := io.ReadFull(f, b[8:]); err != nil {
-		return nil, nil, fmt.Errorf("pipeline: safetensors %q: %w", path, err)
-	}
-	ts, meta, err := DecodeSafetensors(b)
-	var se *SafetensorsError
-	if errors.As(err, &se) {
-		se.Path = path
-	}
-	return ts, meta, err
-}
-
-// checkHeaderLen checks a header length against the file size.
-func checkHeaderLen(hlen, size uint64) error {
-	switch {
-	case hlen > MaxSafetensorsHeader:
-		return fmt.Errorf("header length %d exceeds the limit of %d bytes", hlen, MaxSafetensorsHeader)
-	case hlen < 2:
-		return fmt.Errorf("header length %d: too short for a JSON object", hlen)
-	case 8+hlen > size:
-		return fmt.Errorf("header length %d, but the file has %d bytes after the length: truncated", hlen, size-8)
-	}
-	return nil
-}
-
-// DecodeSafetensors parses b, a whole safetensors file, and returns its
-// tensors by name and its __metadata__ (nil if it has none). The tensors'
-// Data share b's memory.
-//
-// It checks what the reference implementation checks, and returns a
-// *SafetensorsError on the first problem: the header's length (at most
-// MaxSafetensorsHeader, within b); a header that is one JSON object,
-// valid UTF-8, followed by nothing but whitespace, with no duplicate keys
-// or unknown fields; __metadata__ a map of strings to strings; for each
-// tensor a known dtype, non-negative dimensions and data_offsets [begin,
-// end] within the data whose length matches its shape; and the tensors,
-// taken in offset order, covering the data exactly, with no overlap and no
-// gap.
-func DecodeSafetensors(b []byte) (map[string]Safetensor, map[string]string, error) {
-	bad := func(format string, args ...any) (map[string]Safetensor, map[string]string, error) {
-		return nil, nil, &SafetensorsError{Msg: fmt.Sprintf(format, args...)}
-	}
-	if len(b) < 8 {
-		return bad("%d bytes: shorter than the 8-byte header length", len(b))
-	}
-	hlen := binary.LittleEndian.Uint64(b)
-	if err := checkHeaderLen(hlen, uint64(len(b))); err != nil {
-		return bad("%v", err)
-	}
-	header, data := b[8:8+hlen], b[8+hlen:]
-	if !utf8.Valid(header) {
-		return bad("header is not valid UTF-8")
-	}
-	if header[0] != '{' {
-		return bad("header does not start with '{'")
-	}
-	dec := json.NewDecoder(bytes.NewReader(header))
-	dec.DisallowUnknownFields()
-	if _, err := dec.Token(); err != nil {
-		return bad("header: %v", err)
-	}
-	type entry struct {
-		name    string
-		dtype   string
-		shape   []int
-		offsets [2]uint64
-	}
-	var entries []entry
-	var meta map[string]string
-	seen := map[string]bool{}
-	for dec.More() {
-		tok, err := dec.Token()
-		if err != nil {
-			return bad("header: %v", err)
-		}
-		name := tok.(string) // object keys are strings
-		if seen[name] {
-			return bad("header: duplicate key %q", name)
-		}
-		seen[name] = true
-		if name == "__metadata__" {
-			var raw json.RawMessage
-			if err := dec.Decode(&raw); err != nil {
-				return bad("header: __metadata__: %v", err)
-			}
-			if err := json.Unmarshal(raw, &meta); err != nil || meta == nil {
-				return bad("header: __metadata__ is not an object of strings to strings")
-			}
-			if err := checkDuplicateKeys(raw); err != nil {
-				return bad("header: __metadata__: %v", err)
-			}
-			continue
-		}
-		var e struct {
-			DType   *string   `json:"dtype"`
-			Shape   *[]int    `json:"shape"`
-			Offsets *[]uint64 `json:"data_offsets"`
-		}
-		var raw json.RawMessage
-		if err := dec.Decode(&raw); err != nil {
-			return bad("header: tensor %q: %v", name, err)
-		}
-		if err := checkDuplicateKeys(raw); err != nil {
-			return bad("header: tensor %q: %v", name, err)
-		}
-		inner := json.NewDecoder(bytes.NewReader(raw))
-		inner.DisallowUnknownFields()
-		if err := inner.Decode(&e); err != nil {
-			return bad("header: tensor %q: %v", name, err)
-		}
-		if e.DType == nil || e.Shape == nil || e.Offsets == nil {
-			return bad("header: tensor %q: want dtype, shape and data_offsets", name)
-		}
-		if len(*e.Offsets) != 2 {
-			return bad("header: tensor %q: data_offsets %v: want [begin, end]", name, *e.Offsets)
-		}
-		entries = append(entries, entry{name: name, dtype: *e.DType, shape: *e.Shape, offsets: [2]uint64((*e.Offsets)[:2])})
-	}
-	if _, err := dec.Token(); err != nil { // the closing brace
-		return bad("header: %v", err)
-	}
-	if rest := header[dec.InputOffset():]; len(bytes.TrimLeft(rest, " \t\r\n")) > 0 {
-		return bad("header: data after the JSON object")
-	}
-
-	ts := make(map[string]Safetensor, len(entries))
-	for _, e := range entries {
-		size, ok := safetensorsDTypes[e.dtype]
-		if !ok {
-			return bad("tensor %q: unknown dtype %q", e.name, e.dtype)
-		}
-		n := uint64(size)
-		for _, d := range e.shape {
-			if d < 0 {
-				return bad("tensor %q: negative dimension in shape %v", e.name, e.shape)
-			}
-			if d > 0 && n > uint64(len(data))/uint64(d) {
-				return bad("tensor %q: shape %v needs more than the %d bytes of data", e.name, e.shape, len(data))
-			}
-			n *= uint64(d)
-		}
-		begin, end := e.offsets[0], e.offsets[1]
-		switch {
-		case begin > end || end > uint64(len(data)):
-			return bad("tensor %q: data_offsets [%d, %d] outside the %d bytes of data", e.name, begin, end, len(data))
-		case end-begin != n:
-			return bad("tensor %q: data_offsets [%d, %d] hold %d bytes: %s %v needs %d", e.name, begin, end, end-begin, e.dtype, e.shape, n)
-		}
-		shape := e.shape
-		if shape == nil {
-			shape = []int{}
-		}
-		ts[e.name] = Safetensor{DType: e.dtype, Shape: shape, Data: data[begin:end:end]}
-	}
-	slices.SortFunc(entries, func(a, b entry) int {
-		return cmp.Or(cmp.Compare(a.offsets[0], b.offsets[0]), cmp.Compare(a.offsets[1], b.offsets[1]))
-	})
-	var at uint64
-	for _, e := range entries {
-		if e.offsets[0] != at {
-			what := "overlaps the one before"
-			if e.offsets[0] > at {
-				what = "leaves a gap before it"
-			}
-			return bad("tensor %q: data_offsets [%d, %d] %s (which ends at %d)", e.name, e.offsets[0], e.offsets[1], what, at)
-		}
-		at = e.offsets[1]
-	}
-	if at != uint64(len(data)) {
-		return bad("the tensors cover %d of the %d bytes of data", at, len(data))
-	}
-	return ts, meta, nil
-}
-
-// checkDuplicateKeys returns an error if the JSON object raw repeats a key
-// at its top level.
-func checkDuplicateKeys(raw []byte) error {
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	tok, err := dec.Token()
-	if err != nil {
-		return err
-	}
-	if d, ok := tok.(json.Delim); !ok || d != '{' {
-		return errors.New("not a JSON object")
-	}
-	seen := map[string]bool{}
-	for dec.More() {
-		tok, err := dec.Token()
-		if err != nil {
-			return err
-		}
-		k := tok.(string)
-		if seen[k] {
-			return fmt.Errorf("duplicate key %q", k)
-		}
-		seen[k] = true
-		var skip json.RawMessage
-		if err := dec.Decode(&skip); err != nil {
-			return err
-		}
-	}
-	return nil
 }

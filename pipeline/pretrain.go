@@ -3,6 +3,7 @@ package pipeline
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/binary"
 	"encoding/json"
@@ -10,10 +11,13 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"maps"
 	"math"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -22,13 +26,15 @@ import (
 	"github.com/patchwise-ml/patchwise/data/builtin"
 	"github.com/patchwise-ml/patchwise/internal/fsutil"
 	"github.com/patchwise-ml/patchwise/nn"
+	"github.com/patchwise-ml/patchwise/pipeline/checkpoint"
 	"github.com/patchwise-ml/patchwise/pretext"
 )
 
-// Files of a pretraining run directory.
+// Files of a training directory: what Pretrain writes besides its
+// checkpoints.
 const (
-	RunConfigFile  = "config.json"   // the resolved PretrainConfig
-	RunMetricsFile = "metrics.jsonl" // one MetricsRecord per line
+	TrainConfigFile = "config.json"   // the resolved PretrainConfig
+	MetricsFile     = "metrics.jsonl" // one MetricsRecord per line
 )
 
 // Pretraining defaults (see PretrainConfig).
@@ -57,33 +63,25 @@ const (
 // batch). Test for it with errors.Is.
 var ErrInvalidConfig = errors.New("pipeline: invalid pretrain config")
 
-// ErrRunExists is wrapped by the error of Pretrain for a run directory that
-// already exists when not resuming. It also matches fs.ErrExist.
-var ErrRunExists = errors.New("pipeline: run directory exists (resume it, or choose another)")
+// ErrOutExists is wrapped by the error of Pretrain for a training directory
+// that already exists when not resuming. It also matches fs.ErrExist.
+var ErrOutExists = errors.New("pipeline: training directory exists (resume it, or choose another)")
 
 // ErrNonFinite is wrapped by the error of Pretrain when a training loss is
 // NaN or infinite, or a parameter is when a checkpoint is due (it is then
 // not saved).
 var ErrNonFinite = errors.New("not finite")
 
-// PretrainConfig configures a pretraining run. Its zero value means the
+// PretrainConfig configures a pretraining. Its zero value means the
 // defaults given on each field; Dataset, Pretext and Out are required.
-// Defaults that depend on the dataset (Size, Encoder.Channels, Steps from
-// Epochs, which is then 0) are resolved by Pretrain and saved, resolved, in
-// RUNDIR/config.json.
-//
-// Small images and crops: the encoder sees Size×Size inputs, and every
-// image (autoencoders, supervised) or crop (relpos) is resized to that side
-// with a box filter. Size defaults to the dataset's side rounded up to a
-// multiple of 2^blocks (the encoder's pooling), so 28×28 Fashion-MNIST
-// becomes 32×32 with 4 blocks, and relpos crops of a few pixels (6 px on
-// 28×28 images with the default grid) are enlarged to the same 32×32: the
-// encoder's depth and receptive field stay those of the reference model
-// whatever the crop, at the cost of computing on upsampled pixels.
+// Defaults that depend on the dataset or the pretext (the encoder's
+// channels and input side, the pretext's own settings, Steps from Epochs,
+// which is then 0) are resolved by Pretrain and saved, resolved, in
+// OUT/config.json.
 type PretrainConfig struct {
 	Dataset string `json:"dataset"` // dataset directory, or "builtin:NAME" (builtin.Open)
-	Pretext string `json:"pretext"` // one of pretext.Names
-	Out     string `json:"out"`     // run directory; must not exist unless resuming
+	Pretext string `json:"pretext"` // a registered pretext (pretext.Names)
+	Out     string `json:"out"`     // training directory; must not exist unless resuming
 
 	// Steps is the number of optimiser steps; default 1000, or Epochs
 	// passes over the training split when Epochs is set (not both).
@@ -91,10 +89,12 @@ type PretrainConfig struct {
 	Epochs int `json:"epochs"`
 	Batch  int `json:"batch"` // samples (relpos: pairs) per step; default 128
 
-	// Optimizer is "sgd" (default; momentum 0.9) or "adamw".
+	// Optimizer is "sgd" (momentum 0.9) or "adamw"; default the
+	// pretext's (pretext.Spec.Optimizer), else "sgd".
 	Optimizer string `json:"optimizer"`
-	// LR is the peak learning rate; default 0.05 for sgd, 1e-3 for adamw.
-	// A linear warm-up over Warmup steps and a cosine decay to 0 at Steps
+	// LR is the peak learning rate; default the pretext's when it uses
+	// the pretext's optimiser, else 0.05 for sgd and 1e-3 for adamw. A
+	// linear warm-up over Warmup steps and a cosine decay to 0 at Steps
 	// (nn.WarmupCosine) shape it.
 	LR float64 `json:"lr"`
 	// WeightDecay is L2 (sgd) or decoupled (adamw) weight decay on the
@@ -109,37 +109,22 @@ type PretrainConfig struct {
 	// 0 means no clipping.
 	GradClip float64 `json:"grad_clip,omitempty"`
 
-	// Seed drives the initial weights, the loaders and the input
-	// corruption (pretext.BatchSeed(Seed, step)).
+	// Seed drives the initial weights, the loaders and the pretext's own
+	// draws (pretext.BatchSeed(Seed, step)).
 	Seed uint64 `json:"seed"`
 	// Workers is the number of data-loading goroutines; default one per
 	// core. Results do not depend on it.
 	Workers int `json:"workers"`
 
-	// Encoder shapes the encoder; Channels defaults to the dataset's.
-	Encoder pretext.EncoderConfig `json:"encoder"`
-	// Size is the encoder's input side (see the type's comment); default
-	// the dataset's side rounded up to a multiple of 2^blocks.
-	Size int `json:"size"`
+	// Config holds the encoder's shape and input side and every
+	// pretext's own settings (see pretext.Config), resolved by the
+	// pretext's Spec for the dataset.
+	pretext.Config
+
 	// ImageSide is the training dataset's image side, in pixels, recorded
 	// by Pretrain in the resolved config so that a probe can check that
 	// its datasets match; a value given in a config is replaced.
 	ImageSide int `json:"image_side,omitempty"`
-	// Hidden is the relpos head's width; default pretext.DefaultHidden.
-	Hidden int `json:"hidden"`
-
-	// Pairs and Transform: how relpos draws and transforms its crop
-	// pairs. Transform defaults (nil) to augment.ModernDefaults().
-	Pairs     augment.PairConfig `json:"pairs"`
-	Transform *augment.Transform `json:"transform,omitempty"`
-
-	// Crop and Flip: the training augmentation of the other pretexts (see
-	// augment.ImageLoaderConfig); default whole images, no flips.
-	Crop augment.Length `json:"crop"`
-	Flip bool           `json:"flip"`
-
-	// Corruption is the input corruption of the dae-* pretexts.
-	Corruption pretext.Corruption `json:"corruption"`
 
 	// ValEvery: validate every ValEvery steps and at the end, on
 	// ValBatches batches of the validation split ("val" if the dataset has
@@ -176,7 +161,8 @@ func LoadPretrainConfig(path string) (PretrainConfig, error) {
 }
 
 // Validate reports every problem with c that can be seen without the
-// dataset, at once.
+// dataset, at once. The pretext's own settings are checked by its Spec
+// when Pretrain resolves them for the dataset.
 func (c PretrainConfig) Validate() error {
 	var errs []error
 	add := func(format string, args ...any) {
@@ -185,15 +171,13 @@ func (c PretrainConfig) Validate() error {
 	if c.Dataset == "" {
 		add("no dataset given")
 	}
-	if !slices.Contains(pretext.Names, c.Pretext) {
-		if c.Pretext == "" {
-			add("no pretext given (one of %s)", strings.Join(pretext.Names, ", "))
-		} else {
-			add("%w %q (known: %s)", pretext.ErrUnknown, c.Pretext, strings.Join(pretext.Names, ", "))
-		}
+	if c.Pretext == "" {
+		add("no pretext given (one of %s)", strings.Join(pretext.Names(), ", "))
+	} else if _, err := pretext.Lookup(c.Pretext); err != nil {
+		errs = append(errs, fmt.Errorf("pipeline: pretrain: %w", err))
 	}
 	if c.Out == "" {
-		add("no run directory (out) given")
+		add("no training directory (out) given")
 	}
 	if c.Steps < 0 {
 		add("steps %d is negative", c.Steps)
@@ -222,12 +206,6 @@ func (c PretrainConfig) Validate() error {
 	if c.Workers < 0 {
 		add("workers %d is negative", c.Workers)
 	}
-	if c.Size < 0 {
-		add("size %d is negative", c.Size)
-	}
-	if c.Hidden < 0 {
-		add("hidden %d is negative", c.Hidden)
-	}
 	if c.ValBatches < 0 {
 		add("val_batches %d is negative", c.ValBatches)
 	}
@@ -237,31 +215,26 @@ func (c PretrainConfig) Validate() error {
 	if err := c.Encoder.Validate(); err != nil {
 		errs = append(errs, err)
 	}
-	if c.Transform != nil {
-		if err := c.Transform.Validate(); err != nil {
-			errs = append(errs, err)
-		}
-	}
-	if strings.HasPrefix(c.Pretext, "dae-") {
-		if err := c.Corruption.Validate(c.Size); err != nil {
-			errs = append(errs, err)
-		}
-	}
 	return errors.Join(errs...)
 }
 
-// withDefaults fills in the defaults that do not depend on the dataset.
-func (c PretrainConfig) withDefaults() PretrainConfig {
+// withDefaults fills in the defaults that depend on neither the dataset
+// nor the pretext's own settings; spec is the pretext's.
+func (c PretrainConfig) withDefaults(spec pretext.Spec) PretrainConfig {
 	if c.Batch == 0 {
 		c.Batch = DefaultPretrainBatch
 	}
 	if c.Optimizer == "" {
-		c.Optimizer = OptimizerSGD
+		c.Optimizer = cmp.Or(spec.Optimizer, OptimizerSGD)
 	}
 	if c.LR == 0 {
-		c.LR = DefaultSGDLR
-		if c.Optimizer == OptimizerAdamW {
+		switch {
+		case spec.LR > 0 && c.Optimizer == cmp.Or(spec.Optimizer, OptimizerSGD):
+			c.LR = spec.LR
+		case c.Optimizer == OptimizerAdamW:
 			c.LR = DefaultAdamWLR
+		default:
+			c.LR = DefaultSGDLR
 		}
 	}
 	if c.WeightDecay == 0 {
@@ -279,48 +252,142 @@ func (c PretrainConfig) withDefaults() PretrainConfig {
 	if c.KeepLast == 0 {
 		c.KeepLast = DefaultKeepLast
 	}
-	if c.Pretext == "relpos" && c.Transform == nil {
-		t := augment.ModernDefaults()
-		c.Transform = &t
-	}
-	if c.Hidden == 0 && c.Pretext == "relpos" {
-		c.Hidden = pretext.DefaultHidden
-	}
 	return c
 }
 
-// isAutoencoder reports whether name is one of the ae-* or dae-* pretexts.
-func isAutoencoder(name string) bool {
-	return strings.HasPrefix(name, "ae-") || strings.HasPrefix(name, "dae-")
-}
-
-// MetricsRecord is one line of RUNDIR/metrics.jsonl: a training step's
-// numbers (Loss, LR, SamplesPerS; Acc for classification pretexts) or a
-// validation's (the Val* fields), with the step (from 1: the number of
-// optimiser steps done), the epoch of the step's batch and the run's wall
-// time in seconds.
+// MetricsRecord is one line of OUT/metrics.jsonl: a training step's
+// numbers (Loss, LR, GradNorm, SamplesPerS, and the pretext's Values) or a
+// validation's (ValLoss and Values), with the step (from 1: the number of
+// optimiser steps done), the epoch of the step's batch and the training's
+// wall time in seconds.
+//
+// In JSON the pretext's values sit beside the other fields under their
+// metric keys (pretext.Metric.Key), those of a validation prefixed with
+// "val_": {"step": 100, "loss": 1.2, "acc": 0.5, …} and {"step": 100,
+// "val_loss": 1.3, "val_acc": 0.48, …}.
 type MetricsRecord struct {
-	Step        int      `json:"step"`
-	Epoch       int      `json:"epoch"`
-	Loss        *float64 `json:"loss,omitempty"`
-	Acc         *float64 `json:"acc,omitempty"`
-	LR          *float64 `json:"lr,omitempty"`
-	GradNorm    *float64 `json:"grad_norm,omitempty"` // the global L2 norm of the gradient, before clipping
-	SamplesPerS *float64 `json:"samples_per_s,omitempty"`
-	WallS       float64  `json:"wall_s"`
-
-	ValLoss *float64 `json:"val_loss,omitempty"`
-	ValAcc  *float64 `json:"val_acc,omitempty"`
-	// ValMSE is an autoencoder's reconstruction error of the clean val
-	// images (for dae-*, with no corruption); ValMSEMeanImage is the error
-	// of predicting the training split's mean image on the same batches:
-	// the baseline to beat.
-	ValMSE          *float64 `json:"val_mse,omitempty"`
-	ValMSEMeanImage *float64 `json:"val_mse_mean_image,omitempty"`
+	Step        int
+	Epoch       int
+	Loss        *float64
+	LR          *float64
+	GradNorm    *float64 // the global L2 norm of the gradient, before clipping
+	SamplesPerS *float64
+	WallS       float64
+	ValLoss     *float64
+	Values      map[string]float64 // by metric key, without the "val_" prefix
 }
 
 // IsVal reports whether r is a validation record.
 func (r MetricsRecord) IsVal() bool { return r.ValLoss != nil }
+
+// Value returns the value of the metric key, and whether r has it.
+func (r MetricsRecord) Value(key string) (float64, bool) {
+	v, ok := r.Values[key]
+	return v, ok
+}
+
+// metricsFields are the JSON keys of MetricsRecord's own fields.
+var metricsFields = []string{"step", "epoch", "loss", "lr", "grad_norm", "samples_per_s", "wall_s", "val_loss"}
+
+// MarshalJSON writes r as one flat JSON object (see MetricsRecord).
+func (r MetricsRecord) MarshalJSON() ([]byte, error) {
+	var b bytes.Buffer
+	b.WriteString(`{"step":` + strconv.Itoa(r.Step) + `,"epoch":` + strconv.Itoa(r.Epoch))
+	num := func(key string, v float64) error {
+		if math.IsNaN(v) || math.IsInf(v, 0) {
+			return fmt.Errorf("pipeline: metrics: %s is %v", key, v)
+		}
+		b.WriteString(`,"` + key + `":` + strconv.FormatFloat(v, 'g', -1, 64))
+		return nil
+	}
+	for _, f := range []struct {
+		key string
+		v   *float64
+	}{{"loss", r.Loss}, {"lr", r.LR}, {"grad_norm", r.GradNorm}, {"samples_per_s", r.SamplesPerS}} {
+		if f.v != nil {
+			if err := num(f.key, *f.v); err != nil {
+				return nil, err
+			}
+		}
+	}
+	if err := num("wall_s", r.WallS); err != nil {
+		return nil, err
+	}
+	prefix := ""
+	if r.ValLoss != nil {
+		prefix = "val_"
+		if err := num("val_loss", *r.ValLoss); err != nil {
+			return nil, err
+		}
+	}
+	for _, k := range slices.Sorted(maps.Keys(r.Values)) {
+		if slices.Contains(metricsFields, prefix+k) || !metricKey.MatchString(k) {
+			return nil, fmt.Errorf("pipeline: metrics: %q cannot be a metric's key", k)
+		}
+		if err := num(prefix+k, r.Values[k]); err != nil {
+			return nil, err
+		}
+	}
+	b.WriteByte('}')
+	return b.Bytes(), nil
+}
+
+// metricKey is what a metric's key may be.
+var metricKey = regexp.MustCompile(`^[a-z][a-z0-9_]*$`)
+
+// UnmarshalJSON reads a flat JSON object written by MarshalJSON.
+func (r *MetricsRecord) UnmarshalJSON(b []byte) error {
+	var m map[string]json.RawMessage
+	if err := json.Unmarshal(b, &m); err != nil {
+		return err
+	}
+	*r = MetricsRecord{}
+	var vals map[string]float64
+	for k, raw := range m {
+		var v float64
+		if err := json.Unmarshal(raw, &v); err != nil {
+			return fmt.Errorf("%q: %w", k, err)
+		}
+		switch k {
+		case "step":
+			r.Step = int(v)
+		case "epoch":
+			r.Epoch = int(v)
+		case "loss":
+			r.Loss = ptr(v)
+		case "lr":
+			r.LR = ptr(v)
+		case "grad_norm":
+			r.GradNorm = ptr(v)
+		case "samples_per_s":
+			r.SamplesPerS = ptr(v)
+		case "wall_s":
+			r.WallS = v
+		case "val_loss":
+			r.ValLoss = ptr(v)
+		default:
+			if vals == nil {
+				vals = map[string]float64{}
+			}
+			vals[k] = v
+		}
+	}
+	if _, ok := m["step"]; !ok {
+		return errors.New("no step")
+	}
+	if r.ValLoss != nil {
+		for k, v := range vals {
+			name, ok := strings.CutPrefix(k, "val_")
+			if !ok {
+				return fmt.Errorf("validation record with the training value %q", k)
+			}
+			delete(vals, k)
+			vals[name] = v
+		}
+	}
+	r.Values = vals
+	return nil
+}
 
 // ReadMetrics reads a metrics.jsonl file.
 func ReadMetrics(path string) ([]MetricsRecord, error) {
@@ -356,7 +423,7 @@ type StepReporter interface {
 	Report(r MetricsRecord)
 }
 
-// PretrainResult describes a finished (or interrupted) run.
+// PretrainResult describes a finished (or interrupted) pretraining.
 type PretrainResult struct {
 	Config     PretrainConfig // resolved
 	DatasetID  string
@@ -368,37 +435,40 @@ type PretrainResult struct {
 	Best       string // the checkpoint of lowest val_loss, if any
 }
 
-// Pretrain trains cfg.Pretext on cfg.Dataset, writing into cfg.Out:
-// config.json (the resolved config), metrics.jsonl (one MetricsRecord per
-// training step and per validation, appended and fsynced line by line) and
-// checkpoints (SaveCheckpoint) every CheckpointEvery steps, at the end and
-// when ctx is cancelled; the KeepLast latest and the best by val_loss are
-// kept. The training split is "train"; validation uses "val", or "test"
-// when there is no "val".
+// Pretrain trains cfg.Pretext on cfg.Dataset, writing into the training
+// directory cfg.Out: config.json (the resolved config), metrics.jsonl (one
+// MetricsRecord per training step and per validation, appended and
+// fsynced line by line) and checkpoints (package checkpoint) every
+// CheckpointEvery steps, at the end and when ctx is cancelled; the
+// KeepLast latest and the best by val_loss are kept. The training split is
+// "train"; validation uses "val", or "test" when there is no "val".
 //
-// A checkpoint holds the model's parameters and buffers, the optimiser's
-// state, the step, the epoch and position of the next batch (rng
-// "loader_position": two little-endian uint64, epoch and index), the
-// resolved config, the dataset ID and, when validated at that step,
-// val_loss; the input corruption needs no state (pretext.BatchSeed).
+// Any registered pretext trains the same way: its Spec resolves its
+// settings for the dataset, its sampler makes the batches
+// (augment.Loader), its model takes the steps. A checkpoint holds the
+// model's parameters and buffers, the optimiser's state, the step, the
+// epoch and position of the next batch (rng "loader_position": two
+// little-endian uint64, epoch and index), the resolved config, the dataset
+// ID and, when validated at that step, val_loss; the pretext's own draws
+// need no state (pretext.BatchSeed).
 //
-// With resume, cfg.Out must hold a run: Pretrain takes its saved
-// config.json (only cfg.Workers, if set, overrides it), loads the latest
-// checkpoint and continues from the next step with the same batches as an
-// uninterrupted run, dropping lines of metrics.jsonl past the checkpoint.
-// Without resume, cfg.Out must not exist (ErrRunExists).
+// With resume, cfg.Out must hold a training directory: Pretrain takes its
+// saved config.json (only cfg.Workers, if set, overrides it), loads the
+// latest checkpoint and continues from the next step with the same
+// batches as an uninterrupted run, dropping lines of metrics.jsonl past
+// the checkpoint. Without resume, cfg.Out must not exist (ErrOutExists).
 //
 // When ctx is cancelled Pretrain finishes the current step, saves a
 // checkpoint and returns ctx's error with the result so far. A NaN or
-// infinite loss stops the run with an error wrapping ErrNonFinite that
-// names the step; the last checkpoint saved before it stays. Progress
+// infinite loss stops the training with an error wrapping ErrNonFinite
+// that names the step; the last checkpoint saved before it stays. Progress
 // gets one unit per step (and Report calls if it is a StepReporter).
 func Pretrain(ctx context.Context, cfg PretrainConfig, resume bool, p Progress) (*PretrainResult, error) {
 	if p == nil {
 		p = NoProgress{}
 	}
 	if resume {
-		saved, err := LoadPretrainConfig(filepath.Join(cfg.Out, RunConfigFile))
+		saved, err := LoadPretrainConfig(filepath.Join(cfg.Out, TrainConfigFile))
 		if err != nil {
 			return nil, fmt.Errorf("pipeline: resume %q: %w", cfg.Out, err)
 		}
@@ -413,7 +483,7 @@ func Pretrain(ctx context.Context, cfg PretrainConfig, resume bool, p Progress) 
 	}
 	if !resume {
 		if _, err := os.Lstat(cfg.Out); err == nil {
-			return nil, fmt.Errorf("pipeline: pretrain: %q: %w (%w)", cfg.Out, ErrRunExists, fs.ErrExist)
+			return nil, fmt.Errorf("pipeline: pretrain: %q: %w (%w)", cfg.Out, ErrOutExists, fs.ErrExist)
 		} else if !errors.Is(err, fs.ErrNotExist) {
 			return nil, fmt.Errorf("pipeline: pretrain: %w", err)
 		}
@@ -422,17 +492,18 @@ func Pretrain(ctx context.Context, cfg PretrainConfig, resume bool, p Progress) 
 	if err != nil {
 		return nil, fmt.Errorf("pipeline: pretrain: %w", err)
 	}
-	r, err := newRun(ds, cfg)
+	t, err := newTrainer(ds, cfg)
 	if err != nil {
 		return nil, err
 	}
-	defer r.closeLoaders()
-	return r.loop(ctx, resume, p)
+	return t.run(ctx, resume, p)
 }
 
-// run is one pretraining run in progress.
-type run struct {
+// trainer is one pretraining in progress: the resolved config, the
+// pretext's Spec, its loaders, and once built, its model and optimiser.
+type trainer struct {
 	cfg    PretrainConfig // resolved
+	spec   pretext.Spec
 	ds     *data.Dataset
 	model  pretext.Model
 	params []*nn.Param
@@ -442,107 +513,69 @@ type run struct {
 		State() []*nn.Param
 	}
 	sched    nn.WarmupCosine
-	train    source
-	val      func(ctx context.Context) (source, error) // nil: no validation
+	train    *augment.Loader
+	val      *augment.Loader // nil: no validation
 	valSplit string
-	mean     []float32 // autoencoders: the training split's mean image [S, S, C]
+	eval     augment.Sampler // the evaluation sampler, for the mean image
 }
 
-// source is a stream of training or validation batches.
-type source interface {
-	// next returns the next batch as a pretext.Batch (Seed unset), its
-	// size and epoch, and a function that releases its memory.
-	next() (b pretext.Batch, n, epoch int, release func(), err error)
-	close()
-}
+// valSeedMix separates the validation draws from training's ("vali").
+const valSeedMix = 0x76616c69
 
-// newRun resolves cfg against ds and builds the loaders and the model.
-func newRun(ds *data.Dataset, cfg PretrainConfig) (*run, error) {
+// newTrainer resolves cfg against ds and the pretext's Spec and builds the
+// loaders. Every problem is reported at once, wrapping ErrInvalidConfig.
+func newTrainer(ds *data.Dataset, cfg PretrainConfig) (*trainer, error) {
 	m := ds.Manifest()
-	cfg = cfg.withDefaults()
-	bad := func(err error) error { return fmt.Errorf("%w:\n%w", ErrInvalidConfig, err) }
+	spec, err := pretext.Lookup(cfg.Pretext)
+	if err != nil {
+		return nil, fmt.Errorf("%w:\n%w", ErrInvalidConfig, err)
+	}
+	cfg = cfg.withDefaults(spec)
+	bad := func(errs ...error) error { return fmt.Errorf("%w:\n%w", ErrInvalidConfig, errors.Join(errs...)) }
 	var errs []error
-	if cfg.Encoder.Channels == 0 {
-		cfg.Encoder.Channels = m.Channels
-	} else if cfg.Encoder.Channels != m.Channels {
-		errs = append(errs, fmt.Errorf("pipeline: pretrain: encoder channels %d, but the dataset's images have %d", cfg.Encoder.Channels, m.Channels))
-	}
-	if len(cfg.Encoder.Widths) == 0 {
-		cfg.Encoder.Widths = slices.Clone(pretext.DefaultWidths)
-	}
-	cfg.ImageSide = m.Size
-	if cfg.Size == 0 {
-		cfg.Size = cfg.Encoder.InputSize(m.Size)
-	}
 	if ds.Len(data.Train) == 0 {
 		errs = append(errs, fmt.Errorf("pipeline: pretrain: dataset %q has no %q split", ds.Dir(), data.Train))
 	}
-	pcfg := pretext.Config{Encoder: cfg.Encoder, Size: cfg.Size, Classes: len(m.Classes), Hidden: cfg.Hidden, Corruption: cfg.Corruption}
-	if err := pcfg.Validate(cfg.Pretext); err != nil {
+	pc, err := resolvePretext(spec, cfg.Config, m)
+	if err != nil {
 		errs = append(errs, err)
 	}
 	if len(errs) > 0 {
-		return nil, bad(errors.Join(errs...))
+		return nil, bad(errs...)
 	}
-	r := &run{ds: ds}
-	valSplit := ""
+	cfg.Config = pc
+	cfg.ImageSide = m.Size
+
+	t := &trainer{ds: ds, spec: spec}
 	for _, s := range []string{data.Val, data.Test} {
 		if ds.Len(s) > 0 {
-			valSplit = s
+			t.valSplit = s
 			break
 		}
 	}
-	r.valSplit = valSplit
-	valSeed := cfg.Seed ^ 0x76616c69 // "vali": validation draws unrelated to training's
-	if cfg.Pretext == "relpos" {
-		lc := augment.LoaderConfig{Pairs: cfg.Pairs, Transform: *cfg.Transform, Size: cfg.Size,
-			Batch: cfg.Batch, Workers: cfg.Workers, Seed: cfg.Seed}
-		l, err := augment.NewPairLoader(ds, data.Train, lc)
+	sampler, err := spec.Sampler(pc, m.Size, m.Channels, true)
+	if err != nil {
+		return nil, bad(err)
+	}
+	t.train, err = augment.NewLoader(ds, data.Train, sampler, augment.LoaderConfig{
+		Batch: cfg.Batch, Workers: cfg.Workers, Seed: cfg.Seed, Shuffle: true})
+	if err != nil {
+		return nil, bad(err)
+	}
+	cfg.Workers = t.train.Config().Workers
+	if t.eval, err = spec.Sampler(pc, m.Size, m.Channels, false); err != nil {
+		return nil, bad(err)
+	}
+	if t.valSplit != "" {
+		t.val, err = augment.NewLoader(ds, t.valSplit, t.eval, augment.LoaderConfig{
+			Batch: min(cfg.Batch, ds.Len(t.valSplit)), Workers: cfg.Workers, Seed: cfg.Seed ^ valSeedMix, Shuffle: true})
 		if err != nil {
 			return nil, bad(err)
-		}
-		cfg.Workers = l.Config().Workers
-		r.train = &pairSource{loader: l}
-		if valSplit != "" {
-			vc := lc
-			vc.Seed = valSeed
-			vc.Batch = min(cfg.Batch, ds.Len(valSplit))
-			vl, err := augment.NewPairLoader(ds, valSplit, vc)
-			if err != nil {
-				return nil, bad(err)
-			}
-			r.val = func(ctx context.Context) (source, error) {
-				ps := &pairSource{loader: vl}
-				ps.start(ctx, 0, 0)
-				return ps, nil
-			}
-		}
-	} else {
-		ic := augment.ImageLoaderConfig{Size: cfg.Size, Crop: cfg.Crop, Flip: cfg.Flip, Batch: cfg.Batch,
-			Workers: cfg.Workers, Seed: cfg.Seed, Train: true}
-		l, err := augment.NewImageLoader(ds, data.Train, ic)
-		if err != nil {
-			return nil, bad(err)
-		}
-		cfg.Workers = l.Config().Workers
-		r.train = &imageSource{loader: l}
-		if valSplit != "" {
-			vc := ic
-			vc.Train, vc.Seed = false, valSeed
-			vl, err := augment.NewImageLoader(ds, valSplit, vc)
-			if err != nil {
-				return nil, bad(err)
-			}
-			r.val = func(ctx context.Context) (source, error) {
-				is := &imageSource{loader: vl}
-				is.start(ctx, 0, 0)
-				return is, nil
-			}
 		}
 	}
 	if cfg.Epochs > 0 {
 		// Resolved into Steps, so that the saved config is valid as is.
-		cfg.Steps = cfg.Epochs * r.train.(interface{ perEpoch() int }).perEpoch()
+		cfg.Steps = cfg.Epochs * t.train.BatchesPerEpoch()
 		cfg.Epochs = 0
 	}
 	if cfg.Steps == 0 {
@@ -551,175 +584,120 @@ func newRun(ds *data.Dataset, cfg PretrainConfig) (*run, error) {
 	if cfg.Warmup == 0 {
 		cfg.Warmup = cfg.Steps / 20
 	}
-	r.sched = nn.WarmupCosine{Base: cfg.LR, Final: 0, Warmup: max(cfg.Warmup, 0), Total: cfg.Steps}
-	rng, _ := nn.NewRNG(cfg.Seed)
-	model, err := pretext.New(cfg.Pretext, pcfg, rng)
-	if err != nil {
-		return nil, bad(err)
+	t.sched = nn.WarmupCosine{Base: cfg.LR, Final: 0, Warmup: max(cfg.Warmup, 0), Total: cfg.Steps}
+	t.cfg = cfg
+	return t, nil
+}
+
+// build computes what the model needs from the data (the mean image, for
+// a Spec that asks for it and when there is validation) and builds the
+// model and its optimiser.
+func (t *trainer) build(ctx context.Context) error {
+	pc := t.cfg.Config
+	if t.spec.MeanImage && t.val != nil {
+		mean, err := t.meanImage(ctx)
+		if err != nil {
+			return err
+		}
+		pc.MeanImage = mean
 	}
-	r.model, r.params = model, model.Params()
-	r.unique = nn.Unique(r.params)
-	wd := max(cfg.WeightDecay, 0)
-	switch cfg.Optimizer {
+	rng, _ := nn.NewRNG(t.cfg.Seed)
+	model, err := t.spec.New(pc, rng)
+	if err != nil {
+		return fmt.Errorf("%w:\n%w", ErrInvalidConfig, err)
+	}
+	t.model, t.params = model, model.Params()
+	t.unique = nn.Unique(t.params)
+	wd := max(t.cfg.WeightDecay, 0)
+	switch t.cfg.Optimizer {
 	case OptimizerAdamW:
-		r.opt = nn.NewAdamW(r.params, wd)
+		t.opt = nn.NewAdamW(t.params, wd)
 	default:
-		r.opt = nn.NewSGD(r.params, DefaultSGDMomentum, wd, false)
+		t.opt = nn.NewSGD(t.params, DefaultSGDMomentum, wd, false)
 	}
-	r.cfg = cfg
-	return r, nil
+	return nil
 }
 
-func (r *run) closeLoaders() {
-	if r.train != nil {
-		r.train.close()
-	}
+// resolvePretext resolves the pretext settings c with spec for the
+// images and classes of a dataset with manifest m.
+func resolvePretext(spec pretext.Spec, c pretext.Config, m *data.Manifest) (pretext.Config, error) {
+	c.Classes = len(m.Classes)
+	return spec.Resolve(c, m.Size, m.Channels)
 }
 
-// pairSource streams relpos batches.
-type pairSource struct {
-	loader *augment.PairLoader
-	stream *augment.PairStream
-	labels []int
-}
-
-func (s *pairSource) perEpoch() int { return s.loader.BatchesPerEpoch() }
-
-func (s *pairSource) start(ctx context.Context, epoch, index int) {
-	s.stream = s.loader.Stream(ctx, epoch, index)
-}
-
-func (s *pairSource) next() (pretext.Batch, int, int, func(), error) {
-	b, err := s.stream.Next()
+// PretextSampler returns the sampler that pretraining with cfg would draw
+// its samples of ds with: its training sampler, or with train false the
+// evaluation sampler of its validation. It returns the error of an
+// unknown pretext or of settings that do not fit ds, as Pretrain would.
+func PretextSampler(cfg PretrainConfig, ds *data.Dataset, train bool) (augment.Sampler, error) {
+	spec, err := pretext.Lookup(cfg.Pretext)
 	if err != nil {
-		return pretext.Batch{}, 0, 0, nil, err
+		return nil, err
 	}
-	s.labels = append(s.labels[:0], b.Labels[:b.N]...)
-	pb := pretext.Batch{
-		X:      nn.FromData(b.A, b.N, b.S, b.S, b.C),
-		X2:     nn.FromData(b.B, b.N, b.S, b.S, b.C),
-		Labels: s.labels,
-	}
-	return pb, b.N, b.Epoch, b.Release, nil
-}
-
-func (s *pairSource) close() {
-	if s.stream != nil {
-		s.stream.Close()
-	}
-}
-
-// imageSource streams whole-image batches.
-type imageSource struct {
-	loader   *augment.ImageLoader
-	stream   *augment.ImageStream
-	labels   []int
-	noLabels bool // autoencoders: Batch.Labels nil
-}
-
-func (s *imageSource) perEpoch() int { return s.loader.BatchesPerEpoch() }
-
-func (s *imageSource) start(ctx context.Context, epoch, index int) {
-	s.stream = s.loader.Stream(ctx, epoch, index)
-}
-
-func (s *imageSource) next() (pretext.Batch, int, int, func(), error) {
-	b, err := s.stream.Next()
+	m := ds.Manifest()
+	pc, err := resolvePretext(spec, cfg.Config, m)
 	if err != nil {
-		return pretext.Batch{}, 0, 0, nil, err
+		return nil, err
 	}
-	s.labels = append(s.labels[:0], b.Labels[:b.N]...)
-	pb := pretext.Batch{X: nn.FromData(b.X[:b.N*b.S*b.S*b.C], b.N, b.S, b.S, b.C), Labels: s.labels}
-	return pb, b.N, b.Epoch, b.Release, nil
+	return spec.Sampler(pc, m.Size, m.Channels, train)
 }
 
-func (s *imageSource) close() {
-	if s.stream != nil {
-		s.stream.Close()
+// batchOf returns b as a pretext.Batch: its views as tensors of the
+// loader's view shapes, its labels (shared with b).
+func batchOf(b *augment.Batch, views []augment.View) pretext.Batch {
+	pb := pretext.Batch{Labels: b.Labels}
+	for k, v := range views {
+		pb.Views = append(pb.Views, nn.FromData(b.Views[k], b.N*v.Count, v.Side, v.Side, b.C))
 	}
+	return pb
 }
 
 // position returns the (epoch, index) of the batch of step (from 1) of a
-// run whose loader has per batches an epoch.
+// training whose loader has per batches an epoch.
 func position(step, per int) (epoch, index int) {
 	return (step - 1) / per, (step - 1) % per
 }
 
-// train runs the loop.
-func (r *run) loop(ctx context.Context, resume bool, p Progress) (*PretrainResult, error) {
-	cfg := r.cfg
-	res := &PretrainResult{Config: cfg, DatasetID: r.ds.ID()}
+// run resumes or starts the training and runs its loop.
+func (t *trainer) run(ctx context.Context, resume bool, p Progress) (*PretrainResult, error) {
+	cfg := t.cfg
+	res := &PretrainResult{Config: cfg, DatasetID: t.ds.ID()}
 	cfgJSON, err := json.MarshalIndent(cfg, "", "  ")
 	if err != nil {
 		return nil, fmt.Errorf("pipeline: pretrain: %w", err)
 	}
-	metricsPath := filepath.Join(cfg.Out, RunMetricsFile)
-	start, wall0 := 0, 0.0
-	bestPath, bestVal := "", math.Inf(1)
-	if resume {
-		ckpt, err := LatestCheckpoint(cfg.Out)
-		switch {
-		case errors.Is(err, ErrNoCheckpoint):
-			// Interrupted before its first checkpoint: start again.
-		case err != nil:
-			return nil, fmt.Errorf("pipeline: resume: %w", err)
-		default:
-			st := CheckpointState{Params: r.params, Buffers: r.model.Buffers(), Optim: r.opt.State()}
-			if err := LoadCheckpoint(ckpt, &st); err != nil {
-				return nil, fmt.Errorf("pipeline: resume: %w", err)
-			}
-			if st.DatasetID != r.ds.ID() {
-				return nil, fmt.Errorf("pipeline: resume %q: the checkpoint was made on dataset %.12s…, %q is %.12s…", cfg.Out, st.DatasetID, cfg.Dataset, r.ds.ID())
-			}
-			if st.Pretext != cfg.Pretext {
-				return nil, fmt.Errorf("pipeline: resume %q: the checkpoint is of pretext %q, the run's config says %q", cfg.Out, st.Pretext, cfg.Pretext)
-			}
-			start, wall0 = st.Step, st.Metrics["wall_s"]
-			res.Checkpoint = ckpt
-		}
-		// The best checkpoint so far.
-		paths, _ := ListCheckpoints(cfg.Out)
-		for _, path := range paths {
-			if m, err := ReadCheckpointManifest(path); err == nil {
-				if v, ok := m.Metrics["val_loss"]; ok && v < bestVal {
-					bestPath, bestVal = path, v
-				}
-			}
-		}
-		if err := truncateMetrics(metricsPath, start); err != nil {
+	if !resume {
+		if err := createOut(cfg.Out, cfgJSON); err != nil {
 			return nil, err
 		}
-	} else {
-		if err := os.MkdirAll(filepath.Dir(filepath.Clean(cfg.Out)), 0o755); err != nil {
-			return nil, fmt.Errorf("pipeline: pretrain: %w", err)
+	}
+	if err := t.build(ctx); err != nil {
+		if ctx.Err() != nil {
+			return res, ctx.Err()
 		}
-		if err := os.Mkdir(cfg.Out, 0o755); err != nil {
-			if errors.Is(err, fs.ErrExist) {
-				return nil, fmt.Errorf("pipeline: pretrain: %q: %w (%w)", cfg.Out, ErrRunExists, err)
-			}
-			return nil, fmt.Errorf("pipeline: pretrain: %w", err)
+		return nil, err
+	}
+	metricsPath := filepath.Join(cfg.Out, MetricsFile)
+	st := &loopState{res: res, cfgJSON: cfgJSON, bestVal: math.Inf(1), savedAt: -1}
+	if resume {
+		if err := t.resume(st); err != nil {
+			return nil, err
 		}
-		if err := fsutil.WriteSynced(filepath.Join(cfg.Out, RunConfigFile), fsutil.CreateExcl, func(w io.Writer) error {
-			_, err := w.Write(append(cfgJSON, '\n'))
-			return err
-		}); err != nil {
-			return nil, fmt.Errorf("pipeline: pretrain: %w", err)
+		if err := truncateMetrics(metricsPath, st.start); err != nil {
+			return nil, err
 		}
 	}
-	res.StartStep, res.Steps = start, start
-	if bestPath != "" {
-		res.Best = bestPath
-	}
+	res.StartStep, res.Steps = st.start, st.start
 
 	mf, err := os.OpenFile(metricsPath, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
 	if err != nil {
 		return nil, fmt.Errorf("pipeline: pretrain: %w", err)
 	}
 	defer mf.Close()
-	logRec := func(rec MetricsRecord) error {
+	st.log = func(rec MetricsRecord) error {
 		b, err := json.Marshal(rec)
 		if err != nil {
-			return err
+			return fmt.Errorf("pipeline: pretrain: step %d: %w", rec.Step, err)
 		}
 		if _, err := mf.Write(append(b, '\n')); err != nil {
 			return fmt.Errorf("pipeline: pretrain: metrics: %w", err)
@@ -733,222 +711,250 @@ func (r *run) loop(ctx context.Context, resume bool, p Progress) (*PretrainResul
 		return nil
 	}
 
-	if isAutoencoder(cfg.Pretext) && r.val != nil {
-		if r.mean, err = r.meanImage(ctx); err != nil {
-			if ctx.Err() != nil {
-				return res, ctx.Err()
-			}
-			return nil, err
-		}
-	}
-
-	per := r.train.(interface{ perEpoch() int }).perEpoch()
-	t0 := time.Now()
-	wall := func() float64 { return round3(wall0 + time.Since(t0).Seconds()) }
-	save := func(step int, val *float64) error {
-		e, k := position(step+1, per)
-		pos := make([]byte, 16)
-		binary.LittleEndian.PutUint64(pos, uint64(e))
-		binary.LittleEndian.PutUint64(pos[8:], uint64(k))
-		metrics := map[string]float64{"wall_s": wall()}
-		if val != nil && !math.IsNaN(*val) && !math.IsInf(*val, 0) {
-			metrics["val_loss"] = *val
-		}
-		for _, q := range r.params {
-			if !allFinite(q.Value.Data) {
-				return fmt.Errorf("pipeline: pretrain: step %d: parameter %q %w: checkpoint not saved; the last good checkpoint is %q", step, q.Name, ErrNonFinite, res.Checkpoint)
-			}
-		}
-		path, err := SaveCheckpoint(cfg.Out, CheckpointState{
-			Step: step, Epoch: e, Config: cfgJSON, DatasetID: r.ds.ID(), Pretext: cfg.Pretext,
-			RNG: map[string][]byte{"loader_position": pos}, Metrics: metrics,
-			Params: r.params, Buffers: r.model.Buffers(), Optim: r.opt.State(),
-		})
-		if err != nil {
-			return fmt.Errorf("pipeline: pretrain: %w", err)
-		}
-		res.Checkpoint = path
-		if v, ok := metrics["val_loss"]; ok && v < bestVal {
-			bestPath, bestVal = path, v
-			res.Best = path
-		}
-		if err := PruneCheckpoints(cfg.Out, cfg.KeepLast, bestPath); err != nil {
-			return fmt.Errorf("pipeline: pretrain: %w", err)
-		}
-		return nil
-	}
-
 	p.Start("pretrain "+cfg.Pretext, cfg.Steps)
 	defer p.Done()
-	p.Add(start)
-	if start >= cfg.Steps {
+	p.Add(st.start)
+	if st.start >= cfg.Steps {
 		return res, nil
 	}
-	e0, k0 := position(start+1, per)
-	ts := r.train
-	switch s := ts.(type) {
-	case *pairSource:
-		s.start(ctx, e0, k0)
-	case *imageSource:
-		s.start(ctx, e0, k0)
-		s.noLabels = isAutoencoder(cfg.Pretext)
-	}
-	savedAt := -1
-	if res.Checkpoint != "" {
-		savedAt = start
-	}
-	interrupted := func(step int) (*PretrainResult, error) {
-		if savedAt != step {
-			if err := save(step, nil); err != nil {
-				return res, errors.Join(ctx.Err(), err)
-			}
-		}
-		return res, ctx.Err()
-	}
-	for step := start + 1; step <= cfg.Steps; step++ {
-		if ctx.Err() != nil {
-			return interrupted(step - 1)
-		}
-		tStep := time.Now()
-		b, n, epoch, release, err := ts.next()
-		if err != nil {
-			if ctx.Err() != nil {
-				return interrupted(step - 1)
-			}
-			return res, fmt.Errorf("pipeline: pretrain: step %d: %w", step, err)
-		}
-		if s, ok := ts.(*imageSource); ok && s.noLabels {
-			b.Labels = nil
-		}
-		b.Seed = pretext.BatchSeed(cfg.Seed, int64(step))
-		lr := r.sched.At(step - 1)
-		nn.ZeroGrads(r.params)
-		m := r.model.Step(b, true)
-		release()
-		if math.IsNaN(m.Loss) || math.IsInf(m.Loss, 0) {
-			return res, fmt.Errorf("pipeline: pretrain: step %d: loss %w (%v); the last good checkpoint is %q", step, ErrNonFinite, m.Loss, res.Checkpoint)
-		}
-		gnorm := clipGradients(r.unique, cfg.GradClip)
-		if math.IsNaN(gnorm) || math.IsInf(gnorm, 0) {
-			return res, fmt.Errorf("pipeline: pretrain: step %d: gradient norm %w (%v); the last good checkpoint is %q", step, ErrNonFinite, gnorm, res.Checkpoint)
-		}
-		r.opt.Step(lr)
-		res.Steps = step
-		dt := time.Since(tStep).Seconds()
-		rec := MetricsRecord{Step: step, Epoch: epoch, Loss: ptr(m.Loss), LR: ptr(lr), GradNorm: ptr(gnorm),
-			SamplesPerS: ptr(round1(float64(n) / max(dt, 1e-9))), WallS: wall()}
-		if cfg.Pretext == "relpos" || cfg.Pretext == "supervised" {
-			rec.Acc = ptr(m.Accuracy)
-		}
-		if err := logRec(rec); err != nil {
-			return res, err
-		}
-		res.Last = rec
-		p.Add(1)
+	st.per = t.train.BatchesPerEpoch()
+	st.t0 = time.Now()
+	e0, k0 := position(st.start+1, st.per)
+	stream := t.train.Stream(ctx, e0, k0)
+	defer stream.Close()
 
-		var val *float64
-		if r.val != nil && (step == cfg.Steps || (cfg.ValEvery > 0 && step%cfg.ValEvery == 0)) {
-			vr, err := r.validate(ctx, step, epoch)
-			if err != nil {
-				if ctx.Err() != nil {
-					return interrupted(step)
-				}
-				return res, err
+	l := &loop{
+		step: func(ctx context.Context, step int) error { return t.step(stream, st, step) },
+		hooks: []hook{
+			{every: 1, run: func(ctx context.Context, step int) error { return st.log(st.rec) }},
+			{every: 1, run: func(context.Context, int) error { p.Add(1); return nil }},
+			{every: cfg.ValEvery, last: true, run: func(ctx context.Context, step int) error { return t.validateHook(ctx, st, step) }},
+			{every: cfg.CheckpointEvery, last: true, run: func(ctx context.Context, step int) error { return t.save(st, step) }},
+		},
+		interrupted: func(step int) error {
+			if st.savedAt == step {
+				return nil
 			}
-			if v := *vr.ValLoss; math.IsNaN(v) || math.IsInf(v, 0) {
-				return res, fmt.Errorf("pipeline: pretrain: step %d: validation loss %w (%v); the last good checkpoint is %q", step, ErrNonFinite, v, res.Checkpoint)
-			}
-			vr.WallS = wall()
-			if err := logRec(vr); err != nil {
-				return res, err
-			}
-			res.LastVal = &vr
-			val = vr.ValLoss
+			return t.save(st, step)
+		},
+	}
+	return res, l.run(ctx, st.start, cfg.Steps)
+}
+
+// createOut creates the training directory out and its config.json.
+func createOut(out string, cfgJSON []byte) error {
+	if err := os.MkdirAll(filepath.Dir(filepath.Clean(out)), 0o755); err != nil {
+		return fmt.Errorf("pipeline: pretrain: %w", err)
+	}
+	if err := os.Mkdir(out, 0o755); err != nil {
+		if errors.Is(err, fs.ErrExist) {
+			return fmt.Errorf("pipeline: pretrain: %q: %w (%w)", out, ErrOutExists, err)
 		}
-		if step == cfg.Steps || (cfg.CheckpointEvery > 0 && step%cfg.CheckpointEvery == 0) {
-			if err := save(step, val); err != nil {
-				return res, err
+		return fmt.Errorf("pipeline: pretrain: %w", err)
+	}
+	if err := fsutil.WriteSynced(filepath.Join(out, TrainConfigFile), fsutil.CreateExcl, func(w io.Writer) error {
+		_, err := w.Write(append(cfgJSON, '\n'))
+		return err
+	}); err != nil {
+		return fmt.Errorf("pipeline: pretrain: %w", err)
+	}
+	return nil
+}
+
+// loopState is what the training loop's step and hooks share.
+type loopState struct {
+	res     *PretrainResult
+	cfgJSON []byte
+	log     func(MetricsRecord) error
+	start   int       // steps done before this call
+	per     int       // batches per epoch
+	t0      time.Time // when this call's loop began
+	wall0   float64   // wall time of earlier calls (resume), seconds
+	rec     MetricsRecord
+	val     *float64 // the validation loss of the current step, if validated
+	bestVal float64
+	best    string
+	savedAt int // the step of the last checkpoint saved or loaded; -1: none
+}
+
+func (st *loopState) wall() float64 { return round3(st.wall0 + time.Since(st.t0).Seconds()) }
+
+// resume loads the latest checkpoint of the training directory into the
+// model and optimiser and finds the best checkpoint so far.
+func (t *trainer) resume(st *loopState) error {
+	cfg := t.cfg
+	ckpt, err := checkpoint.Latest(cfg.Out)
+	switch {
+	case errors.Is(err, checkpoint.ErrNone):
+		// Interrupted before its first checkpoint: start again.
+	case err != nil:
+		return fmt.Errorf("pipeline: resume: %w", err)
+	default:
+		s := checkpoint.State{Params: t.params, Buffers: t.model.Buffers(), Optim: t.opt.State()}
+		if err := checkpoint.Load(ckpt, &s); err != nil {
+			return fmt.Errorf("pipeline: resume: %w", err)
+		}
+		if s.DatasetID != t.ds.ID() {
+			return fmt.Errorf("pipeline: resume %q: the checkpoint was made on dataset %.12s…, %q is %.12s…", cfg.Out, s.DatasetID, cfg.Dataset, t.ds.ID())
+		}
+		if s.Pretext != cfg.Pretext {
+			return fmt.Errorf("pipeline: resume %q: the checkpoint is of pretext %q, the training's config says %q", cfg.Out, s.Pretext, cfg.Pretext)
+		}
+		st.start, st.wall0 = s.Step, s.Metrics["wall_s"]
+		st.res.Checkpoint, st.savedAt = ckpt, s.Step
+	}
+	paths, _ := checkpoint.List(cfg.Out)
+	for _, path := range paths {
+		if m, err := checkpoint.ReadManifest(path); err == nil {
+			if v, ok := m.Metrics["val_loss"]; ok && v < st.bestVal {
+				st.best, st.bestVal = path, v
 			}
-			savedAt = step
 		}
 	}
-	return res, nil
+	st.res.Best = st.best
+	return nil
+}
+
+// step takes training step (from 1): the next batch from stream, the
+// model's forward and backward pass, the non-finite guard, gradient
+// clipping and the optimiser's update, leaving the step's record in st.
+func (t *trainer) step(stream *augment.Stream, st *loopState, step int) error {
+	cfg := t.cfg
+	tStep := time.Now()
+	b, err := stream.Next()
+	if err != nil {
+		return fmt.Errorf("pipeline: pretrain: step %d: %w", step, err)
+	}
+	pb := batchOf(b, t.train.Views())
+	pb.Seed = pretext.BatchSeed(cfg.Seed, int64(step))
+	lr := t.sched.At(step - 1)
+	nn.ZeroGrads(t.params)
+	m := t.model.Step(pb, true)
+	n, epoch := b.N, b.Epoch
+	b.Release()
+	if math.IsNaN(m.Loss) || math.IsInf(m.Loss, 0) {
+		return fmt.Errorf("pipeline: pretrain: step %d: loss %w (%v); the last good checkpoint is %q", step, ErrNonFinite, m.Loss, st.res.Checkpoint)
+	}
+	gnorm := clipGradients(t.unique, cfg.GradClip)
+	if math.IsNaN(gnorm) || math.IsInf(gnorm, 0) {
+		return fmt.Errorf("pipeline: pretrain: step %d: gradient norm %w (%v); the last good checkpoint is %q", step, ErrNonFinite, gnorm, st.res.Checkpoint)
+	}
+	t.opt.Step(lr)
+	st.res.Steps = step
+	dt := time.Since(tStep).Seconds()
+	st.rec = MetricsRecord{Step: step, Epoch: epoch, Loss: ptr(m.Loss), LR: ptr(lr), GradNorm: ptr(gnorm),
+		SamplesPerS: ptr(round1(float64(n) / max(dt, 1e-9))), WallS: st.wall(), Values: m.Values}
+	st.res.Last = st.rec
+	st.val = nil
+	return nil
+}
+
+// validateHook validates at step and logs the record.
+func (t *trainer) validateHook(ctx context.Context, st *loopState, step int) error {
+	if t.val == nil {
+		return nil
+	}
+	vr, err := t.validate(ctx, step, st.rec.Epoch)
+	if err != nil {
+		return err
+	}
+	if v := *vr.ValLoss; math.IsNaN(v) || math.IsInf(v, 0) {
+		return fmt.Errorf("pipeline: pretrain: step %d: validation loss %w (%v); the last good checkpoint is %q", step, ErrNonFinite, v, st.res.Checkpoint)
+	}
+	vr.WallS = st.wall()
+	if err := st.log(vr); err != nil {
+		return err
+	}
+	st.res.LastVal = &vr
+	st.val = vr.ValLoss
+	return nil
+}
+
+// save writes the checkpoint of step and prunes the older ones.
+func (t *trainer) save(st *loopState, step int) error {
+	cfg := t.cfg
+	e, k := position(step+1, st.per)
+	pos := make([]byte, 16)
+	binary.LittleEndian.PutUint64(pos, uint64(e))
+	binary.LittleEndian.PutUint64(pos[8:], uint64(k))
+	metrics := map[string]float64{"wall_s": st.wall()}
+	if st.val != nil {
+		metrics["val_loss"] = *st.val
+	}
+	for _, q := range t.params {
+		if !allFinite(q.Value.Data) {
+			return fmt.Errorf("pipeline: pretrain: step %d: parameter %q %w: checkpoint not saved; the last good checkpoint is %q", step, q.Name, ErrNonFinite, st.res.Checkpoint)
+		}
+	}
+	path, err := checkpoint.Save(cfg.Out, checkpoint.State{
+		Step: step, Epoch: e, Config: st.cfgJSON, DatasetID: t.ds.ID(), Pretext: cfg.Pretext,
+		RNG: map[string][]byte{"loader_position": pos}, Metrics: metrics,
+		Params: t.params, Buffers: t.model.Buffers(), Optim: t.opt.State(),
+	})
+	if err != nil {
+		return fmt.Errorf("pipeline: pretrain: %w", err)
+	}
+	st.res.Checkpoint, st.savedAt = path, step
+	if v, ok := metrics["val_loss"]; ok && v < st.bestVal {
+		st.best, st.bestVal = path, v
+		st.res.Best = path
+	}
+	if err := checkpoint.Prune(cfg.Out, cfg.KeepLast, st.best); err != nil {
+		return fmt.Errorf("pipeline: pretrain: %w", err)
+	}
+	return nil
 }
 
 // validate evaluates the model on up to ValBatches batches of the
-// validation split.
-func (r *run) validate(ctx context.Context, step, epoch int) (MetricsRecord, error) {
-	cfg := r.cfg
-	src, err := r.val(ctx)
-	if err != nil {
-		return MetricsRecord{}, err
-	}
-	defer src.close()
-	var clean pretext.Model
-	if d, ok := r.model.(*pretext.Denoising); ok {
-		clean = d.Clean()
-	} else if isAutoencoder(cfg.Pretext) {
-		clean = r.model
-	}
-	var loss, acc, mse, base float64
+// validation split (at most one pass), the same batches every time.
+func (t *trainer) validate(ctx context.Context, step, epoch int) (MetricsRecord, error) {
+	cfg := t.cfg
+	s := t.val.Stream(ctx, 0, 0)
+	defer s.Close()
+	var loss float64
+	sums := map[string]float64{}
 	total := 0
-	for i := range cfg.ValBatches {
-		b, n, _, release, err := src.next()
-		if errors.Is(err, io.EOF) {
-			break
-		}
+	for i := range min(cfg.ValBatches, t.val.BatchesPerEpoch()) {
+		b, err := s.Next()
 		if err != nil {
 			return MetricsRecord{}, fmt.Errorf("pipeline: pretrain: validation at step %d: %w", step, err)
 		}
-		if isAutoencoder(cfg.Pretext) {
-			b.Labels = nil
+		pb := batchOf(b, t.val.Views())
+		pb.Seed = pretext.BatchSeed(cfg.Seed^valSeedMix, int64(-1-i))
+		m := t.model.Step(pb, false)
+		n := float64(b.N)
+		loss += m.Loss * n
+		for k, v := range m.Values {
+			sums[k] += v * n
 		}
-		b.Seed = pretext.BatchSeed(cfg.Seed^0x76616c69, int64(-1-i))
-		m := r.model.Step(b, false)
-		loss += m.Loss * float64(n)
-		acc += m.Accuracy * float64(n)
-		if clean != nil {
-			if clean == r.model {
-				mse += m.Loss * float64(n)
-			} else {
-				mse += clean.Step(pretext.Batch{X: b.X}, false).Loss * float64(n)
-			}
-			if r.mean != nil {
-				base += meanImageMSE(b.X.Data, r.mean) * float64(n)
-			}
-		}
-		release()
-		total += n
+		total += b.N
+		b.Release()
 	}
 	if total == 0 {
-		return MetricsRecord{}, fmt.Errorf("pipeline: pretrain: validation at step %d: no batches in split %q", step, r.valSplit)
+		return MetricsRecord{}, fmt.Errorf("pipeline: pretrain: validation at step %d: no batches in split %q", step, t.valSplit)
 	}
-	t := float64(total)
-	rec := MetricsRecord{Step: step, Epoch: epoch, ValLoss: ptr(loss / t)}
-	if cfg.Pretext == "relpos" || cfg.Pretext == "supervised" {
-		rec.ValAcc = ptr(acc / t)
-	}
-	if clean != nil {
-		rec.ValMSE = ptr(mse / t)
-		if r.mean != nil {
-			rec.ValMSEMeanImage = ptr(base / t)
+	rec := MetricsRecord{Step: step, Epoch: epoch, ValLoss: ptr(loss / float64(total))}
+	if len(sums) > 0 {
+		rec.Values = map[string]float64{}
+		for k, v := range sums {
+			rec.Values[k] = v / float64(total)
 		}
 	}
 	return rec, nil
 }
 
-// meanImage returns the training split's mean image [S, S, C] as the
-// validation loader presents images (resized to Size, centre-cropped).
-func (r *run) meanImage(ctx context.Context) ([]float32, error) {
-	cfg := r.cfg
-	l, err := augment.NewImageLoader(r.ds, data.Train, augment.ImageLoaderConfig{
-		Size: cfg.Size, Crop: cfg.Crop, Batch: 256, Workers: cfg.Workers, Seed: cfg.Seed})
+// meanImage returns the mean, over the training split, of the first view
+// of the evaluation sampler's samples ([Count, S, S, C] averaged over the
+// split's images).
+func (t *trainer) meanImage(ctx context.Context) ([]float32, error) {
+	l, err := augment.NewLoader(t.ds, data.Train, t.eval, augment.LoaderConfig{Batch: 256, Workers: t.cfg.Workers, Seed: t.cfg.Seed})
 	if err != nil {
 		return nil, fmt.Errorf("pipeline: pretrain: mean image: %w", err)
 	}
 	s := l.Stream(ctx, 0, 0)
 	defer s.Close()
-	var sum []float64
+	per := l.Views()[0].Len(t.ds.Manifest().Channels)
+	sum := make([]float64, per)
 	count := 0
 	for {
 		b, err := s.Next()
@@ -958,12 +964,8 @@ func (r *run) meanImage(ctx context.Context) ([]float32, error) {
 		if err != nil {
 			return nil, fmt.Errorf("pipeline: pretrain: mean image: %w", err)
 		}
-		per := b.S * b.S * b.C
-		if sum == nil {
-			sum = make([]float64, per)
-		}
 		for i := range b.N {
-			for j, v := range b.X[i*per : (i+1)*per] {
+			for j, v := range b.Views[0][i*per : (i+1)*per] {
 				sum[j] += float64(v)
 			}
 		}
@@ -975,17 +977,6 @@ func (r *run) meanImage(ctx context.Context) ([]float32, error) {
 		mean[j] = float32(v / float64(count))
 	}
 	return mean, nil
-}
-
-// meanImageMSE is the mean squared error of predicting mean for every
-// image of x [N, S, S, C].
-func meanImageMSE(x, mean []float32) float64 {
-	var s float64
-	for i, v := range x {
-		d := float64(v) - float64(mean[i%len(mean)])
-		s += d * d
-	}
-	return s / float64(len(x))
 }
 
 // truncateMetrics rewrites path without the records past step (atomically).

@@ -13,8 +13,10 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/patchwise-ml/patchwise/augment"
 	"github.com/patchwise-ml/patchwise/data"
 	"github.com/patchwise-ml/patchwise/nn"
+	"github.com/patchwise-ml/patchwise/pipeline/checkpoint"
 	"github.com/patchwise-ml/patchwise/pretext"
 )
 
@@ -87,14 +89,13 @@ func tinyConfig(t *testing.T, name string) PretrainConfig {
 	return PretrainConfig{
 		Dataset: tinyDataset(t), Pretext: name, Out: filepath.Join(t.TempDir(), "run"),
 		Steps: 6, Batch: 16, Workers: 2, Seed: 3,
-		Encoder:  pretext.EncoderConfig{Widths: []int{4, 8}},
-		Hidden:   16,
+		Config:   pretext.Config{Encoder: pretext.EncoderConfig{Widths: []int{4, 8}}, Hidden: 16},
 		ValEvery: 3, ValBatches: 2, CheckpointEvery: 3,
 	}
 }
 
 func TestPretrainEachPretext(t *testing.T) {
-	for _, name := range pretext.Names {
+	for _, name := range pretext.Names() {
 		t.Run(name, func(t *testing.T) {
 			cfg := tinyConfig(t, name)
 			res, err := Pretrain(context.Background(), cfg, false, nil)
@@ -104,7 +105,7 @@ func TestPretrainEachPretext(t *testing.T) {
 			if res.Steps != 6 || res.Config.Size != 16 || res.Config.Encoder.Channels != 1 {
 				t.Errorf("result %+v", res)
 			}
-			rs, err := ReadMetrics(filepath.Join(cfg.Out, RunMetricsFile))
+			rs, err := ReadMetrics(filepath.Join(cfg.Out, MetricsFile))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -112,11 +113,12 @@ func TestPretrainEachPretext(t *testing.T) {
 			for _, r := range rs {
 				if r.IsVal() {
 					val++
-					if isAutoencoder(name) && (r.ValMSE == nil || r.ValMSEMeanImage == nil) {
-						t.Errorf("val record without mse: %+v", r)
-					}
-					if (name == "relpos" || name == "supervised") && r.ValAcc == nil {
-						t.Errorf("val record without acc: %+v", r)
+					// Every metric of the pretext's Spec is reported.
+					spec, _ := pretext.Lookup(name)
+					for _, m := range spec.Metrics {
+						if _, ok := r.Value(m.Key); !ok {
+							t.Errorf("val record without %s: %+v", m.Key, r)
+						}
 					}
 				} else {
 					train++
@@ -128,18 +130,18 @@ func TestPretrainEachPretext(t *testing.T) {
 			if train != 6 || val != 2 {
 				t.Errorf("%d train and %d val records, want 6 and 2", train, val)
 			}
-			paths, err := ListCheckpoints(cfg.Out)
+			paths, err := checkpoint.List(cfg.Out)
 			if err != nil || len(paths) != 2 {
 				t.Fatalf("checkpoints %v, %v", paths, err)
 			}
-			m, err := ReadCheckpointManifest(paths[1])
+			m, err := checkpoint.ReadManifest(paths[1])
 			if err != nil {
 				t.Fatal(err)
 			}
 			if m.Step != 6 || m.Pretext != name || m.Metrics["val_loss"] == 0 {
 				t.Errorf("manifest step %d pretext %q metrics %v", m.Step, m.Pretext, m.Metrics)
 			}
-			saved, err := LoadPretrainConfig(filepath.Join(cfg.Out, RunConfigFile))
+			saved, err := LoadPretrainConfig(filepath.Join(cfg.Out, TrainConfigFile))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -166,7 +168,7 @@ func (c *cancelAfter) Add(n int) {
 
 func trainLosses(t *testing.T, dir string) []float64 {
 	t.Helper()
-	rs, err := ReadMetrics(filepath.Join(dir, RunMetricsFile))
+	rs, err := ReadMetrics(filepath.Join(dir, MetricsFile))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -200,11 +202,11 @@ func TestPretrainResumeExact(t *testing.T) {
 			if !errors.Is(err, context.Canceled) {
 				t.Fatalf("interrupted run: %v", err)
 			}
-			if res.Steps != 7 || filepath.Base(res.Checkpoint) != CheckpointName(7) {
+			if res.Steps != 7 || filepath.Base(res.Checkpoint) != checkpoint.DirName(7) {
 				t.Fatalf("interrupted at step %d, checkpoint %q", res.Steps, res.Checkpoint)
 			}
 			// A torn line past the checkpoint, as a crash might leave.
-			f, _ := os.OpenFile(filepath.Join(cfg.Out, RunMetricsFile), os.O_APPEND|os.O_WRONLY, 0)
+			f, _ := os.OpenFile(filepath.Join(cfg.Out, MetricsFile), os.O_APPEND|os.O_WRONLY, 0)
 			f.WriteString(`{"step":8,"epoch":0,"loss":1`)
 			f.Close()
 
@@ -262,15 +264,15 @@ func TestPretrainNaN(t *testing.T) {
 	cfg2.Out, cfg2.CheckpointEvery = filepath.Join(t.TempDir(), "run2"), -1
 	if _, err := Pretrain(context.Background(), cfg2, false, nil); !errors.Is(err, ErrNonFinite) || !strings.Contains(err.Error(), "not finite") {
 		t.Errorf("loss path: %v", err)
-	} else if _, err := LatestCheckpoint(cfg2.Out); !errors.Is(err, ErrNoCheckpoint) {
+	} else if _, err := checkpoint.Latest(cfg2.Out); !errors.Is(err, checkpoint.ErrNone) {
 		t.Errorf("a checkpoint of the bad state: %v", err)
 	}
-	latest, lerr := LatestCheckpoint(cfg.Out)
+	latest, lerr := checkpoint.Latest(cfg.Out)
 	if lerr != nil {
 		t.Logf("no checkpoint before the failure: %v", lerr) // the first step may already fail
 		return
 	}
-	m, err := ReadCheckpointManifest(latest)
+	m, err := checkpoint.ReadManifest(latest)
 	if err != nil || m.Step >= step {
 		t.Errorf("latest checkpoint %q step %v (%v), failing step %d", latest, m, err, step)
 	}
@@ -282,8 +284,8 @@ func TestPretrainRefusesExistingRun(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, err := Pretrain(context.Background(), cfg, false, nil)
-	if !errors.Is(err, ErrRunExists) || !errors.Is(err, fs.ErrExist) {
-		t.Fatalf("err %v, want ErrRunExists", err)
+	if !errors.Is(err, ErrOutExists) || !errors.Is(err, fs.ErrExist) {
+		t.Fatalf("err %v, want ErrOutExists", err)
 	}
 	if _, err := Pretrain(context.Background(), PretrainConfig{Out: filepath.Join(t.TempDir(), "none")}, true, nil); err == nil {
 		t.Error("resuming a missing run succeeded")
@@ -300,14 +302,13 @@ func TestPretrainConfigValidate(t *testing.T) {
 		edit func(*PretrainConfig)
 		want []string
 	}{
-		{"empty", func(c *PretrainConfig) { *c = PretrainConfig{} }, []string{"no dataset", "no pretext", "no run directory"}},
-		{"unknown pretext", func(c *PretrainConfig) { c.Pretext = "jigsaw" }, []string{`"jigsaw"`}},
+		{"empty", func(c *PretrainConfig) { *c = PretrainConfig{} }, []string{"no dataset", "no pretext", "no training directory"}},
+		{"unknown pretext", func(c *PretrainConfig) { c.Pretext = "colourise" }, []string{`"colourise"`}},
 		{"steps and epochs", func(c *PretrainConfig) { c.Steps, c.Epochs = 5, 2 }, []string{"one or the other"}},
 		{"negatives", func(c *PretrainConfig) { c.Batch, c.Workers, c.Steps = -1, -2, -3 }, []string{"batch -1", "workers -2", "steps -3"}},
 		{"optimizer", func(c *PretrainConfig) { c.Optimizer = "rmsprop" }, []string{"rmsprop"}},
 		{"lr", func(c *PretrainConfig) { c.LR = -1 }, []string{"learning rate"}},
 		{"encoder", func(c *PretrainConfig) { c.Encoder.Channels = 2 }, []string{"channels"}},
-		{"corruption", func(c *PretrainConfig) { c.Pretext = "dae-tied"; c.Corruption.Kind = "blur" }, []string{"blur"}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			cfg := ok
@@ -323,14 +324,28 @@ func TestPretrainConfigValidate(t *testing.T) {
 			}
 		})
 	}
-	// Errors found once the dataset is open are invalid configs too.
-	cfg := tinyConfig(t, "ae-mirrored")
-	cfg.Size = 18
-	if _, err := Pretrain(context.Background(), cfg, false, nil); !errors.Is(err, ErrInvalidConfig) {
-		t.Errorf("size 18 for ae-mirrored: %v, want ErrInvalidConfig", err)
-	}
-	if _, err := os.Stat(cfg.Out); !errors.Is(err, fs.ErrNotExist) {
-		t.Errorf("a refused config left %q", cfg.Out)
+	// Errors found once the dataset is open, by the pretext's Spec, are
+	// invalid configs too, and leave nothing behind.
+	for _, c := range []struct {
+		name, pretext, want string
+		edit                func(*PretrainConfig)
+	}{
+		{"size", "ae-mirrored", "multiples of 4", func(c *PretrainConfig) { c.Size = 18 }},
+		{"corruption", "dae-tied", "blur", func(c *PretrainConfig) { c.Corruption.Kind = "blur" }},
+		{"geometry", "relpos", "largest patch", func(c *PretrainConfig) { c.Pairs.Patch = 12 }},
+		{"transform", "relpos", "rainbow", func(c *PretrainConfig) { c.Transform = &augment.Transform{Color: "rainbow"} }},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			cfg := tinyConfig(t, c.pretext)
+			c.edit(&cfg)
+			_, err := Pretrain(context.Background(), cfg, false, nil)
+			if !errors.Is(err, ErrInvalidConfig) || !strings.Contains(err.Error(), c.want) {
+				t.Errorf("%v, want ErrInvalidConfig mentioning %q", err, c.want)
+			}
+			if _, err := os.Stat(cfg.Out); !errors.Is(err, fs.ErrNotExist) {
+				t.Errorf("a refused config left %q", cfg.Out)
+			}
+		})
 	}
 }
 

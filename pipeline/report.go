@@ -11,11 +11,12 @@ import (
 	"strings"
 
 	"github.com/patchwise-ml/patchwise/internal/fsutil"
+	"github.com/patchwise-ml/patchwise/pretext"
 	"github.com/patchwise-ml/patchwise/probe"
 )
 
 // ReportVersion is report.json's format_version.
-const ReportVersion = 1
+const ReportVersion = 2
 
 // Report is report.json: the comparison of a run's pretexts, every number
 // with the protocol that produced it. It holds no wall-clock times of the
@@ -92,17 +93,18 @@ type ReportProbe struct {
 
 // TrainingSummary describes a pretraining from its metrics.
 type TrainingSummary struct {
-	Dir     string   `json:"dir"` // the Pretrain run directory
-	Steps   int      `json:"steps"`
-	Loss    float64  `json:"loss"`               // the last step's training loss
-	Acc     *float64 `json:"acc,omitempty"`      // the last step's pretext accuracy
-	ValLoss *float64 `json:"val_loss,omitempty"` // the last validation
-	ValAcc  *float64 `json:"val_acc,omitempty"`
-	ValMSE  *float64 `json:"val_mse,omitempty"`
-	// ValMSEMeanImage is the validation MSE of predicting the mean image,
-	// the bar an autoencoder must beat.
-	ValMSEMeanImage *float64 `json:"val_mse_mean_image,omitempty"`
-	Seconds         float64  `json:"seconds"` // wall time of the training, summed over resumptions
+	Dir    string             `json:"dir"` // the training directory
+	Steps  int                `json:"steps"`
+	Loss   float64            `json:"loss"`             // the last step's training loss
+	Values map[string]float64 `json:"values,omitempty"` // the last step's pretext metrics, by key (pretext.Metric)
+	// ValLoss and ValValues are the last validation's loss and pretext
+	// metrics (such as "acc", or "mse" and its baseline "mse_mean_image").
+	ValLoss   *float64           `json:"val_loss,omitempty"`
+	ValValues map[string]float64 `json:"val_values,omitempty"`
+	// Chance is the chance level of the metrics that have one, for the
+	// resolved config (1/8 for relpos's accuracy).
+	Chance  map[string]float64 `json:"chance,omitempty"`
+	Seconds float64            `json:"seconds"` // wall time of the training, summed over resumptions
 	// Curve is the training loss, averaged over windows of steps.
 	Curve []CurvePoint `json:"curve"`
 }
@@ -116,17 +118,32 @@ type CurvePoint struct {
 // curvePoints is the number of points a training curve keeps.
 const curvePoints = 50
 
-// summarise fills e.Training from the run directory dir's metrics.
+// summarise fills e.Training from the training directory dir's metrics
+// and resolved config.
 func (e *ReportEntry) summarise(dir string) error {
-	recs, err := ReadMetrics(filepath.Join(dir, RunMetricsFile))
+	recs, err := ReadMetrics(filepath.Join(dir, MetricsFile))
+	if err != nil {
+		return err
+	}
+	cfg, err := LoadPretrainConfig(filepath.Join(dir, TrainConfigFile))
 	if err != nil {
 		return err
 	}
 	t := &TrainingSummary{Dir: dir}
+	if spec, err := pretext.Lookup(cfg.Pretext); err == nil {
+		for _, m := range spec.Metrics {
+			if m.Chance != nil {
+				if t.Chance == nil {
+					t.Chance = map[string]float64{}
+				}
+				t.Chance[m.Key] = m.Chance(cfg.Config)
+			}
+		}
+	}
 	var train []MetricsRecord
 	for _, r := range recs {
 		if r.IsVal() {
-			t.ValLoss, t.ValAcc, t.ValMSE, t.ValMSEMeanImage = r.ValLoss, r.ValAcc, r.ValMSE, r.ValMSEMeanImage
+			t.ValLoss, t.ValValues = r.ValLoss, r.Values
 			continue
 		}
 		train = append(train, r)
@@ -135,7 +152,7 @@ func (e *ReportEntry) summarise(dir string) error {
 		return fmt.Errorf("pipeline: run: %s: no training steps in its metrics", dir)
 	}
 	last := train[len(train)-1]
-	t.Steps, t.Loss, t.Acc = last.Step, *last.Loss, last.Acc
+	t.Steps, t.Loss, t.Values = last.Step, *last.Loss, last.Values
 	// Wall time restarts at 0 when a run resumes: sum the segments.
 	prev := 0.0
 	for _, r := range train {
@@ -361,41 +378,24 @@ func (rep *Report) Markdown() string {
 	rep.perClassMarkdown(&b)
 
 	b.WriteString("\n## Pretext training\n\n")
-	b.WriteString("| pretext | steps | final loss | pretext val accuracy | val MSE (mean image) | training time (s) |\n|---|---:|---:|---:|---:|---:|\n")
+	b.WriteString("| pretext | steps | final loss | pretext validation | training time (s) |\n|---|---:|---:|---|---:|\n")
 	for _, name := range cfg.Pretexts {
-		var loss, acc, mse, base, secs []float64
+		var loss, secs []float64
+		var trained []*TrainingSummary
 		steps := 0
 		for _, e := range rep.Entries {
-			t := e.Training
-			if e.Pretext != name || t == nil {
-				continue
-			}
-			steps = t.Steps
-			loss, secs = append(loss, t.Loss), append(secs, t.Seconds)
-			if t.ValAcc != nil {
-				acc = append(acc, *t.ValAcc)
-			}
-			if t.ValMSE != nil && t.ValMSEMeanImage != nil {
-				mse, base = append(mse, *t.ValMSE), append(base, *t.ValMSEMeanImage)
+			if t := e.Training; e.Pretext == name && t != nil {
+				steps = t.Steps
+				loss, secs = append(loss, t.Loss), append(secs, t.Seconds)
+				trained = append(trained, t)
 			}
 		}
 		if len(loss) == 0 {
-			fmt.Fprintf(&b, "| %s | – | – | – | – | – |\n", name)
+			fmt.Fprintf(&b, "| %s | – | – | – | – |\n", name)
 			continue
 		}
-		fmt.Fprintf(&b, "| %s | %d | %s | ", name, steps, num(statOf(loss), "%.4f"))
-		if len(acc) > 0 {
-			b.WriteString(pct(statOf(acc)))
-		} else {
-			b.WriteString("–")
-		}
-		b.WriteString(" | ")
-		if len(mse) > 0 {
-			fmt.Fprintf(&b, "%s (%.4f)", num(statOf(mse), "%.4f"), statOf(base).Mean)
-		} else {
-			b.WriteString("–")
-		}
-		fmt.Fprintf(&b, " | %s |\n", num(statOf(secs), "%.1f"))
+		fmt.Fprintf(&b, "| %s | %d | %s | %s | %s |\n", name, steps, num(statOf(loss), "%.4f"),
+			validationSummary(name, trained), num(statOf(secs), "%.1f"))
 	}
 
 	b.WriteString("\n## Protocol\n\n")
@@ -473,11 +473,72 @@ func mdCell(s string) string {
 	return strings.NewReplacer("|", "\\|", "\n", " ").Replace(s)
 }
 
+// validationSummary describes the last validation of a pretext's
+// trainings in words: each of its Spec's metrics that is not another's
+// baseline, as mean ± std over the trainings, with its baseline's mean or
+// its chance level; "–" when there is none.
+func validationSummary(name string, ts []*TrainingSummary) string {
+	spec, err := pretext.Lookup(name)
+	if err != nil {
+		return "–"
+	}
+	baselines := map[string]bool{}
+	for _, m := range spec.Metrics {
+		baselines[m.Baseline] = true
+	}
+	values := func(key string) []float64 {
+		var xs []float64
+		for _, t := range ts {
+			if v, ok := t.ValValues[key]; ok {
+				xs = append(xs, v)
+			}
+		}
+		return xs
+	}
+	format := func(m pretext.Metric, v float64) string {
+		if m.Percent {
+			return fmt.Sprintf("%.1f %%", 100*v)
+		}
+		return fmt.Sprintf("%.4f", v)
+	}
+	var parts []string
+	for _, m := range spec.Metrics {
+		xs := values(m.Key)
+		if baselines[m.Key] || len(xs) == 0 {
+			continue
+		}
+		s := statOf(xs)
+		part := m.Title + " " + num(s, "%.4f")
+		if m.Percent {
+			part = m.Title + " " + pct(s) + " %"
+		}
+		var refs []string
+		if bs := values(m.Baseline); len(bs) > 0 {
+			for _, bm := range spec.Metrics {
+				if bm.Key == m.Baseline {
+					refs = append(refs, bm.Title+" "+format(bm, statOf(bs).Mean))
+				}
+			}
+		}
+		if c, ok := ts[0].Chance[m.Key]; ok {
+			refs = append(refs, "chance "+format(m, c))
+		}
+		if len(refs) > 0 {
+			part += " (" + strings.Join(refs, "; ") + ")"
+		}
+		parts = append(parts, part)
+	}
+	if len(parts) == 0 {
+		return "–"
+	}
+	return strings.Join(parts, "; ")
+}
+
 // probeProtocol is the protocol of the first encoder's probe.
 func (rep *Report) probeProtocol() *probe.Protocol {
 	for _, e := range rep.Entries {
 		for _, pr := range e.Probes {
-			if pr.Result != nil && e.Pretext != PretextPixels {
+			if pr.Result != nil && e.Pretext != BaselinePixels {
 				return &pr.Result.Protocol
 			}
 		}
@@ -502,6 +563,13 @@ func pct(s Stat) string {
 
 func num(s Stat, f string) string {
 	return fmt.Sprintf(f+" ± "+f, s.Mean, s.Std)
+}
+
+func plural(n int) string {
+	if n == 1 {
+		return ""
+	}
+	return "s"
 }
 
 func joinSeeds(seeds []uint64) string {

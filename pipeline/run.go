@@ -19,14 +19,16 @@ import (
 	"github.com/patchwise-ml/patchwise/data"
 	"github.com/patchwise-ml/patchwise/data/builtin"
 	"github.com/patchwise-ml/patchwise/internal/fsutil"
+	"github.com/patchwise-ml/patchwise/pipeline/checkpoint"
 	"github.com/patchwise-ml/patchwise/pretext"
 	"github.com/patchwise-ml/patchwise/probe"
 )
 
-// Baseline pretexts of a run: they are probed without pretraining.
+// Baselines of a run: rows of the comparison that are probed without
+// pretraining.
 const (
-	PretextRandom = "random" // the encoder as initialised from the seed
-	PretextPixels = "pixels" // the raw pixels, no encoder
+	BaselineRandom = "random" // the encoder as initialised from the seed
+	BaselinePixels = "pixels" // the raw pixels, no encoder
 )
 
 // RunConfig describes a batch experiment, `patchwise run`: datasets are
@@ -41,7 +43,8 @@ type RunConfig struct {
 	Dataset DatasetSpec `json:"dataset"`
 	// Transfer datasets are only probed (pretrain on A, probe on B).
 	Transfer []DatasetSpec `json:"transfer,omitempty"`
-	// Pretexts are pretext.Names, PretextRandom or PretextPixels.
+	// Pretexts are registered pretexts (pretext.Names), BaselineRandom or
+	// BaselinePixels.
 	Pretexts []string `json:"pretexts"`
 	// Seeds: each pretext is trained and probed once per seed (the seed
 	// of the weights, the batches and the probe's validation carve);
@@ -160,8 +163,8 @@ func (c RunConfig) Validate() error {
 		switch {
 		case seen[p]:
 			errs = append(errs, fmt.Errorf("pretext %q is listed twice", p))
-		case p != PretextRandom && p != PretextPixels && !slices.Contains(pretext.Names, p):
-			errs = append(errs, fmt.Errorf("unknown pretext %q (known: %s, %s, %s)", p, strings.Join(pretext.Names, ", "), PretextRandom, PretextPixels))
+		case p != BaselineRandom && p != BaselinePixels && !slices.Contains(pretext.Names(), p):
+			errs = append(errs, fmt.Errorf("unknown pretext %q (known: %s, %s, %s)", p, strings.Join(pretext.Names(), ", "), BaselineRandom, BaselinePixels))
 		}
 		seen[p] = true
 	}
@@ -173,7 +176,7 @@ func (c RunConfig) Validate() error {
 		errs = append(errs, errors.New("pretrain: dataset, pretext, out and seed are set by the run: leave them out"))
 	}
 	// The shared settings, checked with stand-ins for what the run sets.
-	p.Dataset, p.Pretext, p.Out = "x", pretext.Names[0], "x"
+	p.Dataset, p.Pretext, p.Out = "x", pretext.Names()[0], "x"
 	if err := p.Validate(); err != nil {
 		errs = append(errs, err)
 	}
@@ -198,7 +201,7 @@ func (c RunConfig) stages() int {
 		}
 	}
 	for _, p := range c.Pretexts {
-		if p != PretextRandom && p != PretextPixels {
+		if p != BaselineRandom && p != BaselinePixels {
 			n += len(c.Seeds)
 		}
 		n += len(c.Seeds) * len(specs)
@@ -308,7 +311,7 @@ var ErrRunConfigChanged = errors.New("the run directory holds a run of another c
 // Run carries out cfg in the run directory cfg.Out (created if missing):
 //
 //	datasets/   ingested or embedded datasets
-//	pretrain/   one Pretrain run directory per pretext and seed
+//	pretrain/   one training directory (Pretrain) per pretext and seed
 //	probe/      one probe result (JSON) per encoder and probed dataset
 //	features/   the feature cache
 //	run.json, report.json, report.md, accuracy.png, per-class.png, curves.png
@@ -560,8 +563,8 @@ func (r *runner) entry(ctx context.Context, name string, seed uint64) (*ReportEn
 	e := &ReportEntry{Pretext: name, Seed: seed}
 	var enc *FrozenEncoder
 	switch name {
-	case PretextPixels:
-	case PretextRandom:
+	case BaselinePixels:
+	case BaselineRandom:
 		cfg := r.cfg.Pretrain.Encoder
 		if cfg.Channels == 0 {
 			cfg.Channels = r.datasets[0].Manifest().Channels
@@ -635,9 +638,9 @@ func (r *runner) pretrain(ctx context.Context, name string, seed uint64, e *Repo
 
 	status := "done"
 	resume := false
-	if saved, err := LoadPretrainConfig(filepath.Join(cfg.Out, RunConfigFile)); err == nil {
-		if ckpt, err := LatestCheckpoint(cfg.Out); err == nil {
-			if m, err := ReadCheckpointManifest(ckpt); err == nil && m.Step == saved.Steps {
+	if saved, err := LoadPretrainConfig(filepath.Join(cfg.Out, TrainConfigFile)); err == nil {
+		if ckpt, err := checkpoint.Latest(cfg.Out); err == nil {
+			if m, err := checkpoint.ReadManifest(ckpt); err == nil && m.Step == saved.Steps {
 				if err := e.summarise(cfg.Out); err != nil {
 					return "", err
 				}

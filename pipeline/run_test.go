@@ -27,9 +27,9 @@ func tinyRun(out string) RunConfig {
 	return RunConfig{
 		Out:      out,
 		Dataset:  DatasetSpec{Builtin: "mnist-small"},
-		Pretexts: []string{"ae-linear", PretextRandom},
+		Pretexts: []string{"ae-linear", BaselineRandom},
 		Seeds:    []uint64{1},
-		Pretrain: PretrainConfig{Steps: 8, Batch: 32, Workers: 2, Encoder: pretext.EncoderConfig{Widths: []int{4, 8}},
+		Pretrain: PretrainConfig{Steps: 8, Batch: 32, Workers: 2, Config: pretext.Config{Encoder: pretext.EncoderConfig{Widths: []int{4, 8}}},
 			ValEvery: -1, ValBatches: 2, CheckpointEvery: 3, KeepLast: 1},
 		Probe: ProbeConfig{Protocol: probe.Config{Grid: []float64{1e-4, 1e-2}}},
 	}
@@ -64,7 +64,7 @@ func TestRunSkipsFinishedStages(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(rep.Rows) != 2 || rep.Rows[0].Pretext != "ae-linear" || rep.Rows[1].Pretext != PretextRandom || rep.Rows[0].Seeds != 1 {
+	if len(rep.Rows) != 2 || rep.Rows[0].Pretext != "ae-linear" || rep.Rows[1].Pretext != BaselineRandom || rep.Rows[0].Seeds != 1 {
 		t.Fatalf("rows %+v", rep.Rows)
 	}
 	for _, r := range rep.Rows {
@@ -255,7 +255,7 @@ func TestLoadRunConfigExample(t *testing.T) {
 // A pretraining that diverges is reported and the others go on.
 func TestRunReportsDivergence(t *testing.T) {
 	cfg := tinyRun(filepath.Join(t.TempDir(), "run"))
-	cfg.Pretexts = []string{"ae-tied", PretextRandom}
+	cfg.Pretexts = []string{"ae-tied", BaselineRandom}
 	cfg.Pretrain.LR, cfg.Pretrain.Warmup, cfg.Pretrain.Steps = 100, -1, 6
 	rep, err := Run(context.Background(), cfg, nil)
 	if !errors.Is(err, ErrNonFinite) || !strings.Contains(err.Error(), "1 of 2 pretrainings diverged") {
@@ -303,8 +303,8 @@ func TestRunIngestsFolder(t *testing.T) {
 		Out: filepath.Join(dir, "run"),
 		Dataset: DatasetSpec{Ingest: &IngestSpec{Inputs: []string{photos}, Preprocess: data.Preprocess{Size: 16, Channels: 1}, ValFraction: 0.25, Seed: 1,
 			Classes: []string{"horizontal", "vertical"}}},
-		Pretexts: []string{PretextRandom, PretextPixels},
-		Pretrain: PretrainConfig{Encoder: pretext.EncoderConfig{Widths: []int{4}}},
+		Pretexts: []string{BaselineRandom, BaselinePixels},
+		Pretrain: PretrainConfig{Config: pretext.Config{Encoder: pretext.EncoderConfig{Widths: []int{4}}}},
 		Probe:    ProbeConfig{Protocol: probe.Config{Grid: []float64{1e-2}, ValFraction: 0.25}},
 	}
 	p := &logProgress{}
@@ -375,7 +375,7 @@ func FuzzLoadRunConfig(f *testing.F) {
 // per-class table of report.md by class name (escaped for Markdown) and
 // the per-class plot.
 func TestReportPerClass(t *testing.T) {
-	cfg := RunConfig{Pretexts: []string{"relpos", PretextPixels}, Seeds: []uint64{1, 2}}
+	cfg := RunConfig{Pretexts: []string{"relpos", BaselinePixels}, Seeds: []uint64{1, 2}}
 	datasets := []RunDataset{
 		{Name: "fm", Classes: []string{"T-shirt/top", "Bag|strap", "Ankle boot"}},
 		{Name: "old"}, // a dataset whose names a run did not record
@@ -386,8 +386,8 @@ func TestReportPerClass(t *testing.T) {
 	entries := []ReportEntry{
 		{Pretext: "relpos", Seed: 1, Probes: []ReportProbe{{"fm", result(0.5, 0.25, 1)}, {"old", result(0.5, 0.5)}}},
 		{Pretext: "relpos", Seed: 2, Probes: []ReportProbe{{"fm", result(0.7, 0.75, 0)}, {"old", result(0.5, 0.5)}}},
-		{Pretext: PretextPixels, Seed: 1, Probes: []ReportProbe{{"fm", result(0.1, 0.2, 0.3)}, {"old", result(1, 0)}}},
-		{Pretext: PretextPixels, Seed: 2, Error: "diverged"},
+		{Pretext: BaselinePixels, Seed: 1, Probes: []ReportProbe{{"fm", result(0.1, 0.2, 0.3)}, {"old", result(1, 0)}}},
+		{Pretext: BaselinePixels, Seed: 2, Error: "diverged"},
 	}
 	rep := newReport(cfg, datasets, entries)
 	got := rep.Rows[0].PerClass
@@ -421,7 +421,7 @@ func TestReportPerClass(t *testing.T) {
 		t.Errorf("%s: %v", PerClassPlot, err)
 	}
 	bars := rep.perClassBars()
-	if len(bars) != 6 || bars[0].Group != "T-shirt/top" || bars[1].Series != PretextPixels {
+	if len(bars) != 6 || bars[0].Group != "T-shirt/top" || bars[1].Series != BaselinePixels {
 		t.Errorf("per-class bars %+v", bars)
 	}
 }

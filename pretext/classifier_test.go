@@ -71,11 +71,11 @@ func TestClassifierLearnsFashionMNIST(t *testing.T) {
 		for lo := 0; lo+batch <= trainN; lo += batch {
 			fillBatch(x, y, train, perm[lo:lo+batch], mean, std)
 			nn.ZeroGrads(params)
-			m := model.Step(Batch{X: x, Labels: y}, true)
+			m := model.Step(Batch{Views: []*nn.Tensor{x}, Labels: y}, true)
 			opt.Step(sched.At(step))
 			step++
 			if step%100 == 0 {
-				t.Logf("epoch %d step %d loss %.3f acc %.2f", e, step, m.Loss, m.Accuracy)
+				t.Logf("epoch %d step %d loss %.3f acc %.2f", e, step, m.Loss, m.Values["acc"])
 			}
 		}
 	}
@@ -89,7 +89,7 @@ func TestClassifierLearnsFashionMNIST(t *testing.T) {
 			idx[i] = lo + i
 		}
 		fillBatch(ex, ey, test, idx, mean, std)
-		correct += model.Step(Batch{X: ex, Labels: ey}, false).Accuracy * evalBatch
+		correct += model.Step(Batch{Views: []*nn.Tensor{ex}, Labels: ey}, false).Values["acc"] * evalBatch
 	}
 	acc := correct / float64(test.N)
 	t.Logf("test accuracy %.4f after %d steps in %v", acc, step, time.Since(start).Round(time.Second))

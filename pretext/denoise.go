@@ -71,11 +71,39 @@ func (c Corruption) Validate(side int) error {
 }
 
 // autoencoder is implemented by the autoencoders that a Denoising wraps:
-// fit is Step with an input other than its target.
+// fit is Step with an input other than its target, returning the loss.
 type autoencoder interface {
 	Model
-	encoder() *Encoder
-	fit(in, target *nn.Tensor, train bool) Metrics
+	fit(in, target *nn.Tensor, train bool) float64
+	metrics(loss, mse float64, x *nn.Tensor, train bool) Metrics
+	setMean(mean []float32)
+}
+
+// denoisingSpec returns the Spec of the denoising variant of the
+// autoencoder ae ("dae-mirrored" for "ae-mirrored"): the same model,
+// trained on inputs spoilt by Config.Corruption.
+func denoisingSpec(ae Spec) Spec {
+	s := ae
+	s.Name = "d" + ae.Name
+	s.Summary = ae.Summary + ", of a corrupted input"
+	s.Reference = "Vincent et al. 2008"
+	s.Default = false
+	s.Check = func(c Config, side int) error {
+		var errs []error
+		if ae.Check != nil {
+			errs = append(errs, ae.Check(c, side))
+		}
+		errs = append(errs, c.Corruption.Validate(c.Size))
+		return errors.Join(errs...)
+	}
+	s.New = func(c Config, rng *rand.Rand) (Model, error) {
+		m, err := ae.New(c, rng)
+		if err != nil {
+			return nil, err
+		}
+		return NewDenoising(m, c.Corruption), nil
+	}
+	return s
 }
 
 // corruptStream separates the corruption's draws from any other use of a
@@ -92,8 +120,9 @@ const corruptStream = 0xda3e39cb94b95bdb
 // seed, whatever happened before (a resumed run reproduces them with no
 // generator state to restore); the caller gives each batch its own seed,
 // e.g. BatchSeed(runSeed, step). Evaluation steps (train false) corrupt
-// too, so their loss is the denoising loss; Clean returns the wrapped
-// model, whose own Step measures plain reconstruction.
+// too, so their loss is the denoising loss; they also report the plain
+// reconstruction error of the clean images ("mse") next to the mean
+// image's. Clean returns the wrapped model.
 type Denoising struct {
 	Corruption Corruption // as given, before defaults
 
@@ -123,9 +152,16 @@ func NewDenoising(ae Model, c Corruption) *Denoising {
 // reconstructs uncorrupted inputs.
 func (d *Denoising) Clean() Model { return d.ae }
 
-// Step implements Model: the input is Corrupt(b.X, b.Seed), the target b.X.
+// Step implements Model: the input is Corrupt(b.Views[0], b.Seed), the
+// target b.Views[0].
 func (d *Denoising) Step(b Batch, train bool) Metrics {
-	return d.ae.fit(d.Corrupt(b.X, b.Seed), b.X, train)
+	x := b.Views[0]
+	loss := d.ae.fit(d.Corrupt(x, b.Seed), x, train)
+	mse := loss
+	if !train {
+		mse = d.ae.fit(x, x, false)
+	}
+	return d.ae.metrics(loss, mse, x, train)
 }
 
 // Corrupt returns a corrupted copy of x [N, H, W, C] drawn from seed: x
@@ -193,9 +229,10 @@ func (d *Denoising) Params() []*nn.Param { return d.ae.Params() }
 // Buffers implements Model.
 func (d *Denoising) Buffers() []*nn.Param { return d.ae.Buffers() }
 
-func (d *Denoising) encoder() *Encoder { return d.ae.encoder() }
+// Encoder implements Model.
+func (d *Denoising) Encoder() *Encoder { return d.ae.Encoder() }
 
-// BatchSeed returns the seed of the batch of a run's step (for
+// BatchSeed returns the seed of the batch of a training's step (for
 // Batch.Seed): a SplitMix64 hash of both, so neighbouring steps and runs
 // get unrelated draws.
 func BatchSeed(runSeed uint64, step int64) uint64 {
@@ -203,16 +240,6 @@ func BatchSeed(runSeed uint64, step int64) uint64 {
 	z = (z ^ z>>30) * 0xbf58476d1ce4e5b9
 	z = (z ^ z>>27) * 0x94d049bb133111eb
 	return z ^ z>>31
-}
-
-// fit lets a MirroredAE be wrapped by Denoising: Step with an input other
-// than the target.
-func (m *MirroredAE) fit(in, target *nn.Tensor, train bool) Metrics {
-	loss := m.loss.Forward(m.Reconstruct(in, train), target)
-	if train {
-		m.Encoder.Backward(m.Decoder.Backward(m.loss.Backward()))
-	}
-	return Metrics{Loss: loss}
 }
 
 var (

@@ -18,23 +18,23 @@ func TestDenoisingDeterministic(t *testing.T) {
 				a := mustNew(t, name, cfg, 1).(*Denoising)
 				b := mustNew(t, name, cfg, 1).(*Denoising)
 				batch := tinyBatch(name, cfg, 4, rand.New(rand.NewPCG(9, 10)))
-				clean := slices.Clone(batch.X.Data)
+				clean := slices.Clone(batch.Views[0].Data)
 
-				x1 := slices.Clone(a.Corrupt(batch.X, 42).Data)
-				a.Corrupt(batch.X, 43)
-				if x2 := a.Corrupt(batch.X, 42).Data; !slices.Equal(x1, x2) {
+				x1 := slices.Clone(a.Corrupt(batch.Views[0], 42).Data)
+				a.Corrupt(batch.Views[0], 43)
+				if x2 := a.Corrupt(batch.Views[0], 42).Data; !slices.Equal(x1, x2) {
 					t.Error("the same seed corrupts differently the second time")
 				}
-				if x2 := b.Corrupt(batch.X, 42).Data; !slices.Equal(x1, x2) {
+				if x2 := b.Corrupt(batch.Views[0], 42).Data; !slices.Equal(x1, x2) {
 					t.Error("two models corrupt differently for the same seed")
 				}
-				if x3 := a.Corrupt(batch.X, 43).Data; slices.Equal(x1, x3) {
+				if x3 := a.Corrupt(batch.Views[0], 43).Data; slices.Equal(x1, x3) {
 					t.Error("seeds 42 and 43 corrupt alike")
 				}
 				if slices.Equal(x1, clean) {
 					t.Error("the corrupted input equals the clean one")
 				}
-				if !slices.Equal(batch.X.Data, clean) {
+				if !slices.Equal(batch.Views[0].Data, clean) {
 					t.Error("Corrupt changed its input")
 				}
 
@@ -43,15 +43,19 @@ func TestDenoisingDeterministic(t *testing.T) {
 				if la != lb {
 					t.Errorf("losses %v and %v for the same seed", la, lb)
 				}
-				if !slices.Equal(batch.X.Data, clean) {
+				if !slices.Equal(batch.Views[0].Data, clean) {
 					t.Error("Step changed the batch")
 				}
-				noisy := a.Step(batch, false).Loss
-				if plain := a.Clean().Step(batch, false).Loss; plain == noisy {
+				ev := a.Step(batch, false)
+				plain := a.Clean().Step(batch, false).Loss
+				if plain == ev.Loss {
 					t.Errorf("denoising and plain reconstruction losses are both %v", plain)
 				}
+				if ev.Values["mse"] != plain {
+					t.Errorf("evaluation reports a reconstruction error of %v, the clean model's is %v", ev.Values["mse"], plain)
+				}
 				// No allocation per step for the corrupted copy.
-				if n := testing.AllocsPerRun(5, func() { a.Corrupt(batch.X, 44) }); n != 0 {
+				if n := testing.AllocsPerRun(5, func() { a.Corrupt(batch.Views[0], 44) }); n != 0 {
 					t.Errorf("Corrupt allocates %v times per call", n)
 				}
 			})

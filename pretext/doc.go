@@ -22,13 +22,17 @@
 //     (Gaussian noise or masked squares) against the clean image, the
 //     corruption drawn from Batch.Seed.
 //
-// New builds them by the names in Names ("relpos", "ae-mirrored",
-// "ae-linear", "ae-tied", "dae-mirrored", "dae-linear", "dae-tied",
-// "supervised") from a Config that Validate checks as a whole; EncoderOf
-// gives any model's shared encoder, for checkpoints, probes and export,
-// and Encoder.StageFeatures an earlier block's pooled features.
+// Each pretext is described by a Spec, registered under its name (Names,
+// Lookup): the augment.Sampler that makes its samples, the constructor of
+// its model, the metrics it reports, its default optimiser, the
+// normalisation of its encoder's inputs, and which pretexts the default
+// comparison holds. Spec.Resolve fills in a Config's defaults for a
+// dataset and checks it as a whole. A pretext defined elsewhere joins with
+// Register, and the pipeline treats it like these.
 //
 // Every model implements Model: one call runs the forward pass, the loss
-// and the backward pass of a batch, leaving the gradients in the
-// parameters for an nn.Optimizer.
+// and the backward pass of a batch of the sampler's views, leaving the
+// gradients in the parameters for an nn.Optimizer; Model.Encoder gives its
+// shared encoder, for checkpoints, probes and export, and
+// Encoder.StageFeatures an earlier block's pooled features.
 package pretext

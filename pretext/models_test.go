@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/patchwise-ml/patchwise/augment"
 	"github.com/patchwise-ml/patchwise/nn"
 )
 
@@ -25,30 +26,67 @@ func randImages(rng *rand.Rand, n, size, c int) *nn.Tensor {
 	return t
 }
 
-// tinyBatch returns a batch of n samples fit for the pretext name.
+// tinySide is the side of the images tiny batches are drawn from.
+const tinySide = 16
+
+// tinyBatch returns a batch of n samples of the pretext name: the
+// pretext's training sampler drawn from random tinySide×tinySide images
+// with random classes.
 func tinyBatch(name string, cfg Config, n int, rng *rand.Rand) Batch {
-	c := cfg.Encoder.withDefaults().Channels
-	b := Batch{X: randImages(rng, n, cfg.Size, c), Seed: 7}
-	labels := func(k int) []int {
-		l := make([]int, n)
-		for i := range l {
-			l[i] = rng.IntN(k)
-		}
-		return l
+	spec, err := Lookup(name)
+	if err != nil {
+		panic(err)
 	}
-	switch name {
-	case "relpos":
-		b.X2, b.Labels = randImages(rng, n, cfg.Size, c), labels(Positions)
-	case "supervised":
-		b.Labels = labels(cfg.Classes)
+	c := cfg.Encoder.withDefaults().Channels
+	cfg, err = spec.Resolve(cfg, tinySide, c)
+	if err != nil {
+		panic(err)
+	}
+	s, err := spec.Sampler(cfg, tinySide, c, true)
+	if err != nil {
+		panic(err)
+	}
+	d := s.NewDrawer()
+	views := s.Views()
+	data := make([][]float32, len(views))
+	labels := make([]int, n*s.Labels())
+	for i := range n {
+		pix := make([]uint8, tinySide*tinySide*c)
+		for k := range pix {
+			pix[k] = uint8(rng.IntN(256))
+		}
+		smp := augment.Sample{Views: make([][]float32, len(views)), Labels: labels[i*s.Labels() : (i+1)*s.Labels()]}
+		for k, v := range views {
+			smp.Views[k] = make([]float32, v.Len(c))
+		}
+		img := augment.Image{Pix: pix, Side: tinySide, C: c, Label: rng.IntN(max(cfg.Classes, 1))}
+		if err := d.Draw(img, rng, smp); err != nil {
+			panic(err)
+		}
+		for k := range views {
+			data[k] = append(data[k], smp.Views[k]...)
+		}
+	}
+	b := Batch{Labels: labels, Seed: 7}
+	for k, v := range views {
+		b.Views = append(b.Views, nn.FromData(data[k], n*v.Count, v.Side, v.Side, c))
 	}
 	return b
 }
 
+// mustNew builds the pretext name's model for tinySide images.
 func mustNew(t *testing.T, name string, cfg Config, seed uint64) Model {
 	t.Helper()
+	spec, err := Lookup(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, err = spec.Resolve(cfg, tinySide, cfg.Encoder.withDefaults().Channels)
+	if err != nil {
+		t.Fatal(err)
+	}
 	rng, _ := nn.NewRNG(seed)
-	m, err := New(name, cfg, rng)
+	m, err := spec.New(cfg, rng)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -64,11 +102,11 @@ func names(ps []*nn.Param) []string {
 }
 
 func TestNewBuildsEveryModel(t *testing.T) {
-	for _, name := range Names {
+	for _, name := range Names() {
 		t.Run(name, func(t *testing.T) {
 			m := mustNew(t, name, tinyConfig(), 1)
-			if EncoderOf(m) == nil {
-				t.Fatal("EncoderOf: nil")
+			if m.Encoder() == nil {
+				t.Fatal("Encoder: nil")
 			}
 			all := append(m.Params(), m.Buffers()...)
 			seen := map[string]bool{}
@@ -92,7 +130,7 @@ func TestNewBuildsEveryModel(t *testing.T) {
 				t.Errorf("parameter names differ between builds:\n%v\n%v", a, b)
 			}
 			// The encoder's parameters are the model's.
-			for _, p := range EncoderOf(m).Params() {
+			for _, p := range m.Encoder().Params() {
 				if !slices.Contains(m.Params(), p) {
 					t.Errorf("encoder parameter %s is not among the model's", p.Name)
 				}
@@ -148,7 +186,7 @@ func TestParamNamesGolden(t *testing.T) {
 // TestStepLearns trains each model on one fixed batch and requires the
 // loss to fall.
 func TestStepLearns(t *testing.T) {
-	for _, name := range Names {
+	for _, name := range Names() {
 		t.Run(name, func(t *testing.T) {
 			cfg := tinyConfig()
 			m := mustNew(t, name, cfg, 1)
@@ -173,7 +211,7 @@ func TestStepLearns(t *testing.T) {
 }
 
 func TestEvalStepKeepsState(t *testing.T) {
-	for _, name := range Names {
+	for _, name := range Names() {
 		t.Run(name, func(t *testing.T) {
 			m := mustNew(t, name, tinyConfig(), 1)
 			b := tinyBatch(name, tinyConfig(), 4, rand.New(rand.NewPCG(5, 6)))
@@ -211,7 +249,7 @@ func TestTiedAESharesEncoderWeights(t *testing.T) {
 			t.Fatalf("widths %v: %d transposed convolutions", widths, len(tied))
 		}
 		for i, ct := range tied {
-			conv := m.Encoder.Blocks[len(widths)-1-i].Layers[0].(*nn.Conv2D)
+			conv := m.Encoder().Blocks[len(widths)-1-i].Layers[0].(*nn.Conv2D)
 			if ct.Weight != conv.Weight {
 				t.Errorf("widths %v: decoder step %d does not share %s", widths, i+1, conv.Weight.Name)
 			}
@@ -298,7 +336,7 @@ func TestGradients(t *testing.T) {
 	}
 }
 
-func TestConfigValidate(t *testing.T) {
+func TestResolve(t *testing.T) {
 	ok := tinyConfig()
 	with := func(f func(*Config)) Config {
 		c := tinyConfig()
@@ -315,30 +353,39 @@ func TestConfigValidate(t *testing.T) {
 		{"every name at the minimum size", "ae-linear", with(func(c *Config) { c.Size = 4 }), nil},
 		{"linear decoder at an odd size", "dae-linear", with(func(c *Config) { c.Size = 9 }), nil},
 		{"default hidden", "relpos", with(func(c *Config) { c.Hidden = 0 }), nil},
+		{"default size", "relpos", with(func(c *Config) { c.Size = 0 }), nil},
 		{"mask corruption", "dae-tied", with(func(c *Config) { c.Corruption = Corruption{Kind: "mask", MaskFraction: 0.5, MaskSize: 2} }), nil},
-		{"unknown name", "jigsaw", ok, []string{`unknown pretext "jigsaw" (known: relpos, ae-mirrored`}},
-		{"size 0", "relpos", with(func(c *Config) { c.Size = 0 }), []string{"image size 0 must be positive"}},
-		{"too small", "supervised", with(func(c *Config) { c.Size = 3 }), []string{"image size 3 is too small for an encoder of 2 blocks: need at least 4"}},
+		{"negative size", "relpos", with(func(c *Config) { c.Size = -1 }), []string{"input size -1 is negative"}},
+		{"too small", "supervised", with(func(c *Config) { c.Size = 3 }), []string{"input size 3 is too small for an encoder of 2 blocks: need at least 4"}},
 		{"too small for the default depth", "relpos", with(func(c *Config) { c.Encoder.Widths = nil }), []string{"need at least 16"}},
 		{"mirrored size", "ae-mirrored", with(func(c *Config) { c.Size = 10 }), []string{"multiples of 4"}},
 		{"tied size", "dae-tied", with(func(c *Config) { c.Size = 6 }), []string{"multiples of 4"}},
 		{"classes", "supervised", with(func(c *Config) { c.Classes = 1 }), []string{"at least 2 classes, got 1"}},
 		{"classes unused", "relpos", with(func(c *Config) { c.Classes = 0 }), nil},
 		{"hidden", "relpos", with(func(c *Config) { c.Hidden = -1 }), []string{"hidden width -1"}},
+		{"geometry", "relpos", with(func(c *Config) { c.Pairs.Patch = 10 }), []string{"largest patch that fits"}},
 		{"corruption", "dae-mirrored", with(func(c *Config) {
 			c.Corruption = Corruption{Kind: "blur", Std: -1, MaskFraction: 1.5, MaskSize: 9}
 		}), []string{`kind "blur"`, "std -1", "mask fraction 1.5", "mask size 9 exceeds the image side 8"}},
 		{"corruption unused", "ae-mirrored", with(func(c *Config) { c.Corruption.Kind = "blur" }), nil},
+		{"channels", "relpos", with(func(c *Config) { c.Encoder.Channels = 3 }), []string{"encoder channels 3, but the images have 1"}},
 		{"every problem at once", "supervised", with(func(c *Config) {
-			c.Encoder = EncoderConfig{Channels: 2, Widths: []int{4, 0}}
 			c.Size, c.Classes = 2, 0
-		}), []string{"channels must be 1 or 3", "width 0 of block 2", "image size 2 is too small", "at least 2 classes"}},
+		}), []string{"input size 2 is too small", "at least 2 classes"}},
+		{"a bad encoder", "supervised", with(func(c *Config) { c.Encoder.Widths = []int{4, 0} }), []string{"width 0 of block 2"}},
 	} {
 		t.Run(tc.desc, func(t *testing.T) {
-			err := tc.cfg.Validate(tc.name)
+			spec, err := Lookup(tc.name)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := spec.Resolve(tc.cfg, tinySide, 1)
 			if len(tc.want) == 0 {
 				if err != nil {
 					t.Fatalf("unexpected error: %v", err)
+				}
+				if got.Size < 1 || got.Encoder.Channels != 1 {
+					t.Errorf("resolved %+v", got)
 				}
 				return
 			}
@@ -353,13 +400,43 @@ func TestConfigValidate(t *testing.T) {
 			if got := strings.Count(err.Error(), "\n") + 1; got != len(tc.want) {
 				t.Errorf("%d problems reported, want %d: %v", got, len(tc.want), err)
 			}
-			rng, _ := nn.NewRNG(1)
-			if m, nerr := New(tc.name, tc.cfg, rng); m != nil || nerr == nil {
-				t.Errorf("New built a model from an invalid configuration")
-			}
 		})
 	}
-	if err := ok.Validate("jigsaw"); !errors.Is(err, ErrUnknown) {
-		t.Errorf("unknown name: %v does not wrap ErrUnknown", err)
+	if _, err := Lookup("nope"); !errors.Is(err, ErrUnknown) || !strings.Contains(err.Error(), `unknown pretext "nope" (known: relpos, `) {
+		t.Errorf("unknown name: %v", err)
+	}
+}
+
+// TestRegistry checks the registered specs: every one builds, its metrics
+// have keys and titles, the default comparison is a subset in order.
+func TestRegistry(t *testing.T) {
+	names := Names()
+	if len(names) < 8 || names[0] != "relpos" {
+		t.Fatalf("Names() = %v", names)
+	}
+	def := DefaultNames()
+	if !slices.Contains(def, "relpos") || slices.Contains(def, "dae-mirrored") {
+		t.Errorf("DefaultNames() = %v", def)
+	}
+	for _, name := range names {
+		spec, _ := Lookup(name)
+		if spec.Summary == "" || spec.Reference == "" {
+			t.Errorf("%s: no summary or reference", name)
+		}
+		for _, m := range spec.Metrics {
+			if m.Key == "" || m.Title == "" {
+				t.Errorf("%s: metric %+v", name, m)
+			}
+		}
+	}
+	for _, bad := range []Spec{{}, {Name: "x"}, relposSpec} {
+		func() {
+			defer func() {
+				if recover() == nil {
+					t.Errorf("Register(%q) did not panic", bad.Name)
+				}
+			}()
+			Register(bad)
+		}()
 	}
 }

@@ -34,11 +34,11 @@ func NewReference(name string, cfg EncoderConfig, n, size int, rng *rand.Rand) (
 	}
 	switch name {
 	case "classifier":
-		return NewClassifier(cfg, 10, rng), Batch{X: images(), Labels: labels(10)}, nil
+		return NewClassifier(cfg, 10, rng), Batch{Views: []*nn.Tensor{images()}, Labels: labels(10)}, nil
 	case "autoencoder":
-		return NewMirroredAE(cfg, rng), Batch{X: images()}, nil
+		return NewMirroredAE(cfg, rng), Batch{Views: []*nn.Tensor{images()}}, nil
 	case "relpos":
-		return NewRelPos(cfg, 256, rng), Batch{X: images(), X2: images(), Labels: labels(Positions)}, nil
+		return NewRelPos(cfg, 256, rng), Batch{Views: []*nn.Tensor{images(), images()}, Labels: labels(Positions)}, nil
 	}
 	return nil, Batch{}, fmt.Errorf("pretext: unknown reference model %q (known: %v)", name, ReferenceModels)
 }

@@ -5,6 +5,7 @@ import (
 	"math/rand/v2"
 	"slices"
 
+	"github.com/patchwise-ml/patchwise/augment"
 	"github.com/patchwise-ml/patchwise/nn"
 )
 
@@ -12,17 +13,61 @@ import (
 // neighbours of a cell in a 3×3 grid.
 const Positions = 8
 
+// DefaultHidden is the relative-position head's default width.
+const DefaultHidden = 256
+
+// accuracy is the metric of the classification pretexts.
+var accuracy = Metric{Key: "acc", Title: "pretext accuracy", Percent: true}
+
+// relposSpec is the relative patch position pretext: crop pairs drawn by
+// an augment.PairSampler, the RelPos model.
+var relposSpec = Spec{
+	Name:      "relpos",
+	Summary:   "which of 8 neighbours a second crop is of a first",
+	Reference: "Doersch, Gupta & Efros 2015",
+	Default:   true,
+	Metrics:   []Metric{withChance(accuracy, 1.0/Positions)},
+	Prepare: func(c *Config, side int) {
+		if c.Transform == nil {
+			t := augment.ModernDefaults()
+			c.Transform = &t
+		}
+		if c.Hidden == 0 {
+			c.Hidden = DefaultHidden
+		}
+	},
+	Check: func(c Config, side int) error {
+		if c.Hidden < 0 {
+			return fmt.Errorf("pretext: relpos: hidden width %d is negative", c.Hidden)
+		}
+		return nil
+	},
+	Sampler: func(c Config, side, ch int, train bool) (augment.Sampler, error) {
+		return augment.NewPairSampler(c.Pairs, *c.Transform, side, ch, c.Size)
+	},
+	New: func(c Config, rng *rand.Rand) (Model, error) {
+		return NewRelPos(c.Encoder, c.Hidden, rng), nil
+	},
+	Normalize: func(c Config) string { return c.Transform.Normalize },
+}
+
+// withChance returns m with a fixed chance level.
+func withChance(m Metric, chance float64) Metric {
+	m.Chance = func(Config) float64 { return chance }
+	return m
+}
+
 // RelPos is the relative-position model of Doersch et al. (2015): both
 // crops of a pair go through the one shared encoder (as a single batch of
 // 2N, so batch norm sees both), their pooled features are concatenated,
 // and an MLP Linear(2·Dim, Hidden) → ReLU → Linear(Hidden, 8) predicts
 // where the second crop lies relative to the first.
 type RelPos struct {
-	Encoder *Encoder
-	gap     *nn.GlobalAvgPool
-	cat     nn.Concat
-	head    *nn.Sequential
-	loss    nn.SoftmaxCrossEntropy
+	enc  *Encoder
+	gap  *nn.GlobalAvgPool
+	cat  nn.Concat
+	head *nn.Sequential
+	loss nn.SoftmaxCrossEntropy
 
 	pair, dfeat *nn.Tensor // reused [2N, …] buffers
 }
@@ -33,7 +78,7 @@ func NewRelPos(cfg EncoderConfig, hidden int, rng *rand.Rand) *RelPos {
 	e := NewEncoder("encoder", cfg, rng)
 	head := nn.NewSequential(nn.NewLinear("head.fc1", 2*e.Dim(), hidden, rng), nn.NewReLU(),
 		nn.NewLinear("head.fc2", hidden, Positions, rng))
-	return &RelPos{Encoder: e, gap: nn.NewGlobalAvgPool(), head: head}
+	return &RelPos{enc: e, gap: nn.NewGlobalAvgPool(), head: head}
 }
 
 // Logits returns the position scores [N, 8] for the pairs (a[i], b[i]),
@@ -49,13 +94,14 @@ func (m *RelPos) Logits(a, b *nn.Tensor, train bool) *nn.Tensor {
 	}
 	copy(m.pair.Data, a.Data)
 	copy(m.pair.Data[a.Len():], b.Data)
-	f := m.gap.Forward(m.Encoder.Forward(m.pair, train), train)
+	f := m.gap.Forward(m.enc.Forward(m.pair, train), train)
 	return m.head.Forward(m.cat.Forward(f.Rows(0, n), f.Rows(n, 2*n)), train)
 }
 
-// Step implements Model: b.X and b.X2 are the crops, b.Labels the positions.
+// Step implements Model: b.Views[0] and b.Views[1] are the first and
+// second crops, b.Labels the positions.
 func (m *RelPos) Step(b Batch, train bool) Metrics {
-	loss, acc := m.loss.Forward(m.Logits(b.X, b.X2, train), b.Labels)
+	loss, acc := m.loss.Forward(m.Logits(b.Views[0], b.Views[1], train), b.Labels)
 	if train {
 		d := m.cat.Backward(m.head.Backward(m.loss.Backward()))
 		n, dim := d[0].Shape[0], d[0].Shape[1]
@@ -64,13 +110,16 @@ func (m *RelPos) Step(b Batch, train bool) Metrics {
 		}
 		copy(m.dfeat.Data, d[0].Data)
 		copy(m.dfeat.Data[n*dim:], d[1].Data)
-		m.Encoder.Backward(m.gap.Backward(m.dfeat))
+		m.enc.Backward(m.gap.Backward(m.dfeat))
 	}
-	return Metrics{Loss: loss, Accuracy: acc}
+	return Metrics{Loss: loss, Values: map[string]float64{accuracy.Key: acc}}
 }
 
 // Params implements Model.
-func (m *RelPos) Params() []*nn.Param { return append(m.Encoder.Params(), m.head.Params()...) }
+func (m *RelPos) Params() []*nn.Param { return append(m.enc.Params(), m.head.Params()...) }
 
 // Buffers implements Model.
-func (m *RelPos) Buffers() []*nn.Param { return m.Encoder.Buffers() }
+func (m *RelPos) Buffers() []*nn.Param { return m.enc.Buffers() }
+
+// Encoder implements Model.
+func (m *RelPos) Encoder() *Encoder { return m.enc }

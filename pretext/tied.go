@@ -7,6 +7,9 @@ import (
 	"github.com/patchwise-ml/patchwise/nn"
 )
 
+var tiedSpec = autoencoderSpec("ae-tied", "L2 reconstruction by the encoder's kernels transposed", true,
+	func(c Config, rng *rand.Rand) autoencoder { return NewTiedAE(c.Encoder, rng) })
+
 // TiedAE is the autoencoder whose decoder reuses the encoder's kernels,
 // transposed: from the encoder's last map, for each encoder block k from
 // the last to the first, nearest upsampling ×2 (undoing the max pool)
@@ -21,9 +24,10 @@ import (
 // gradients into the one parameter, which Params lists once (nn.Unique),
 // under its encoder name "encoder.blockK.conv.weight".
 type TiedAE struct {
-	Encoder *Encoder
+	enc     *Encoder
 	Decoder *nn.Sequential
 	loss    nn.MSE
+	meanBaseline
 }
 
 // NewTiedAE returns the autoencoder. Its own parameters are the decoder's
@@ -46,34 +50,39 @@ func NewTiedAE(cfg EncoderConfig, rng *rand.Rand) *TiedAE {
 		dec.Layers = append(dec.Layers, nn.NewTiedConvTranspose2D(name+".deconv", conv, 0, false),
 			nn.NewBatchNorm2D(name+".bn", conv.InC).WithReLU())
 	}
-	return &TiedAE{Encoder: e, Decoder: dec}
+	return &TiedAE{enc: e, Decoder: dec}
 }
 
 // Reconstruct returns the decoder's output for x [N, H, W, C].
 func (m *TiedAE) Reconstruct(x *nn.Tensor, train bool) *nn.Tensor {
-	return m.Decoder.Forward(m.Encoder.Forward(x, train), train)
+	return m.Decoder.Forward(m.enc.Forward(x, train), train)
 }
 
-// Step implements Model: the target is b.X itself.
-func (m *TiedAE) Step(b Batch, train bool) Metrics { return m.fit(b.X, b.X, train) }
+// Step implements Model: the images are b.Views[0], and their own target.
+func (m *TiedAE) Step(b Batch, train bool) Metrics {
+	x := b.Views[0]
+	loss := m.fit(x, x, train)
+	return m.metrics(loss, loss, x, train)
+}
 
-func (m *TiedAE) fit(in, target *nn.Tensor, train bool) Metrics {
+func (m *TiedAE) fit(in, target *nn.Tensor, train bool) float64 {
 	loss := m.loss.Forward(m.Reconstruct(in, train), target)
 	if train {
-		m.Encoder.Backward(m.Decoder.Backward(m.loss.Backward()))
+		m.enc.Backward(m.Decoder.Backward(m.loss.Backward()))
 	}
-	return Metrics{Loss: loss}
+	return loss
 }
 
 // Params implements Model: the encoder's parameters, then the decoder's
 // own; the shared kernels appear once, as the encoder's.
 func (m *TiedAE) Params() []*nn.Param {
-	return nn.Unique(append(m.Encoder.Params(), m.Decoder.Params()...))
+	return nn.Unique(append(m.enc.Params(), m.Decoder.Params()...))
 }
 
 // Buffers implements Model.
 func (m *TiedAE) Buffers() []*nn.Param {
-	return append(m.Encoder.Buffers(), m.Decoder.Buffers()...)
+	return append(m.enc.Buffers(), m.Decoder.Buffers()...)
 }
 
-func (m *TiedAE) encoder() *Encoder { return m.Encoder }
+// Encoder implements Model.
+func (m *TiedAE) Encoder() *Encoder { return m.enc }

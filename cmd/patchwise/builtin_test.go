@@ -78,7 +78,7 @@ func TestBuiltinEverywhere(t *testing.T) {
 		}
 		out := filepath.Join(dir, "pretrain")
 		runOK(t, "pretrain", "builtin:mnist-small", "--pretext", "ae-linear", "--steps", "2", "--batch", "8", "--config", cfg, "-o", out)
-		saved, err := pipeline.LoadPretrainConfig(filepath.Join(out, pipeline.RunConfigFile))
+		saved, err := pipeline.LoadPretrainConfig(filepath.Join(out, pipeline.TrainConfigFile))
 		if err != nil || saved.Dataset != "builtin:mnist-small" {
 			t.Errorf("config.json's dataset %q (%v), want builtin:mnist-small as given", saved.Dataset, err)
 		}

@@ -18,7 +18,7 @@ var compareCmd = &command{
 	name:    "compare",
 	summary: "compare pretext tasks side by side (the default job; nothing to download)",
 	usage: `patchwise compare [-o DIR] [--dataset DS] [--transfer DS2 ...]
-	[--pretexts relpos,ae-mirrored,ae-linear,ae-tied,dae-mirrored,random,supervised,pixels]
+	[--pretexts ` + strings.Join(comparePretexts(), ",") + `]
 	[--seeds N] [--steps N] [--batch N] [--widths 16,32,64,128] [--grad-clip 5]
 	[--workers N]
 
@@ -28,7 +28,11 @@ N seeds each, probes every encoder the same way (linear probe and k-NN,
 docs/design.md §6) on DS and on each transfer dataset, and writes report.md,
 report.json, accuracy.png and curves.png into DIR, printing the table at
 the end. "random" (the untrained encoder), "pixels" (raw pixels) and
-"supervised" (trained with the labels) are the baselines.
+"supervised" (trained with the labels) are the baselines. The pretexts
+(--pretexts takes any of them; the default list is the pretexts marked *
+and the baselines):
+
+` + pretextList(true) + `
 
 With no --dataset it runs on the small real datasets embedded in the
 binary: 10,000 Fashion-MNIST training images (2,000 test) to pretrain and
@@ -51,13 +55,16 @@ patchwise compare --pretexts relpos,ae-mirrored,random --seeds 2`,
 
 func init() { compareCmd.run = runCompare }
 
-// Defaults of the compare job: sized so that the default comparison
-// finishes in a few minutes on two cores.
-var (
-	compareWidths   = []int{16, 32, 64, 128}
-	comparePretexts = []string{"relpos", "ae-mirrored", "ae-linear", "ae-tied", "dae-mirrored",
-		pipeline.PretextRandom, "supervised", pipeline.PretextPixels}
-)
+// compareWidths are the encoder widths of the compare job: sized, with its
+// steps and seeds, so that the default comparison finishes in a few
+// minutes on two cores.
+var compareWidths = []int{16, 32, 64, 128}
+
+// comparePretexts is the default list of the compare job: the registry's
+// default pretexts (pretext.DefaultNames), then the two baselines.
+func comparePretexts() []string {
+	return append(pretext.DefaultNames(), pipeline.BaselineRandom, pipeline.BaselinePixels)
+}
 
 const (
 	compareOut   = "patchwise-compare"
@@ -81,7 +88,7 @@ func runCompare(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	dataset := fs.String("dataset", "", "dataset to pretrain and probe on (default builtin:fashion-mnist-small)")
 	var transfer listFlag
 	fs.Var(&transfer, "transfer", "dataset to probe for transfer; repeatable (default with no --dataset: builtin:mnist-small)")
-	pretexts := fs.String("pretexts", strings.Join(comparePretexts, ","), "pretexts to compare, comma-separated")
+	pretexts := fs.String("pretexts", strings.Join(comparePretexts(), ","), "pretexts to compare, comma-separated")
 	seeds := fs.Int("seeds", compareSeeds, "seeds per pretext (1 to N)")
 	steps := fs.Int("steps", compareSteps, "optimiser steps per pretraining")
 	batch := fs.Int("batch", 0, "samples (relpos: pairs) per step (0: 128)")
@@ -126,7 +133,7 @@ func runCompare(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	}
 	cfg.Pretrain = pipeline.PretrainConfig{
 		Steps: *steps, Batch: *batch, Workers: *workers, GradClip: *clip,
-		Encoder:         pretext.EncoderConfig{Widths: ws},
+		Config:          pretext.Config{Encoder: pretext.EncoderConfig{Widths: ws}},
 		ValEvery:        -1, // once, at the end
 		CheckpointEvery: max(50, *steps/5),
 		KeepLast:        1,

@@ -33,7 +33,7 @@ pretext's per-image normalisation), the pretext, the checkpoint's step and
 the dataset ID. examples/load_encoder.py loads it
 with nothing but PyTorch; examples/README.md describes the file.
 
-CKPT is a checkpoint directory (RUNDIR/ckpt-step-NNNNNNNN) or a run
+CKPT is a checkpoint directory (DIR/ckpt-step-NNNNNNNN) or a training
 directory, whose latest checkpoint is exported. FILE must not exist unless
 --force is given; it is written to a temporary file first and renamed, so
 it is never left half-written.`,
@@ -66,7 +66,7 @@ func runExport(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	usage := func(err error) error { return &usageError{verb: exportCmd.name, err: err} }
 	switch {
 	case len(pos) != 1:
-		return usage(fmt.Errorf("want one checkpoint or run directory CKPT, got %d arguments", len(pos)))
+		return usage(fmt.Errorf("want one checkpoint or training directory CKPT, got %d arguments", len(pos)))
 	case o.out == "":
 		return usage(errors.New("no output file: give -o FILE.safetensors"))
 	}

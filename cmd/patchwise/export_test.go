@@ -8,7 +8,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/patchwise-ml/patchwise/pipeline"
+	"github.com/patchwise-ml/patchwise/nn/safetensors"
+	"github.com/patchwise-ml/patchwise/pipeline/checkpoint"
 )
 
 func TestExportVerb(t *testing.T) {
@@ -23,7 +24,7 @@ func TestExportVerb(t *testing.T) {
 	if code := run(context.Background(), []string{"pretrain", ds, "--pretext", "ae-mirrored", "-o", runDir, "--config", cfgFile}, &stdout, &stderr); code != exitOK {
 		t.Fatalf("pretrain exit %d; stderr:\n%s", code, stderr.String())
 	}
-	ckpt, err := pipeline.LatestCheckpoint(runDir)
+	ckpt, err := checkpoint.Latest(runDir)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -64,7 +65,7 @@ func TestExportVerb(t *testing.T) {
 			}
 		})
 	}
-	ts, meta, err := pipeline.ReadSafetensors(out)
+	ts, meta, err := safetensors.Read(out)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -53,6 +53,7 @@ var commands = []*command{
 	ingestCmd,
 	inspectCmd,
 	pairsCmd,
+	viewsCmd,
 	pretrainCmd,
 	probeCmd,
 	runCmd,

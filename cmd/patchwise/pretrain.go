@@ -6,6 +6,8 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"maps"
+	"slices"
 	"strings"
 
 	"github.com/patchwise-ml/patchwise/pipeline"
@@ -15,15 +17,17 @@ import (
 var pretrainCmd = &command{
 	name:    "pretrain",
 	summary: "train an encoder on a pretext task, with checkpoints and metrics",
-	usage: `patchwise pretrain DATASET --pretext NAME -o RUNDIR [--steps N | --epochs E]
+	usage: `patchwise pretrain DATASET --pretext NAME -o DIR [--steps N | --epochs E]
 	[--batch 128] [--optimizer sgd|adamw] [--lr X] [--weight-decay X] [--warmup S] [--grad-clip X]
 	[--seed 0] [--workers 0] [--config FILE.json] [--resume]
 
 Pretrain trains a convolutional encoder (blocks of conv, batch norm, ReLU
-and max pool) with a pretext task:
-` + strings.Join(pretext.Names, ", ") + `,
-on the "train" split of DATASET, validating on "val" (or "test") every
-val_every steps. RUNDIR, which must not exist, receives config.json (the
+and max pool) with a pretext task on the "train" split of DATASET,
+validating on "val" (or "test") every val_every steps. The pretexts:
+
+` + pretextList(false) + `
+
+DIR, the training directory, which must not exist, receives config.json (the
 resolved configuration), metrics.jsonl (one JSON object per step and per
 validation) and checkpoints ckpt-step-NNNNNNNN/ (every checkpoint_every
 steps, at the end, and on Ctrl-C; the last keep_last and the best by
@@ -34,9 +38,9 @@ val_loss are kept).
 Images and crops are resized to the encoder's input side, by default the
 dataset's side rounded up to a multiple of 2^blocks (28 → 32).
 
---resume continues the run in RUNDIR from its latest checkpoint with its
+--resume continues the training in DIR from its latest checkpoint with its
 saved configuration (DATASET and the other flags, but --workers, are not
-needed and ignored); the per-step losses are those of an uninterrupted run.
+needed and ignored); the per-step losses are those of an uninterrupted one.
 Ctrl-C (or SIGTERM) finishes the current step, saves a checkpoint and exits
 with status 130.
 
@@ -62,8 +66,8 @@ type pretrainOptions struct {
 }
 
 func (o *pretrainOptions) register(fs *flag.FlagSet) {
-	fs.StringVar(&o.pretext, "pretext", "", "pretext `name`: "+strings.Join(pretext.Names, ", "))
-	fs.StringVar(&o.out, "o", "", "run `dir`ectory to create (or to continue, with --resume)")
+	fs.StringVar(&o.pretext, "pretext", "", "pretext `name`: "+strings.Join(pretext.Names(), ", "))
+	fs.StringVar(&o.out, "o", "", "training `dir`ectory to create (or to continue, with --resume)")
 	fs.IntVar(&o.steps, "steps", 0, "optimiser steps (0: 1000, or --epochs)")
 	fs.IntVar(&o.epochs, "epochs", 0, "passes over the training split, instead of --steps")
 	fs.IntVar(&o.batch, "batch", 0, "samples (relpos: pairs) per step (0: 128)")
@@ -75,7 +79,7 @@ func (o *pretrainOptions) register(fs *flag.FlagSet) {
 	fs.Uint64Var(&o.seed, "seed", 0, "seed of the weights, the batches and the corruption")
 	fs.IntVar(&o.workers, "workers", 0, "data-loading goroutines (0: one per core); results do not depend on it")
 	fs.StringVar(&o.config, "config", "", "JSON `file` of pipeline.PretrainConfig settings; flags override it")
-	fs.BoolVar(&o.resume, "resume", false, "continue the run in -o from its latest checkpoint")
+	fs.BoolVar(&o.resume, "resume", false, "continue the training in -o from its latest checkpoint")
 }
 
 func runPretrain(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -116,7 +120,7 @@ func runPretrain(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	}
 	if o.resume {
 		if cfg.Out == "" {
-			return usage(errors.New("--resume needs -o RUNDIR"))
+			return usage(errors.New("--resume needs -o DIR"))
 		}
 	} else if err := cfg.Validate(); err != nil {
 		return usage(err)
@@ -138,26 +142,15 @@ func runPretrain(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	return nil
 }
 
-// printPretrainSummary prints where a run ended.
+// printPretrainSummary prints where a training ended.
 func printPretrainSummary(w io.Writer, res *pipeline.PretrainResult) {
 	c := res.Config
-	fmt.Fprintf(w, "run        %s\npretext    %s (size %d, widths %v)\nsteps      %d of %d\n", c.Out, c.Pretext, c.Size, c.Encoder.Widths, res.Steps, c.Steps)
+	fmt.Fprintf(w, "directory  %s\npretext    %s (size %d, widths %v)\nsteps      %d of %d\n", c.Out, c.Pretext, c.Size, c.Encoder.Widths, res.Steps, c.Steps)
 	if l := res.Last; l.Loss != nil {
-		fmt.Fprintf(w, "loss       %.4f", *l.Loss)
-		if l.Acc != nil {
-			fmt.Fprintf(w, "  acc %.4f", *l.Acc)
-		}
-		fmt.Fprintln(w)
+		fmt.Fprintf(w, "loss       %.4f%s\n", *l.Loss, formatValues(" ", "", l.Values))
 	}
 	if v := res.LastVal; v != nil {
-		fmt.Fprintf(w, "val_loss   %.4f", *v.ValLoss)
-		if v.ValAcc != nil {
-			fmt.Fprintf(w, "  val_acc %.4f", *v.ValAcc)
-		}
-		if v.ValMSE != nil && v.ValMSEMeanImage != nil {
-			fmt.Fprintf(w, "  val_mse %.5f (mean image %.5f)", *v.ValMSE, *v.ValMSEMeanImage)
-		}
-		fmt.Fprintln(w)
+		fmt.Fprintf(w, "val_loss   %.4f%s\n", *v.ValLoss, formatValues(" ", "val_", v.Values))
 	}
 	fmt.Fprintf(w, "checkpoint %s\n", res.Checkpoint)
 	if res.Best != "" && res.Best != res.Checkpoint {
@@ -192,16 +185,38 @@ func (p *pretrainProgress) Report(r pipeline.MetricsRecord) {
 		return
 	}
 	if r.IsVal() {
-		p.val = fmt.Sprintf(" val_loss %.4f", *r.ValLoss)
-		if r.ValAcc != nil {
-			p.val += fmt.Sprintf(" val_acc %.3f", *r.ValAcc)
-		}
+		p.val = fmt.Sprintf(" val_loss %.4f", *r.ValLoss) + formatValues("", "val_", r.Values)
 	} else {
-		p.train = fmt.Sprintf(" loss %.4f", *r.Loss)
-		if r.Acc != nil {
-			p.train += fmt.Sprintf(" acc %.3f", *r.Acc)
-		}
+		p.train = fmt.Sprintf(" loss %.4f", *r.Loss) + formatValues("", "", r.Values)
 		p.train += fmt.Sprintf(" %.0f samples/s", *r.SamplesPerS)
 	}
 	p.bar.bar.Describe(p.what + p.train + p.val)
+}
+
+// formatValues formats a record's pretext metrics as " KEY VALUE" pairs in
+// key order, each key prefixed, each pair after sep.
+func formatValues(sep, prefix string, vals map[string]float64) string {
+	var b strings.Builder
+	for _, k := range slices.Sorted(maps.Keys(vals)) {
+		fmt.Fprintf(&b, "%s %s%s %.4g", sep, prefix, k, vals[k])
+	}
+	return b.String()
+}
+
+// pretextList describes the registered pretexts, one per line; with mark,
+// those of the default comparison (pretext.Spec.Default) are marked *.
+func pretextList(mark bool) string {
+	var b strings.Builder
+	for i, name := range pretext.Names() {
+		spec, _ := pretext.Lookup(name)
+		if i > 0 {
+			b.WriteString("\n")
+		}
+		b.WriteString("  ")
+		if mark {
+			b.WriteString(map[bool]string{true: "* ", false: "  "}[spec.Default])
+		}
+		fmt.Fprintf(&b, "%-13s %s; %s", name, spec.Summary, spec.Reference)
+	}
+	return b.String()
 }

@@ -16,6 +16,7 @@ import (
 
 	"github.com/patchwise-ml/patchwise/data"
 	"github.com/patchwise-ml/patchwise/pipeline"
+	"github.com/patchwise-ml/patchwise/pipeline/checkpoint"
 )
 
 // pretrainDataset writes n train and n/4 val 16×16 grey images of 2
@@ -69,7 +70,7 @@ func TestPretrainVerb(t *testing.T) {
 	if code != exitOK {
 		t.Fatalf("exit %d; stderr:\n%s", code, stderr.String())
 	}
-	for _, f := range []string{pipeline.RunConfigFile, pipeline.RunMetricsFile, pipeline.CheckpointName(2), pipeline.CheckpointName(4)} {
+	for _, f := range []string{pipeline.TrainConfigFile, pipeline.MetricsFile, checkpoint.DirName(2), checkpoint.DirName(4)} {
 		if _, err := os.Stat(filepath.Join(out, f)); err != nil {
 			t.Error(err)
 		}
@@ -77,7 +78,7 @@ func TestPretrainVerb(t *testing.T) {
 	if !strings.Contains(stdout.String(), "steps      4 of 4") || !strings.Contains(stdout.String(), "val_acc") {
 		t.Errorf("summary:\n%s", stdout.String())
 	}
-	saved, err := pipeline.LoadPretrainConfig(filepath.Join(out, pipeline.RunConfigFile))
+	saved, err := pipeline.LoadPretrainConfig(filepath.Join(out, pipeline.TrainConfigFile))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -146,7 +147,7 @@ func TestPretrainSIGINT(t *testing.T) {
 	}
 	deadline := time.Now().Add(60 * time.Second)
 	for {
-		if b, _ := os.ReadFile(filepath.Join(out, pipeline.RunMetricsFile)); bytes.Count(b, []byte("\n")) >= 2 {
+		if b, _ := os.ReadFile(filepath.Join(out, pipeline.MetricsFile)); bytes.Count(b, []byte("\n")) >= 2 {
 			break
 		}
 		if time.Now().After(deadline) {
@@ -164,15 +165,15 @@ func TestPretrainSIGINT(t *testing.T) {
 	if !errors.As(err, &ee) || ee.ExitCode() != exitInterrupted {
 		t.Fatalf("exit %v, want %d; stderr:\n%s", err, exitInterrupted, stderr.String())
 	}
-	ckpt, err := pipeline.LatestCheckpoint(out)
+	ckpt, err := checkpoint.Latest(out)
 	if err != nil {
 		t.Fatal(err)
 	}
-	m, err := pipeline.ReadCheckpointManifest(ckpt)
+	m, err := checkpoint.ReadManifest(ckpt)
 	if err != nil {
 		t.Fatal(err)
 	}
-	rs, err := pipeline.ReadMetrics(filepath.Join(out, pipeline.RunMetricsFile))
+	rs, err := pipeline.ReadMetrics(filepath.Join(out, pipeline.MetricsFile))
 	if err != nil {
 		t.Fatal(err)
 	}

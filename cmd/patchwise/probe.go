@@ -72,7 +72,7 @@ type probeOptions struct {
 }
 
 func (o *probeOptions) register(fs *flag.FlagSet) {
-	fs.StringVar(&o.encoder, "encoder", "", "encoder to probe: a `checkpoint` directory, or a run directory (its latest checkpoint)")
+	fs.StringVar(&o.encoder, "encoder", "", "encoder to probe: a `checkpoint` directory, or a training directory (its latest checkpoint)")
 	fs.BoolVar(&o.random, "random-encoder", false, "probe a randomly initialised encoder (baseline)")
 	fs.BoolVar(&o.pixels, "pixels", false, "probe the raw pixels (baseline)")
 	fs.StringVar(&o.train, "train", "", "`dataset` whose \"train\" split fits the probes")

@@ -19,16 +19,18 @@ const module = "github.com/patchwise-ml/patchwise"
 // directly or not. internal/fsutil (crash-safe file writes) depends on
 // nothing and may be used by any package that writes files.
 var allowed = map[string][]string{
-	"internal/fsutil": {},
-	"nn/kernel":       {},
-	"nn":              {"nn/kernel"},
-	"data":            {"internal/fsutil"},
-	"data/builtin":    {"data", "internal/fsutil"},
-	"augment":         {"data", "internal/fsutil"},
-	"pretext":         {"nn", "nn/kernel", "augment", "data", "internal/fsutil"},
-	"probe":           {"nn", "nn/kernel", "data", "internal/fsutil"},
-	"pipeline":        {"nn", "nn/kernel", "data", "data/builtin", "augment", "pretext", "probe", "internal/fsutil"},
-	"cmd/patchwise":   {"nn", "nn/kernel", "data", "data/builtin", "augment", "pretext", "probe", "pipeline", "internal/fsutil"},
+	"internal/fsutil":     {},
+	"nn/kernel":           {},
+	"nn":                  {"nn/kernel"},
+	"nn/safetensors":      {},
+	"data":                {"internal/fsutil"},
+	"data/builtin":        {"data", "internal/fsutil"},
+	"augment":             {"data", "internal/fsutil"},
+	"pretext":             {"nn", "nn/kernel", "augment", "data", "internal/fsutil"},
+	"probe":               {"nn", "nn/kernel", "data", "internal/fsutil"},
+	"pipeline/checkpoint": {"nn", "nn/kernel", "internal/fsutil"},
+	"pipeline":            {"nn", "nn/kernel", "nn/safetensors", "data", "data/builtin", "augment", "pretext", "probe", "pipeline/checkpoint", "internal/fsutil"},
+	"cmd/patchwise":       {"nn", "nn/kernel", "nn/safetensors", "data", "data/builtin", "augment", "pretext", "probe", "pipeline", "pipeline/checkpoint", "internal/fsutil"},
 }
 
 // forbidden lists import-path prefixes a package and everything it depends

@@ -1,4 +1,4 @@
-package pipeline
+package checkpoint
 
 import (
 	"bufio"
@@ -27,40 +27,15 @@ import (
 	"github.com/patchwise-ml/patchwise/nn"
 )
 
-// A checkpoint is a directory named ckpt-step-%08d (CheckpointName) holding
-// two files:
-//
-//   - manifest.json: a JSON object with format_version (CheckpointVersion),
-//     step, epoch, config (the run's config, as the caller gave it), dataset_id,
-//     pretext (the model's name), rng (named random-source states, such as the
-//     MarshalBinary of an nn.NewRNG *rand.PCG, each base64), metrics (a few
-//     numbers such as val_loss, for choosing the best checkpoint), tensors
-//     (each tensor's name, shape and the hex SHA-256 of its values as raw
-//     little-endian float32 bytes, in file order), tensors_bytes (the size of
-//     tensors.zst) and tensors_sha256 (the hex SHA-256 of tensors.zst);
-//   - tensors.zst: the zstd compression of an nn.WriteTensors container of
-//     the model's parameters, its buffers and the optimiser's state.
-//
-// Tensor names in the container and the manifest carry a prefix that says
-// which group they belong to, so names never collide across groups:
-// "model/" for parameters (CheckpointState.Params), "buffer/" for buffers
-// such as batch-norm running statistics (Buffers), "optim/" for optimiser
-// state (Optim). For example "model/encoder.block1.conv.weight",
-// "buffer/encoder.block1.bn.running_mean", "optim/encoder.block1.conv.weight.momentum".
-//
-// SaveCheckpoint writes into a temporary directory .ckpt-step-%08d.partial-*
-// beside the destination, syncs every file and the directory, then renames
-// it into place: a checkpoint directory either holds a complete checkpoint
-// or does not exist. ListCheckpoints ignores temporary directories.
 const (
-	// CheckpointVersion is the checkpoint format version that
-	// SaveCheckpoint writes and the only one LoadCheckpoint reads.
-	CheckpointVersion = 1
+	// Version is the checkpoint format version that
+	// Save writes and the only one Load reads.
+	Version = 1
 
-	// CheckpointManifestFile and CheckpointTensorsFile are the names of a
+	// ManifestFile and TensorsFile are the names of a
 	// checkpoint's two files.
-	CheckpointManifestFile = "manifest.json"
-	CheckpointTensorsFile  = "tensors.zst"
+	ManifestFile = "manifest.json"
+	TensorsFile  = "tensors.zst"
 )
 
 // Prefixes of tensor names in a checkpoint, by group.
@@ -70,18 +45,18 @@ const (
 	OptimPrefix  = "optim/"
 )
 
-// maxCheckpointManifest is the largest manifest.json LoadCheckpoint reads.
-const maxCheckpointManifest = 64 << 20
+// maxManifest is the largest manifest.json Load reads.
+const maxManifest = 64 << 20
 
-// CheckpointName returns the directory name of the checkpoint of step:
+// DirName returns the directory name of the checkpoint of step:
 // "ckpt-step-00012000" for 12000.
-func CheckpointName(step int) string { return fmt.Sprintf("ckpt-step-%08d", step) }
+func DirName(step int) string { return fmt.Sprintf("ckpt-step-%08d", step) }
 
-// CheckpointState is what a checkpoint holds. SaveCheckpoint reads every
-// field; LoadCheckpoint copies the tensors into the values of Params, Buffers
+// State is what a checkpoint holds. Save reads every
+// field; Load copies the tensors into the values of Params, Buffers
 // and Optim, which the caller has built for the model (matching by name), and
 // sets the other fields.
-type CheckpointState struct {
+type State struct {
 	Step, Epoch int
 	Config      json.RawMessage    // the run's config; any JSON value (nil is saved as null)
 	DatasetID   string             // the ID of the dataset the run trains on
@@ -93,8 +68,8 @@ type CheckpointState struct {
 	Optim       []*nn.Param        // the optimiser's state (nn.Optimizer.State)
 }
 
-// CheckpointManifest is the content of a checkpoint's manifest.json.
-type CheckpointManifest struct {
+// Manifest is the content of a checkpoint's manifest.json.
+type Manifest struct {
 	FormatVersion int                `json:"format_version"`
 	Step          int                `json:"step"`
 	Epoch         int                `json:"epoch"`
@@ -103,63 +78,63 @@ type CheckpointManifest struct {
 	Pretext       string             `json:"pretext"`
 	RNG           map[string][]byte  `json:"rng"`
 	Metrics       map[string]float64 `json:"metrics"`
-	Tensors       []CheckpointTensor `json:"tensors"`
+	Tensors       []TensorInfo       `json:"tensors"`
 	TensorsBytes  int64              `json:"tensors_bytes"`  // size of tensors.zst
 	TensorsSHA256 string             `json:"tensors_sha256"` // hex SHA-256 of tensors.zst
 }
 
-// CheckpointTensor describes one tensor of a checkpoint.
-type CheckpointTensor struct {
+// TensorInfo describes one tensor of a checkpoint.
+type TensorInfo struct {
 	Name   string `json:"name"`   // prefixed: "model/…", "buffer/…" or "optim/…"
 	Shape  []int  `json:"shape"`  // outermost first; [] for a scalar
 	SHA256 string `json:"sha256"` // hex SHA-256 of the values as little-endian float32 bytes
 }
 
-// Kinds of CheckpointError.
+// Kinds of Error.
 const (
 	KindTruncated    = "truncated"    // a file is shorter than the manifest says, or manifest.json ends early
 	KindCorrupt      = "corrupt"      // a checksum mismatch or malformed contents
 	KindVersion      = "version"      // a format_version this build does not read
-	KindArchitecture = "architecture" // the tensors do not fit the model given to LoadCheckpoint
+	KindArchitecture = "architecture" // the tensors do not fit the model given to Load
 	KindMissing      = "missing"      // the directory or one of its files does not exist
 )
 
-// Sentinels that a *CheckpointError matches with errors.Is, one per kind.
+// Sentinels that a *Error matches with errors.Is, one per kind.
 var (
-	ErrCheckpointTruncated    = errors.New("pipeline: checkpoint truncated")
-	ErrCheckpointCorrupt      = errors.New("pipeline: checkpoint corrupt")
-	ErrCheckpointVersion      = errors.New("pipeline: checkpoint format version not supported")
-	ErrCheckpointArchitecture = errors.New("pipeline: checkpoint made for another architecture")
-	ErrCheckpointMissing      = errors.New("pipeline: checkpoint missing")
+	ErrTruncated    = errors.New("checkpoint truncated")
+	ErrCorrupt      = errors.New("checkpoint corrupt")
+	ErrVersion      = errors.New("checkpoint format version not supported")
+	ErrArchitecture = errors.New("checkpoint made for another architecture")
+	ErrMissing      = errors.New("checkpoint missing")
 )
 
-// ErrNoCheckpoint is returned, wrapped, by LatestCheckpoint when a directory
+// ErrNone is returned, wrapped, by Latest when a directory
 // holds no checkpoint.
-var ErrNoCheckpoint = errors.New("no checkpoint")
+var ErrNone = errors.New("no checkpoint")
 
 var kindSentinels = map[string]error{
-	KindTruncated:    ErrCheckpointTruncated,
-	KindCorrupt:      ErrCheckpointCorrupt,
-	KindVersion:      ErrCheckpointVersion,
-	KindArchitecture: ErrCheckpointArchitecture,
-	KindMissing:      ErrCheckpointMissing,
+	KindTruncated:    ErrTruncated,
+	KindCorrupt:      ErrCorrupt,
+	KindVersion:      ErrVersion,
+	KindArchitecture: ErrArchitecture,
+	KindMissing:      ErrMissing,
 }
 
-// CheckpointError reports a checkpoint that cannot be loaded, and why: Kind
+// Error reports a checkpoint that cannot be loaded, and why: Kind
 // is one of KindTruncated, KindCorrupt, KindVersion, KindArchitecture and
 // KindMissing. Test for a kind with errors.Is and the matching sentinel
-// (ErrCheckpointCorrupt, …), or with errors.As and Kind. Missing files also
+// (ErrCorrupt, …), or with errors.As and Kind. Missing files also
 // match fs.ErrNotExist. For KindArchitecture, Err lists every difference
 // (its Unwrap() []error gives them one by one).
-type CheckpointError struct {
+type Error struct {
 	Path string // the checkpoint directory
 	Kind string // KindTruncated, KindCorrupt, KindVersion, KindArchitecture or KindMissing
 	Msg  string // what is wrong
 	Err  error  // the underlying cause, if any
 }
 
-func (e *CheckpointError) Error() string {
-	s := fmt.Sprintf("pipeline: checkpoint %q: %s: %s", e.Path, e.Kind, e.Msg)
+func (e *Error) Error() string {
+	s := fmt.Sprintf("checkpoint %q: %s: %s", e.Path, e.Kind, e.Msg)
 	if e.Err != nil {
 		s += ": " + e.Err.Error()
 	}
@@ -167,10 +142,10 @@ func (e *CheckpointError) Error() string {
 }
 
 // Unwrap returns the underlying cause, if any.
-func (e *CheckpointError) Unwrap() error { return e.Err }
+func (e *Error) Unwrap() error { return e.Err }
 
 // Is reports whether target is the sentinel of e's kind.
-func (e *CheckpointError) Is(target error) bool {
+func (e *Error) Is(target error) bool {
 	s, ok := kindSentinels[e.Kind]
 	return ok && s == target
 }
@@ -192,8 +167,8 @@ func (d diffList) Unwrap() []error { return d }
 // Tests pass one that fails on purpose.
 type createFunc func(path string) (fsutil.File, error)
 
-// SaveCheckpoint writes s as the checkpoint of step s.Step into the
-// directory dir/CheckpointName(s.Step), creating dir if needed, and returns
+// Save writes s as the checkpoint of step s.Step into the
+// directory dir/DirName(s.Step), creating dir if needed, and returns
 // its path. It refuses, with an error matching fs.ErrExist, to replace a
 // checkpoint of the same step.
 //
@@ -202,19 +177,19 @@ type createFunc func(path string) (fsutil.File, error)
 // is synced after. If anything fails (a full disk, say), the temporary
 // directory is removed and no other checkpoint is touched.
 //
-// The tensors are read, not copied: do not change them until SaveCheckpoint
+// The tensors are read, not copied: do not change them until Save
 // returns. It returns an error if s.Step or s.Epoch is negative, a metric is
 // not finite, s.Config is not valid JSON, a *Param is nil, or two distinct
 // parameters of one group share a name.
-func SaveCheckpoint(dir string, s CheckpointState) (string, error) {
-	return saveCheckpoint(dir, s, fsutil.CreateExcl)
+func Save(dir string, s State) (string, error) {
+	return save(dir, s, fsutil.CreateExcl)
 }
 
-func saveCheckpoint(dir string, s CheckpointState, create createFunc) (string, error) {
-	name := CheckpointName(s.Step)
+func save(dir string, s State, create createFunc) (string, error) {
+	name := DirName(s.Step)
 	final := filepath.Join(dir, name)
 	fail := func(err error) (string, error) {
-		return "", fmt.Errorf("pipeline: save checkpoint %q: %w", final, err)
+		return "", fmt.Errorf("checkpoint: save %q: %w", final, err)
 	}
 	if s.Step < 0 || s.Epoch < 0 {
 		return fail(fmt.Errorf("negative step %d or epoch %d", s.Step, s.Epoch))
@@ -227,11 +202,11 @@ func saveCheckpoint(dir string, s CheckpointState, create createFunc) (string, e
 	if s.Config != nil && !json.Valid(s.Config) {
 		return fail(errors.New("config is not valid JSON"))
 	}
-	ts, err := checkpointTensors(s)
+	ts, err := stateTensors(s)
 	if err != nil {
 		return fail(err)
 	}
-	if err := refuseExistingCheckpoint(final); err != nil {
+	if err := refuseExisting(final); err != nil {
 		return "", err
 	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
@@ -241,7 +216,7 @@ func saveCheckpoint(dir string, s CheckpointState, create createFunc) (string, e
 	if err != nil {
 		return fail(err)
 	}
-	if err := writeCheckpointDir(tmp, final, s, ts, create); err != nil {
+	if err := writeDir(tmp, final, s, ts, create); err != nil {
 		os.RemoveAll(tmp)
 		if errors.Is(err, fs.ErrExist) {
 			return "", err
@@ -255,21 +230,21 @@ func saveCheckpoint(dir string, s CheckpointState, create createFunc) (string, e
 	return final, nil
 }
 
-// refuseExistingCheckpoint returns an error matching fs.ErrExist when path
+// refuseExisting returns an error matching fs.ErrExist when path
 // exists.
-func refuseExistingCheckpoint(path string) error {
+func refuseExisting(path string) error {
 	_, err := os.Lstat(path)
 	switch {
 	case err == nil:
-		return fmt.Errorf("pipeline: save checkpoint %q: a checkpoint of this step already exists: %w", path, fs.ErrExist)
+		return fmt.Errorf("checkpoint: save %q: a checkpoint of this step already exists: %w", path, fs.ErrExist)
 	case !errors.Is(err, fs.ErrNotExist):
-		return fmt.Errorf("pipeline: save checkpoint %q: %w", path, err)
+		return fmt.Errorf("checkpoint: save %q: %w", path, err)
 	}
 	return nil
 }
 
-// checkpointTensors returns the prefixed tensors of s, each *Param once.
-func checkpointTensors(s CheckpointState) ([]nn.NamedTensor, error) {
+// stateTensors returns the prefixed tensors of s, each *Param once.
+func stateTensors(s State) ([]nn.NamedTensor, error) {
 	ps, err := standIns(&s)
 	if err != nil {
 		return nil, err
@@ -277,15 +252,15 @@ func checkpointTensors(s CheckpointState) ([]nn.NamedTensor, error) {
 	return nn.StateOf(ps), nil
 }
 
-// writeCheckpointDir writes the checkpoint's files into tmp, syncs them and
+// writeDir writes the checkpoint's files into tmp, syncs them and
 // tmp, and renames tmp to final.
-func writeCheckpointDir(tmp, final string, s CheckpointState, ts []nn.NamedTensor, create createFunc) error {
+func writeDir(tmp, final string, s State, ts []nn.NamedTensor, create createFunc) error {
 	// MkdirTemp makes the directory private; checkpoints are for sharing.
 	if err := os.Chmod(tmp, 0o755); err != nil {
 		return err
 	}
-	m := CheckpointManifest{
-		FormatVersion: CheckpointVersion,
+	m := Manifest{
+		FormatVersion: Version,
 		Step:          s.Step,
 		Epoch:         s.Epoch,
 		Config:        s.Config,
@@ -293,18 +268,18 @@ func writeCheckpointDir(tmp, final string, s CheckpointState, ts []nn.NamedTenso
 		Pretext:       s.Pretext,
 		RNG:           s.RNG,
 		Metrics:       s.Metrics,
-		Tensors:       make([]CheckpointTensor, len(ts)),
+		Tensors:       make([]TensorInfo, len(ts)),
 	}
 	if m.Config == nil {
 		m.Config = json.RawMessage("null")
 	}
 	for i, nt := range ts {
-		m.Tensors[i] = CheckpointTensor{Name: nt.Name, Shape: slices.Clone(nt.T.Shape), SHA256: tensorSHA256(nt.T.Data)}
+		m.Tensors[i] = TensorInfo{Name: nt.Name, Shape: slices.Clone(nt.T.Shape), SHA256: tensorSHA256(nt.T.Data)}
 		if m.Tensors[i].Shape == nil {
 			m.Tensors[i].Shape = []int{}
 		}
 	}
-	n, sum, err := writeTensorsFile(filepath.Join(tmp, CheckpointTensorsFile), ts, create)
+	n, sum, err := writeTensorsFile(filepath.Join(tmp, TensorsFile), ts, create)
 	if err != nil {
 		return err
 	}
@@ -314,7 +289,7 @@ func writeCheckpointDir(tmp, final string, s CheckpointState, ts []nn.NamedTenso
 		return err
 	}
 	b = append(b, '\n')
-	if err := fsutil.WriteSynced(filepath.Join(tmp, CheckpointManifestFile), create, func(w io.Writer) error {
+	if err := fsutil.WriteSynced(filepath.Join(tmp, ManifestFile), create, func(w io.Writer) error {
 		_, err := w.Write(b)
 		return err
 	}); err != nil {
@@ -323,7 +298,7 @@ func writeCheckpointDir(tmp, final string, s CheckpointState, ts []nn.NamedTenso
 	if err := fsutil.SyncDir(tmp); err != nil {
 		return err
 	}
-	if err := refuseExistingCheckpoint(final); err != nil {
+	if err := refuseExisting(final); err != nil {
 		return err
 	}
 	return os.Rename(tmp, final)
@@ -367,11 +342,13 @@ func (c *countWriter) Write(p []byte) (int, error) {
 // bytes.
 func tensorSHA256(data []float32) string {
 	h := sha256.New()
-	hashFloats(h, data)
+	HashFloats(h, data)
 	return hex.EncodeToString(h.Sum(nil))
 }
 
-func hashFloats(h hash.Hash, data []float32) {
+// HashFloats writes data to h as little-endian float32 bytes, the bytes
+// whose SHA-256 a checkpoint's manifest lists for each tensor.
+func HashFloats(h hash.Hash, data []float32) {
 	var buf [16 << 10]byte
 	for len(data) > 0 {
 		k := min(len(data), len(buf)/4)
@@ -383,23 +360,23 @@ func hashFloats(h hash.Hash, data []float32) {
 	}
 }
 
-// ReadCheckpointManifest reads and checks the manifest.json of the
+// ReadManifest reads and checks the manifest.json of the
 // checkpoint at path, without reading the tensors: use it to learn a
 // checkpoint's config and pretext before building the model to load it
-// into. Errors are as for LoadCheckpoint.
-func ReadCheckpointManifest(path string) (*CheckpointManifest, error) {
-	f, err := os.Open(filepath.Join(path, CheckpointManifestFile))
+// into. Errors are as for Load.
+func ReadManifest(path string) (*Manifest, error) {
+	f, err := os.Open(filepath.Join(path, ManifestFile))
 	if err != nil {
-		return nil, openError(path, CheckpointManifestFile, err)
+		return nil, openError(path, ManifestFile, err)
 	}
 	defer f.Close()
-	b, err := io.ReadAll(io.LimitReader(f, maxCheckpointManifest+1))
+	b, err := io.ReadAll(io.LimitReader(f, maxManifest+1))
 	if err != nil {
-		return nil, fmt.Errorf("pipeline: checkpoint %q: %s: %w", path, CheckpointManifestFile, err)
+		return nil, fmt.Errorf("checkpoint %q: %s: %w", path, ManifestFile, err)
 	}
-	m, err := parseCheckpointManifest(b)
+	m, err := parseManifest(b)
 	if err != nil {
-		var ce *CheckpointError
+		var ce *Error
 		if errors.As(err, &ce) {
 			ce.Path = path
 		}
@@ -409,32 +386,32 @@ func ReadCheckpointManifest(path string) (*CheckpointManifest, error) {
 }
 
 // openError describes a failure to open a checkpoint's file: a
-// *CheckpointError of kind "missing" if it does not exist.
+// *Error of kind "missing" if it does not exist.
 func openError(path, file string, err error) error {
 	if errors.Is(err, fs.ErrNotExist) {
 		msg := file + " does not exist"
 		if _, serr := os.Stat(path); errors.Is(serr, fs.ErrNotExist) {
 			msg = "no such checkpoint directory"
 		}
-		return &CheckpointError{Path: path, Kind: KindMissing, Msg: msg, Err: fs.ErrNotExist}
+		return &Error{Path: path, Kind: KindMissing, Msg: msg, Err: fs.ErrNotExist}
 	}
-	return fmt.Errorf("pipeline: checkpoint %q: %s: %w", path, file, err)
+	return fmt.Errorf("checkpoint %q: %s: %w", path, file, err)
 }
 
-// parseCheckpointManifest decodes and checks a manifest. Errors are
-// *CheckpointError with an empty Path.
-func parseCheckpointManifest(b []byte) (*CheckpointManifest, error) {
+// parseManifest decodes and checks a manifest. Errors are
+// *Error with an empty Path.
+func parseManifest(b []byte) (*Manifest, error) {
 	bad := func(kind, format string, args ...any) error {
-		return &CheckpointError{Kind: kind, Msg: CheckpointManifestFile + ": " + fmt.Sprintf(format, args...)}
+		return &Error{Kind: kind, Msg: ManifestFile + ": " + fmt.Sprintf(format, args...)}
 	}
 	jsonErr := func(err error) error {
 		if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
 			return bad(KindTruncated, "ends early (%d bytes)", len(b))
 		}
-		return &CheckpointError{Kind: KindCorrupt, Msg: CheckpointManifestFile + ": bad JSON", Err: err}
+		return &Error{Kind: KindCorrupt, Msg: ManifestFile + ": bad JSON", Err: err}
 	}
-	if len(b) > maxCheckpointManifest {
-		return nil, bad(KindCorrupt, "larger than %d bytes", maxCheckpointManifest)
+	if len(b) > maxManifest {
+		return nil, bad(KindCorrupt, "larger than %d bytes", maxManifest)
 	}
 	// The version first, leniently: another version may have other fields.
 	var v struct {
@@ -444,12 +421,12 @@ func parseCheckpointManifest(b []byte) (*CheckpointManifest, error) {
 		return nil, jsonErr(err)
 	}
 	if v.FormatVersion == nil {
-		return nil, bad(KindCorrupt, "no format_version (this build reads version %d)", CheckpointVersion)
+		return nil, bad(KindCorrupt, "no format_version (this build reads version %d)", Version)
 	}
-	if ver, err := v.FormatVersion.Int64(); err != nil || ver != CheckpointVersion {
-		return nil, bad(KindVersion, "format_version %s is not supported: this build reads version %d only", v.FormatVersion, CheckpointVersion)
+	if ver, err := v.FormatVersion.Int64(); err != nil || ver != Version {
+		return nil, bad(KindVersion, "format_version %s is not supported: this build reads version %d only", v.FormatVersion, Version)
 	}
-	var m CheckpointManifest
+	var m Manifest
 	dec := json.NewDecoder(bytes.NewReader(b))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&m); err != nil {
@@ -474,7 +451,7 @@ func parseCheckpointManifest(b []byte) (*CheckpointManifest, error) {
 }
 
 // checkManifest checks what the decoder cannot: bounds, names and hashes.
-func checkManifest(m *CheckpointManifest) error {
+func checkManifest(m *Manifest) error {
 	if m.Step < 0 || m.Epoch < 0 {
 		return fmt.Errorf("negative step %d or epoch %d", m.Step, m.Epoch)
 	}
@@ -494,7 +471,7 @@ func checkManifest(m *CheckpointManifest) error {
 
 // containerSize checks the manifest's tensor list and returns the size in
 // bytes of the nn.WriteTensors container that holds those tensors.
-func containerSize(ts []CheckpointTensor) (uint64, error) {
+func containerSize(ts []TensorInfo) (uint64, error) {
 	if uint64(len(ts)) > math.MaxUint32 {
 		return 0, fmt.Errorf("%d tensors", len(ts))
 	}
@@ -546,7 +523,7 @@ func isHexSHA256(s string) bool {
 	return true
 }
 
-// LoadCheckpoint reads the checkpoint at path into s. It checks the
+// Load reads the checkpoint at path into s. It checks the
 // manifest's format version, the size and SHA-256 of tensors.zst, the
 // container, and each tensor's SHA-256 against the manifest; then it copies
 // the tensors into the values of s.Params, s.Buffers and s.Optim by name (as
@@ -554,22 +531,55 @@ func isHexSHA256(s string) bool {
 // Config (compacted; nil if saved nil), DatasetID, Pretext, RNG and Metrics.
 //
 // Every tensor of the checkpoint must fit a *Param of s and every *Param of
-// s must have its tensor; if not, LoadCheckpoint returns a *CheckpointError
+// s must have its tensor; if not, Load returns a *Error
 // of kind "architecture" that lists every difference (missing and unexpected
 // names, shape mismatches). On any error s is left unchanged, tensors
 // included.
 //
-// Errors that describe the checkpoint are *CheckpointError (see its kinds);
+// Errors that describe the checkpoint are *Error (see its kinds);
 // other I/O errors are returned wrapped.
-func LoadCheckpoint(path string, s *CheckpointState) error {
+func Load(path string, s *State) error {
 	into, err := standIns(s)
 	if err != nil {
-		return fmt.Errorf("pipeline: load checkpoint %q: %w", path, err)
+		return fmt.Errorf("checkpoint: load %q: %w", path, err)
 	}
-	m, ts, err := readCheckpoint(path)
+	m, ts, err := read(path)
 	if err != nil {
 		return err
 	}
+	if err := nn.LoadState(into, ts); err != nil {
+		return architectureError(path, err)
+	}
+	s.Step, s.Epoch = m.Step, m.Epoch
+	s.Config = m.Config
+	s.DatasetID, s.Pretext = m.DatasetID, m.Pretext
+	s.RNG, s.Metrics = m.RNG, m.Metrics
+	return nil
+}
+
+// LoadPartial is Load for a part of a model: it loads the tensors of
+// s.Params and s.Buffers (s.Optim must be empty) from a checkpoint that
+// may hold more, such as the encoder of a whole pretext model, and sets
+// s's other fields. A tensor of s that the checkpoint lacks, or holds in
+// another shape, is an error of kind "architecture"; on any error s is
+// left unchanged.
+func LoadPartial(path string, s *State) error {
+	if len(s.Optim) > 0 {
+		return fmt.Errorf("checkpoint: load %q: a partial load takes no optimiser state", path)
+	}
+	into, err := standIns(s)
+	if err != nil {
+		return fmt.Errorf("checkpoint: load %q: %w", path, err)
+	}
+	m, ts, err := read(path)
+	if err != nil {
+		return err
+	}
+	want := make(map[string]bool, len(into))
+	for _, p := range into {
+		want[p.Name] = true
+	}
+	ts = slices.DeleteFunc(ts, func(t nn.NamedTensor) bool { return !want[t.Name] })
 	if err := nn.LoadState(into, ts); err != nil {
 		return architectureError(path, err)
 	}
@@ -590,72 +600,72 @@ func architectureError(path string, err error) error {
 	} else {
 		diffs = diffList{err}
 	}
-	return &CheckpointError{Path: path, Kind: KindArchitecture, Err: diffs,
+	return &Error{Path: path, Kind: KindArchitecture, Err: diffs,
 		Msg: fmt.Sprintf("made for another architecture (%d difference%s)", len(diffs), plural(len(diffs)))}
 }
 
-// readCheckpoint reads the manifest and the tensors of the checkpoint at
+// read reads the manifest and the tensors of the checkpoint at
 // path, checking the format version, the size and SHA-256 of tensors.zst,
 // the container, and each tensor's name, shape and SHA-256 against the
 // manifest.
-func readCheckpoint(path string) (*CheckpointManifest, []nn.NamedTensor, error) {
-	m, err := ReadCheckpointManifest(path)
+func read(path string) (*Manifest, []nn.NamedTensor, error) {
+	m, err := ReadManifest(path)
 	if err != nil {
 		return nil, nil, err
 	}
 	bad := func(kind, format string, args ...any) error {
-		return &CheckpointError{Path: path, Kind: kind, Msg: fmt.Sprintf(format, args...)}
+		return &Error{Path: path, Kind: kind, Msg: fmt.Sprintf(format, args...)}
 	}
-	file := filepath.Join(path, CheckpointTensorsFile)
+	file := filepath.Join(path, TensorsFile)
 	f, err := os.Open(file)
 	if err != nil {
-		return nil, nil, openError(path, CheckpointTensorsFile, err)
+		return nil, nil, openError(path, TensorsFile, err)
 	}
 	defer f.Close()
 	fi, err := f.Stat()
 	if err != nil {
-		return nil, nil, fmt.Errorf("pipeline: checkpoint %q: %w", path, err)
+		return nil, nil, fmt.Errorf("checkpoint %q: %w", path, err)
 	}
 	switch size := fi.Size(); {
 	case size < m.TensorsBytes:
-		return nil, nil, bad(KindTruncated, "%s is %d bytes: the manifest says %d", CheckpointTensorsFile, size, m.TensorsBytes)
+		return nil, nil, bad(KindTruncated, "%s is %d bytes: the manifest says %d", TensorsFile, size, m.TensorsBytes)
 	case size > m.TensorsBytes:
-		return nil, nil, bad(KindCorrupt, "%s is %d bytes: the manifest says %d", CheckpointTensorsFile, size, m.TensorsBytes)
+		return nil, nil, bad(KindCorrupt, "%s is %d bytes: the manifest says %d", TensorsFile, size, m.TensorsBytes)
 	}
 
 	// First pass: the file's checksum, before decoding a byte of it.
 	h := sha256.New()
 	if _, err := io.Copy(h, io.LimitReader(f, m.TensorsBytes+1)); err != nil {
-		return nil, nil, fmt.Errorf("pipeline: checkpoint %q: %s: %w", path, CheckpointTensorsFile, err)
+		return nil, nil, fmt.Errorf("checkpoint %q: %s: %w", path, TensorsFile, err)
 	}
 	if got := hex.EncodeToString(h.Sum(nil)); got != m.TensorsSHA256 {
-		return nil, nil, bad(KindCorrupt, "%s SHA-256 mismatch (manifest %.12s…, file %.12s…)", CheckpointTensorsFile, m.TensorsSHA256, got)
+		return nil, nil, bad(KindCorrupt, "%s SHA-256 mismatch (manifest %.12s…, file %.12s…)", TensorsFile, m.TensorsSHA256, got)
 	}
 
 	// Second pass: decode, bounded by the container size the manifest
 	// implies.
 	if _, err := f.Seek(0, io.SeekStart); err != nil {
-		return nil, nil, fmt.Errorf("pipeline: checkpoint %q: %s: %w", path, CheckpointTensorsFile, err)
+		return nil, nil, fmt.Errorf("checkpoint %q: %s: %w", path, TensorsFile, err)
 	}
-	raw, _ := containerSize(m.Tensors) // checked by ReadCheckpointManifest
+	raw, _ := containerSize(m.Tensors) // checked by ReadManifest
 	zr, err := zstd.NewReader(bufio.NewReaderSize(f, 256<<10), zstd.WithDecoderConcurrency(1),
 		zstd.WithDecoderMaxWindow(64<<20), zstd.WithDecoderLowmem(true))
 	if err != nil {
-		return nil, nil, fmt.Errorf("pipeline: checkpoint %q: %w", path, err)
+		return nil, nil, fmt.Errorf("checkpoint %q: %w", path, err)
 	}
 	defer zr.Close()
 	ts, err := nn.ReadTensors(io.LimitReader(zr, int64(raw)+1))
 	if err != nil {
-		return nil, nil, &CheckpointError{Path: path, Kind: KindCorrupt, Msg: CheckpointTensorsFile + " does not decode", Err: err}
+		return nil, nil, &Error{Path: path, Kind: KindCorrupt, Msg: TensorsFile + " does not decode", Err: err}
 	}
 	if len(ts) != len(m.Tensors) {
-		return nil, nil, bad(KindCorrupt, "%s holds %d tensors: the manifest lists %d", CheckpointTensorsFile, len(ts), len(m.Tensors))
+		return nil, nil, bad(KindCorrupt, "%s holds %d tensors: the manifest lists %d", TensorsFile, len(ts), len(m.Tensors))
 	}
 	for i, nt := range ts {
 		mt := m.Tensors[i]
 		if nt.Name != mt.Name || !slices.Equal(nt.T.Shape, mt.Shape) {
 			return nil, nil, bad(KindCorrupt, "tensor %d of %s is %q of shape %v: the manifest lists %q of shape %v",
-				i, CheckpointTensorsFile, nt.Name, nt.T.Shape, mt.Name, mt.Shape)
+				i, TensorsFile, nt.Name, nt.T.Shape, mt.Name, mt.Shape)
 		}
 		if got := tensorSHA256(nt.T.Data); got != mt.SHA256 {
 			return nil, nil, bad(KindCorrupt, "tensor %q: SHA-256 mismatch (manifest %.12s…, data %.12s…)", nt.Name, mt.SHA256, got)
@@ -676,7 +686,7 @@ func plural(n int) string {
 // its group's prefix that shares its value tensor, so that one nn.LoadState
 // call loads every group, all or nothing. It returns an error if a *Param is
 // nil or two distinct parameters of a group share a name.
-func standIns(s *CheckpointState) ([]*nn.Param, error) {
+func standIns(s *State) ([]*nn.Param, error) {
 	var all []*nn.Param
 	for _, g := range []struct {
 		prefix string
@@ -698,14 +708,14 @@ func standIns(s *CheckpointState) ([]*nn.Param, error) {
 	return all, nil
 }
 
-// ListCheckpoints returns the paths of the checkpoints in dir, by
-// increasing step: the directories named CheckpointName(step). Temporary
+// List returns the paths of the checkpoints in dir, by
+// increasing step: the directories named DirName(step). Temporary
 // directories of unfinished saves and anything else are ignored. A missing
 // dir gives an error matching fs.ErrNotExist.
-func ListCheckpoints(dir string) ([]string, error) {
+func List(dir string) ([]string, error) {
 	entries, err := os.ReadDir(dir)
 	if err != nil {
-		return nil, fmt.Errorf("pipeline: list checkpoints: %w", err)
+		return nil, fmt.Errorf("checkpoint: list: %w", err)
 	}
 	type ckpt struct {
 		step int
@@ -713,7 +723,7 @@ func ListCheckpoints(dir string) ([]string, error) {
 	}
 	var cs []ckpt
 	for _, e := range entries {
-		if step, ok := checkpointStep(e.Name()); ok && e.IsDir() {
+		if step, ok := stepOf(e.Name()); ok && e.IsDir() {
 			cs = append(cs, ckpt{step, filepath.Join(dir, e.Name())})
 		}
 	}
@@ -725,49 +735,49 @@ func ListCheckpoints(dir string) ([]string, error) {
 	return paths, nil
 }
 
-// checkpointStep returns the step of a checkpoint directory's name, and
+// stepOf returns the step of a checkpoint directory's name, and
 // whether name is one.
-func checkpointStep(name string) (int, bool) {
+func stepOf(name string) (int, bool) {
 	digits, ok := strings.CutPrefix(name, "ckpt-step-")
 	if !ok {
 		return 0, false
 	}
 	step, err := strconv.Atoi(digits)
-	if err != nil || step < 0 || CheckpointName(step) != name {
+	if err != nil || step < 0 || DirName(step) != name {
 		return 0, false
 	}
 	return step, true
 }
 
-// LatestCheckpoint returns the path of the checkpoint of the highest step in
+// Latest returns the path of the checkpoint of the highest step in
 // dir. If there is none, or dir does not exist, the error matches
-// ErrNoCheckpoint.
-func LatestCheckpoint(dir string) (string, error) {
-	paths, err := ListCheckpoints(dir)
+// ErrNone.
+func Latest(dir string) (string, error) {
+	paths, err := List(dir)
 	if errors.Is(err, fs.ErrNotExist) {
-		return "", fmt.Errorf("pipeline: %q: %w: %w", dir, ErrNoCheckpoint, err)
+		return "", fmt.Errorf("checkpoint: %q: %w: %w", dir, ErrNone, err)
 	}
 	if err != nil {
 		return "", err
 	}
 	if len(paths) == 0 {
-		return "", fmt.Errorf("pipeline: %q: %w", dir, ErrNoCheckpoint)
+		return "", fmt.Errorf("checkpoint: %q: %w", dir, ErrNone)
 	}
 	return paths[len(paths)-1], nil
 }
 
-// PruneCheckpoints deletes the checkpoints of dir except the keepLast of
+// Prune deletes the checkpoints of dir except the keepLast of
 // highest step and those named in keep (such as the best checkpoint; an
 // entry is matched by its base name, so a path as returned by
-// SaveCheckpoint or ListCheckpoints, or a bare name, will do). Each
+// Save or List, or a bare name, will do). Each
 // checkpoint is first renamed to a hidden temporary name, then removed, so
 // an interrupted prune never leaves a half-deleted checkpoint that looks
 // whole. It returns an error if keepLast is negative.
-func PruneCheckpoints(dir string, keepLast int, keep ...string) error {
+func Prune(dir string, keepLast int, keep ...string) error {
 	if keepLast < 0 {
-		return fmt.Errorf("pipeline: prune checkpoints %q: keepLast %d is negative", dir, keepLast)
+		return fmt.Errorf("checkpoint: prune %q: keepLast %d is negative", dir, keepLast)
 	}
-	paths, err := ListCheckpoints(dir)
+	paths, err := List(dir)
 	if err != nil {
 		return err
 	}
@@ -782,7 +792,7 @@ func PruneCheckpoints(dir string, keepLast int, keep ...string) error {
 		if kept[name] {
 			continue
 		}
-		// A fresh name that ListCheckpoints ignores.
+		// A fresh name that List ignores.
 		trash, err := os.MkdirTemp(dir, "."+name+".deleting-")
 		if err == nil {
 			err = os.Remove(trash)
@@ -805,7 +815,7 @@ func PruneCheckpoints(dir string, keepLast int, keep ...string) error {
 		}
 	}
 	if err := errors.Join(errs...); err != nil {
-		return fmt.Errorf("pipeline: prune checkpoints %q: %w", dir, err)
+		return fmt.Errorf("checkpoint: prune %q: %w", dir, err)
 	}
 	return nil
 }

@@ -49,8 +49,30 @@ type batchCopy struct {
 	epoch, index int
 }
 
+// pairLoaderConfig is shorthand for a PairSampler on a shuffled Loader.
+type pairLoaderConfig struct {
+	Pairs                              PairConfig
+	Transform                          Transform
+	Size                               int
+	Batch, PerImage, Workers, Prefetch int
+	Seed                               uint64
+}
+
+// openPairLoader returns the shuffled Loader of pairs of split of ds that
+// cfg describes, and its sampler.
+func openPairLoader(ds *data.Dataset, split string, cfg pairLoaderConfig) (*Loader, *PairSampler, error) {
+	m := ds.Manifest()
+	s, err := NewPairSampler(cfg.Pairs, cfg.Transform, m.Size, m.Channels, cfg.Size)
+	if err != nil {
+		return nil, nil, err
+	}
+	l, err := NewLoader(ds, split, s, LoaderConfig{Batch: cfg.Batch, PerImage: cfg.PerImage, Workers: cfg.Workers,
+		Prefetch: cfg.Prefetch, Seed: cfg.Seed, Shuffle: true})
+	return l, s, err
+}
+
 // collect reads k batches from a stream of l, copying them.
-func collect(t *testing.T, l *PairLoader, epoch, index, k int) []batchCopy {
+func collect(t *testing.T, l *Loader, epoch, index, k int) []batchCopy {
 	t.Helper()
 	s := l.Stream(context.Background(), epoch, index)
 	defer s.Close()
@@ -60,18 +82,18 @@ func collect(t *testing.T, l *PairLoader, epoch, index, k int) []batchCopy {
 		if err != nil {
 			t.Fatal(err)
 		}
-		out = append(out, batchCopy{slices.Clone(b.A), slices.Clone(b.B), slices.Clone(b.Labels), slices.Clone(b.Images), b.Epoch, b.Index})
+		out = append(out, batchCopy{slices.Clone(b.Views[0]), slices.Clone(b.Views[1]), slices.Clone(b.Labels), slices.Clone(b.Images), b.Epoch, b.Index})
 		b.Release()
 	}
 	return out
 }
 
-func TestPairLoaderDeterministic(t *testing.T) {
+func TestPairSamplerDeterministic(t *testing.T) {
 	ds := testDataset(t, 37, 32, 3)
 	for _, pc := range []PairConfig{{}, {Sampler: SamplerFree, Patch: 10}} {
 		var ref []batchCopy
 		for _, workers := range []int{1, 2, 8} {
-			l, err := NewPairLoader(ds, data.Train, LoaderConfig{
+			l, _, err := openPairLoader(ds, data.Train, pairLoaderConfig{
 				Pairs: pc, Transform: DoerschDefaults(), Size: 12, Batch: 8, PerImage: 2,
 				Workers: workers, Prefetch: 3, Seed: 99,
 			})
@@ -115,7 +137,7 @@ func TestPairLoaderDeterministic(t *testing.T) {
 			t.Errorf("epoch 0 used %d distinct images", len(count))
 		}
 		// A resumed stream gives the same batches.
-		l, _ := NewPairLoader(ds, data.Train, LoaderConfig{Pairs: pc, Transform: DoerschDefaults(), Size: 12, Batch: 8, PerImage: 2, Seed: 99})
+		l, _, _ := openPairLoader(ds, data.Train, pairLoaderConfig{Pairs: pc, Transform: DoerschDefaults(), Size: 12, Batch: 8, PerImage: 2, Seed: 99})
 		res := collect(t, l, 1, 4, 3)
 		for i, b := range res {
 			if !slices.Equal(b.a, ref[13+i].a) || !slices.Equal(b.labels, ref[13+i].labels) {
@@ -125,15 +147,15 @@ func TestPairLoaderDeterministic(t *testing.T) {
 	}
 }
 
-// TestPairLoaderContent checks one batch against the pairs drawn directly.
-func TestPairLoaderContent(t *testing.T) {
+// TestPairSamplerContent checks one batch against the pairs drawn directly.
+func TestPairSamplerContent(t *testing.T) {
 	ds := testDataset(t, 10, 32, 3)
 	recs, _ := ds.Load(data.Train)
-	l, err := NewPairLoader(ds, data.Train, LoaderConfig{Batch: 4, Workers: 2, Seed: 5})
+	l, ps, err := openPairLoader(ds, data.Train, pairLoaderConfig{Batch: 4, Workers: 2, Seed: 5})
 	if err != nil {
 		t.Fatal(err)
 	}
-	g := l.Geometry()
+	g := ps.Geometry()
 	got := collect(t, l, 0, 0, 1)[0]
 	perm := NewRand(5, 0, -1).Perm(10)
 	s := g.Patch
@@ -150,29 +172,29 @@ func TestPairLoaderContent(t *testing.T) {
 	}
 }
 
-func TestPairLoaderErrors(t *testing.T) {
+func TestPairSamplerErrors(t *testing.T) {
 	ds := testDataset(t, 5, 32, 1)
-	_, err := NewPairLoader(ds, data.Train, LoaderConfig{Pairs: PairConfig{Patch: 20}, Batch: -1, Transform: Transform{Color: "x"}})
+	_, _, err := openPairLoader(ds, data.Train, pairLoaderConfig{Pairs: PairConfig{Patch: 20}, Size: -1, Transform: Transform{Color: "x"}})
 	var ge *GeometryError
 	if !errors.As(err, &ge) || err == nil {
 		t.Fatalf("want a *GeometryError, got %v", err)
 	}
-	for _, w := range []string{"batch -1", `color "x"`} {
+	for _, w := range []string{"size -1", `color "x"`} {
 		if !strings.Contains(err.Error(), w) {
 			t.Errorf("error lacks %q: %v", w, err)
 		}
 	}
-	if _, err := NewPairLoader(ds, data.Train, LoaderConfig{Batch: 6}); err == nil {
+	if _, _, err := openPairLoader(ds, data.Train, pairLoaderConfig{Batch: 6}); err == nil {
 		t.Error("5 images made a batch of 6")
 	}
-	if _, err := NewPairLoader(ds, data.Test, LoaderConfig{}); err == nil {
+	if _, _, err := openPairLoader(ds, data.Test, pairLoaderConfig{}); err == nil {
 		t.Error("no error for a missing split")
 	}
 }
 
 func TestPairStreamCancel(t *testing.T) {
 	ds := testDataset(t, 16, 32, 3)
-	l, err := NewPairLoader(ds, data.Train, LoaderConfig{Batch: 4, Workers: 3, Prefetch: 2})
+	l, _, err := openPairLoader(ds, data.Train, pairLoaderConfig{Batch: 4, Workers: 3, Prefetch: 2})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -203,7 +225,7 @@ func TestPairStreamCancel(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		seen[&b.A[0]] = true
+		seen[&b.Views[0][0]] = true
 		b.Release()
 	}
 	if len(seen) > 2+3+2+1 {
@@ -217,17 +239,17 @@ func BenchmarkPairs(b *testing.B) {
 	ds := testDataset(b, 512, 64, 3)
 	for _, bc := range []struct {
 		name string
-		cfg  LoaderConfig
+		cfg  pairLoaderConfig
 	}{
-		{"free32_doersch", LoaderConfig{Pairs: PairConfig{Sampler: SamplerFree, Patch: 32, MinDist: 32, MaxDist: 46}, Transform: DoerschDefaults()}},
-		{"free32_modern", LoaderConfig{Pairs: PairConfig{Sampler: SamplerFree, Patch: 32, MinDist: 32, MaxDist: 46}, Transform: ModernDefaults()}},
-		{"free32_none", LoaderConfig{Pairs: PairConfig{Sampler: SamplerFree, Patch: 32, MinDist: 32, MaxDist: 46}}},
-		{"grid14to32_modern", LoaderConfig{Size: 32, Transform: ModernDefaults()}},
+		{"free32_doersch", pairLoaderConfig{Pairs: PairConfig{Sampler: SamplerFree, Patch: 32, MinDist: 32, MaxDist: 46}, Transform: DoerschDefaults()}},
+		{"free32_modern", pairLoaderConfig{Pairs: PairConfig{Sampler: SamplerFree, Patch: 32, MinDist: 32, MaxDist: 46}, Transform: ModernDefaults()}},
+		{"free32_none", pairLoaderConfig{Pairs: PairConfig{Sampler: SamplerFree, Patch: 32, MinDist: 32, MaxDist: 46}}},
+		{"grid14to32_modern", pairLoaderConfig{Size: 32, Transform: ModernDefaults()}},
 	} {
 		b.Run(bc.name, func(b *testing.B) {
 			cfg := bc.cfg
 			cfg.Batch, cfg.Workers, cfg.Prefetch = 128, 1, 2
-			l, err := NewPairLoader(ds, data.Train, cfg)
+			l, _, err := openPairLoader(ds, data.Train, cfg)
 			if err != nil {
 				b.Fatal(err)
 			}

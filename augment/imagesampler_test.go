@@ -61,7 +61,7 @@ func (a imageCopy) equal(b imageCopy) bool {
 
 // collectImages reads up to k batches from a stream of l starting at
 // (epoch, index), copying them; it stops early at io.EOF.
-func collectImages(t *testing.T, l *ImageLoader, epoch, index, k int) []imageCopy {
+func collectImages(t *testing.T, l *Loader, epoch, index, k int) []imageCopy {
 	t.Helper()
 	s := l.Stream(context.Background(), epoch, index)
 	defer s.Close()
@@ -74,33 +74,54 @@ func collectImages(t *testing.T, l *ImageLoader, epoch, index, k int) []imageCop
 		if err != nil {
 			t.Fatal(err)
 		}
-		out = append(out, imageCopy{slices.Clone(b.X), slices.Clone(b.Labels), slices.Clone(b.Images), b.N, b.S, b.C, b.Epoch, b.Index})
+		out = append(out, imageCopy{slices.Clone(b.Views[0]), slices.Clone(b.Labels), slices.Clone(b.Images), b.N, l.Views()[0].Side, b.C, b.Epoch, b.Index})
 		b.Release()
 	}
 	return out
 }
 
-func newImageLoaderT(t *testing.T, ds *data.Dataset, cfg ImageLoaderConfig) *ImageLoader {
+// imageLoaderConfig is shorthand for an ImageSampler on a Loader: Train
+// means a random sampler on a shuffled loader.
+type imageLoaderConfig struct {
+	Size                     int
+	Crop                     Length
+	Flip                     bool
+	Batch, Workers, Prefetch int
+	Seed                     uint64
+	Train                    bool
+}
+
+// openImageLoader returns the Loader of split of ds that cfg describes.
+func openImageLoader(ds *data.Dataset, split string, cfg imageLoaderConfig) (*Loader, error) {
+	m := ds.Manifest()
+	s, err := NewImageSampler(ImageSamplerConfig{Size: cfg.Size, Crop: cfg.Crop, Flip: cfg.Flip, Random: cfg.Train}, m.Size, m.Channels)
+	if err != nil {
+		return nil, err
+	}
+	return NewLoader(ds, split, s, LoaderConfig{Batch: cfg.Batch, Workers: cfg.Workers, Prefetch: cfg.Prefetch, Seed: cfg.Seed, Shuffle: cfg.Train})
+}
+
+func newImageLoaderT(t *testing.T, ds *data.Dataset, cfg imageLoaderConfig) *Loader {
 	t.Helper()
-	l, err := NewImageLoader(ds, data.Train, cfg)
+	l, err := openImageLoader(ds, data.Train, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
 	return l
 }
 
-func TestImageLoaderDeterministic(t *testing.T) {
+func TestImageSamplerDeterministic(t *testing.T) {
 	const n = 37
 	ds := imageDataset(t, n, 32, 3)
 	for _, tc := range []struct {
 		name string
-		cfg  ImageLoaderConfig
+		cfg  imageLoaderConfig
 		per  int // batches per epoch
 		k    int // batches to read from (0, 0)
 	}{
-		{"train_crop_flip_resize", ImageLoaderConfig{Crop: 0.75, Flip: true, Size: 20, Batch: 8, Seed: 7, Train: true}, 4, 14},
-		{"train_whole_flip", ImageLoaderConfig{Flip: true, Batch: 8, Seed: 7, Train: true}, 4, 9},
-		{"eval_centre_resize", ImageLoaderConfig{Crop: 24, Size: 16, Batch: 8, Seed: 7}, 5, 100},
+		{"train_crop_flip_resize", imageLoaderConfig{Crop: 0.75, Flip: true, Size: 20, Batch: 8, Seed: 7, Train: true}, 4, 14},
+		{"train_whole_flip", imageLoaderConfig{Flip: true, Batch: 8, Seed: 7, Train: true}, 4, 9},
+		{"eval_centre_resize", imageLoaderConfig{Crop: 24, Size: 16, Batch: 8, Seed: 7}, 5, 100},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var ref []imageCopy
@@ -171,10 +192,10 @@ func TestImageLoaderDeterministic(t *testing.T) {
 	}
 }
 
-// TestImageLoaderValues checks that whole images at the dataset's size are
+// TestImageSamplerValues checks that whole images at the dataset's size are
 // pixel/255, in file order without Train and in the epoch's order with it,
 // with their labels.
-func TestImageLoaderValues(t *testing.T) {
+func TestImageSamplerValues(t *testing.T) {
 	const n, side, ch = 10, 8, 3
 	ds := imageDataset(t, n, side, ch)
 	recs, err := ds.Load(data.Train)
@@ -182,7 +203,7 @@ func TestImageLoaderValues(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, train := range []bool{false, true} {
-		l := newImageLoaderT(t, ds, ImageLoaderConfig{Batch: 5, Workers: 2, Seed: 3, Train: train})
+		l := newImageLoaderT(t, ds, imageLoaderConfig{Batch: 5, Workers: 2, Seed: 3, Train: train})
 		if l.Len() != n {
 			t.Fatalf("Len = %d", l.Len())
 		}
@@ -215,18 +236,18 @@ func TestImageLoaderValues(t *testing.T) {
 	}
 }
 
-// TestImageLoaderCropFlip checks training crops and flips against the
+// TestImageSamplerCropFlip checks training crops and flips against the
 // documented draws from NewRand(seed, epoch, sample).
-func TestImageLoaderCropFlip(t *testing.T) {
+func TestImageSamplerCropFlip(t *testing.T) {
 	const n, side, ch, cs = 12, 16, 1, 10
 	ds := imageDataset(t, n, side, ch)
 	recs, _ := ds.Load(data.Train)
-	l := newImageLoaderT(t, ds, ImageLoaderConfig{Crop: cs, Flip: true, Batch: 4, Workers: 2, Seed: 11, Train: true})
-	if l.Config().Size != side {
-		t.Fatalf("default Size %d, want the image side %d", l.Config().Size, side)
+	l := newImageLoaderT(t, ds, imageLoaderConfig{Crop: cs, Flip: true, Batch: 4, Workers: 2, Seed: 11, Train: true})
+	if got := l.Views()[0].Side; got != side {
+		t.Fatalf("default Size %d, want the image side %d", got, side)
 	}
 	// Size defaults to the image side: crops are enlarged back to it.
-	l = newImageLoaderT(t, ds, ImageLoaderConfig{Crop: cs, Size: cs, Flip: true, Batch: 4, Workers: 2, Seed: 11, Train: true})
+	l = newImageLoaderT(t, ds, imageLoaderConfig{Crop: cs, Size: cs, Flip: true, Batch: 4, Workers: 2, Seed: 11, Train: true})
 	got := collectImages(t, l, 1, 0, 3) // epoch 1
 	perm := NewRand(11, 1, -1).Perm(n)
 	flips := 0
@@ -251,14 +272,14 @@ func TestImageLoaderCropFlip(t *testing.T) {
 	}
 }
 
-// TestImageLoaderEval checks a pass without Train: centre crops, no flips,
+// TestImageSamplerEval checks a pass without Train: centre crops, no flips,
 // the short last batch and io.EOF.
-func TestImageLoaderEval(t *testing.T) {
+func TestImageSamplerEval(t *testing.T) {
 	const n, side, ch = 10, 32, 3
 	ds := imageDataset(t, n, side, ch)
 	recs, _ := ds.Load(data.Train)
 	for _, size := range []int{16, 8} {
-		l := newImageLoaderT(t, ds, ImageLoaderConfig{Crop: 0.5, Size: size, Flip: true, Batch: 4, Workers: 3, Seed: 1})
+		l := newImageLoaderT(t, ds, imageLoaderConfig{Crop: 0.5, Size: size, Flip: true, Batch: 4, Workers: 3, Seed: 1})
 		if got := l.BatchesPerEpoch(); got != 3 {
 			t.Fatalf("BatchesPerEpoch = %d, want 3", got)
 		}
@@ -272,8 +293,8 @@ func TestImageLoaderEval(t *testing.T) {
 			if k == 2 {
 				wantN = 2
 			}
-			if b.N != wantN || len(b.X) != wantN*size*size*ch || len(b.Labels) != wantN || len(b.Images) != wantN || b.Epoch != 2 || b.Index != k {
-				t.Fatalf("batch %d: N %d, %d values, %d labels, (%d, %d)", k, b.N, len(b.X), len(b.Labels), b.Epoch, b.Index)
+			if b.N != wantN || len(b.Views[0]) != wantN*size*size*ch || len(b.Labels) != wantN || len(b.Images) != wantN || b.Epoch != 2 || b.Index != k {
+				t.Fatalf("batch %d: N %d, %d values, %d labels, (%d, %d)", k, b.N, len(b.Views[0]), len(b.Labels), b.Epoch, b.Index)
 			}
 			for j := range b.N {
 				img := k*4 + j
@@ -284,7 +305,7 @@ func TestImageLoaderEval(t *testing.T) {
 				if b.Images[j] != img || b.Labels[j] != recs[img].Label {
 					t.Fatalf("batch %d: image %d label %d, want %d %d", k, b.Images[j], b.Labels[j], img, recs[img].Label)
 				}
-				if !slices.Equal(b.X[j*size*size*ch:(j+1)*size*size*ch], want.Pix) {
+				if !slices.Equal(b.Views[0][j*size*size*ch:(j+1)*size*size*ch], want.Pix) {
 					t.Fatalf("size %d: image %d is not its resized centre crop", size, img)
 				}
 			}
@@ -308,7 +329,7 @@ func TestImageLoaderEval(t *testing.T) {
 	}
 }
 
-func TestImageLoaderBatchesPerEpoch(t *testing.T) {
+func TestImageSamplerBatchesPerEpoch(t *testing.T) {
 	ds := imageDataset(t, 10, 8, 1)
 	for _, tc := range []struct {
 		batch       int
@@ -319,7 +340,7 @@ func TestImageLoaderBatchesPerEpoch(t *testing.T) {
 			if train {
 				want = tc.train
 			}
-			l, err := NewImageLoader(ds, data.Train, ImageLoaderConfig{Batch: tc.batch, Train: train})
+			l, err := openImageLoader(ds, data.Train, imageLoaderConfig{Batch: tc.batch, Train: train})
 			if want < 0 {
 				if err == nil {
 					t.Errorf("batch %d, train: no error for a split smaller than a batch", tc.batch)
@@ -346,31 +367,50 @@ func TestImageLoaderBatchesPerEpoch(t *testing.T) {
 	}
 }
 
-func TestImageLoaderConfig(t *testing.T) {
+func TestLoaderConfig(t *testing.T) {
 	ds := imageDataset(t, 4, 8, 3)
-	l := newImageLoaderT(t, ds, ImageLoaderConfig{Seed: 9})
-	want := ImageLoaderConfig{Size: 8, Batch: DefaultImageBatch, Workers: runtime.GOMAXPROCS(0), Prefetch: 2 * runtime.GOMAXPROCS(0), Seed: 9}
+	l := newImageLoaderT(t, ds, imageLoaderConfig{Seed: 9})
+	want := LoaderConfig{Batch: DefaultBatch, PerImage: 1, Workers: runtime.GOMAXPROCS(0), Prefetch: 2 * runtime.GOMAXPROCS(0), Seed: 9}
 	if got := l.Config(); got != want {
 		t.Errorf("Config = %+v, want %+v", got, want)
 	}
-	l = newImageLoaderT(t, ds, ImageLoaderConfig{Crop: None, Workers: 3, Batch: 2, Train: true})
-	if got := l.Config(); got.Prefetch != 6 || got.Size != 8 || l.crop != 8 {
-		t.Errorf("Config = %+v, crop %d", got, l.crop)
+	if v := l.Views(); len(v) != 1 || v[0].Side != 8 || v[0].Count != 1 {
+		t.Errorf("Views = %+v", v)
+	}
+	l = newImageLoaderT(t, ds, imageLoaderConfig{Crop: None, Workers: 3, Batch: 2, Train: true})
+	if got := l.Config(); got.Prefetch != 6 || !got.Shuffle {
+		t.Errorf("Config = %+v", got)
+	}
+	s, err := NewImageSampler(ImageSamplerConfig{Crop: None}, 8, 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.Config().Size != 8 || s.crop != 8 {
+		t.Errorf("sampler config %+v, crop %d", s.Config(), s.crop)
 	}
 }
 
-func TestImageLoaderErrors(t *testing.T) {
+func TestImageSamplerErrors(t *testing.T) {
 	ds := imageDataset(t, 5, 32, 1)
-	_, err := NewImageLoader(ds, data.Test, ImageLoaderConfig{Size: -1, Crop: 40, Batch: -2, Workers: -3, Prefetch: -4})
+	_, err := openImageLoader(ds, data.Test, imageLoaderConfig{Size: -1, Crop: 40})
 	if err == nil {
 		t.Fatal("no error")
 	}
-	for _, w := range []string{`no split "test"`, "size -1", "crop 40", "batch -2", "workers -3", "prefetch -4"} {
+	for _, w := range []string{"size -1", "crop 40"} {
 		if !strings.Contains(err.Error(), w) {
-			t.Errorf("error lacks %q: %v", w, err)
+			t.Errorf("sampler error lacks %q: %v", w, err)
 		}
 	}
-	for _, cfg := range []ImageLoaderConfig{
+	_, err = openImageLoader(ds, data.Test, imageLoaderConfig{Batch: -2, Workers: -3, Prefetch: -4})
+	if err == nil {
+		t.Fatal("no error")
+	}
+	for _, w := range []string{`no split "test"`, "batch -2", "workers -3", "prefetch -4"} {
+		if !strings.Contains(err.Error(), w) {
+			t.Errorf("loader error lacks %q: %v", w, err)
+		}
+	}
+	for _, cfg := range []imageLoaderConfig{
 		{Crop: -2},
 		{Crop: Length(math.NaN())},
 		{Crop: Length(math.Inf(1))},
@@ -378,20 +418,20 @@ func TestImageLoaderErrors(t *testing.T) {
 		{Crop: 33},
 		{Batch: 6, Train: true},
 	} {
-		if _, err := NewImageLoader(ds, data.Train, cfg); err == nil {
+		if _, err := openImageLoader(ds, data.Train, cfg); err == nil {
 			t.Errorf("%+v: no error", cfg)
 		}
 	}
-	for _, cfg := range []ImageLoaderConfig{{Crop: 32}, {Crop: 1}, {Crop: 0.99}, {Batch: 6}, {Batch: 5, Train: true}} {
-		if _, err := NewImageLoader(ds, data.Train, cfg); err != nil {
+	for _, cfg := range []imageLoaderConfig{{Crop: 32}, {Crop: 1}, {Crop: 0.99}, {Batch: 6}, {Batch: 5, Train: true}} {
+		if _, err := openImageLoader(ds, data.Train, cfg); err != nil {
 			t.Errorf("%+v: %v", cfg, err)
 		}
 	}
 }
 
-func TestImageStreamCancel(t *testing.T) {
+func TestStreamCancel(t *testing.T) {
 	ds := imageDataset(t, 16, 32, 3)
-	l := newImageLoaderT(t, ds, ImageLoaderConfig{Batch: 4, Workers: 3, Prefetch: 2, Crop: 0.5, Flip: true, Train: true})
+	l := newImageLoaderT(t, ds, imageLoaderConfig{Batch: 4, Workers: 3, Prefetch: 2, Crop: 0.5, Flip: true, Train: true})
 	within := func(what string, f func()) {
 		t.Helper()
 		done := make(chan struct{})
@@ -435,7 +475,7 @@ func TestImageStreamCancel(t *testing.T) {
 		t.Errorf("Next with a done context: %v", err)
 	}
 	s.Close()
-	ev := newImageLoaderT(t, ds, ImageLoaderConfig{Batch: 1, Workers: 2, Prefetch: 1})
+	ev := newImageLoaderT(t, ds, imageLoaderConfig{Batch: 1, Workers: 2, Prefetch: 1})
 	s = ev.Stream(context.Background(), 0, 0)
 	if _, err := s.Next(); err != nil {
 		t.Fatal(err)
@@ -472,7 +512,7 @@ func TestImageStreamCancel(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		seen[&b.X[0]] = true
+		seen[&b.Views[0][0]] = true
 		b.Release()
 	}
 	if len(seen) > 2+3+2+1 {
@@ -480,11 +520,11 @@ func TestImageStreamCancel(t *testing.T) {
 	}
 }
 
-// TestImageBatchReuseShort checks that a buffer reused after a short last
+// TestBatchReuseShort checks that a buffer reused after a short last
 // batch grows back to a full one.
-func TestImageBatchReuseShort(t *testing.T) {
+func TestBatchReuseShort(t *testing.T) {
 	ds := imageDataset(t, 5, 8, 1)
-	l := newImageLoaderT(t, ds, ImageLoaderConfig{Batch: 3, Workers: 1, Prefetch: 1})
+	l := newImageLoaderT(t, ds, imageLoaderConfig{Batch: 3, Workers: 1, Prefetch: 1})
 	for pass := range 3 {
 		got := collectImages(t, l, pass, 0, 10)
 		if len(got) != 2 || got[0].n != 3 || got[1].n != 2 || len(got[0].x) != 3*64 || len(got[1].x) != 2*64 {
@@ -502,15 +542,15 @@ func BenchmarkImages(b *testing.B) {
 	ds := imageDataset(b, 512, 32, 3)
 	for _, bc := range []struct {
 		name string
-		cfg  ImageLoaderConfig
+		cfg  imageLoaderConfig
 	}{
-		{"whole32", ImageLoaderConfig{}},
-		{"crop24_flip_to32", ImageLoaderConfig{Crop: 24, Flip: true}},
+		{"whole32", imageLoaderConfig{}},
+		{"crop24_flip_to32", imageLoaderConfig{Crop: 24, Flip: true}},
 	} {
 		b.Run(bc.name, func(b *testing.B) {
 			cfg := bc.cfg
 			cfg.Batch, cfg.Workers, cfg.Prefetch, cfg.Train = 128, 1, 2, true
-			l, err := NewImageLoader(ds, data.Train, cfg)
+			l, err := openImageLoader(ds, data.Train, cfg)
 			if err != nil {
 				b.Fatal(err)
 			}

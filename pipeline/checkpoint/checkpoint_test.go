@@ -1,4 +1,4 @@
-package pipeline
+package checkpoint
 
 import (
 	"bytes"
@@ -62,8 +62,8 @@ func (m *ckptModel) train(seed uint64) {
 	m.opt.Step(0.1)
 }
 
-func (m *ckptModel) state() CheckpointState {
-	return CheckpointState{Params: m.net.Params(), Buffers: m.net.Buffers(), Optim: m.opt.State()}
+func (m *ckptModel) state() State {
+	return State{Params: m.net.Params(), Buffers: m.net.Buffers(), Optim: m.opt.State()}
 }
 
 // values returns copies of every tensor of the model and optimiser, by
@@ -97,7 +97,7 @@ func saveTrained(t *testing.T, dir string, step int) (string, *ckptModel) {
 	s.Step, s.Epoch = step, 1
 	s.Config = json.RawMessage(`{"lr": 0.1}`)
 	s.Metrics = map[string]float64{"val_loss": 1.5}
-	path, err := SaveCheckpoint(dir, s)
+	path, err := Save(dir, s)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -106,9 +106,9 @@ func saveTrained(t *testing.T, dir string, step int) (string, *ckptModel) {
 
 func wantKind(t *testing.T, err error, kind string, sentinel error, mentions ...string) {
 	t.Helper()
-	var ce *CheckpointError
+	var ce *Error
 	if !errors.As(err, &ce) {
-		t.Fatalf("error %v (%T): want a *CheckpointError of kind %q", err, err, kind)
+		t.Fatalf("error %v (%T): want a *Error of kind %q", err, err, kind)
 	}
 	if ce.Kind != kind || !errors.Is(err, sentinel) {
 		t.Fatalf("error %q: kind %q, want %q", err, ce.Kind, kind)
@@ -163,7 +163,7 @@ func TestCheckpointRoundTrip(t *testing.T) {
 	s.Pretext = "relpos"
 	s.RNG = map[string][]byte{"train": rngState}
 	s.Metrics = map[string]float64{"val_loss": 0.75, "val_acc": 0.5}
-	path, err := SaveCheckpoint(dir, s)
+	path, err := Save(dir, s)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -196,7 +196,7 @@ func TestCheckpointRoundTrip(t *testing.T) {
 			t.Errorf("manifest has no %q", k)
 		}
 	}
-	man, err := ReadCheckpointManifest(path)
+	man, err := ReadManifest(path)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -214,7 +214,7 @@ func TestCheckpointRoundTrip(t *testing.T) {
 	// Load into a fresh model of another seed.
 	m2 := newCkptModel(4, 99)
 	s2 := m2.state()
-	if err := LoadCheckpoint(path, &s2); err != nil {
+	if err := Load(path, &s2); err != nil {
 		t.Fatal(err)
 	}
 	got := m2.values()
@@ -263,13 +263,13 @@ func TestCheckpointTiedWeights(t *testing.T) {
 	conv := nn.NewConv2D("enc", 1, 2, 3, 1, 1, false, rng)
 	dec := nn.NewTiedConvTranspose2D("dec", conv, 0, true)
 	ps := append(conv.Params(), dec.Params()...) // conv.Weight twice
-	path, err := SaveCheckpoint(dir, CheckpointState{Params: ps})
+	path, err := Save(dir, State{Params: ps})
 	if err != nil {
 		t.Fatal(err)
 	}
 	want := slices.Clone(conv.Weight.Value.Data)
 	clear(conv.Weight.Value.Data)
-	if err := LoadCheckpoint(path, &CheckpointState{Params: ps}); err != nil {
+	if err := Load(path, &State{Params: ps}); err != nil {
 		t.Fatal(err)
 	}
 	if !bitsEqual(conv.Weight.Value.Data, want) {
@@ -287,7 +287,7 @@ func TestSaveCheckpointRefusesOverwrite(t *testing.T) {
 	m.train(9)
 	s := m.state()
 	s.Step = 400
-	_, err = SaveCheckpoint(dir, s)
+	_, err = Save(dir, s)
 	if !errors.Is(err, fs.ErrExist) {
 		t.Fatalf("second save of step 400: %v, want an error matching fs.ErrExist", err)
 	}
@@ -302,7 +302,7 @@ func TestSaveCheckpointRefusesOverwrite(t *testing.T) {
 
 func TestSaveCheckpointBadState(t *testing.T) {
 	m := newCkptModel(2, 1)
-	for name, s := range map[string]CheckpointState{
+	for name, s := range map[string]State{
 		"negative step": {Step: -1, Params: m.net.Params()},
 		"NaN metric":    {Metrics: map[string]float64{"val_loss": math.NaN()}},
 		"bad config":    {Config: json.RawMessage(`{"lr":`)},
@@ -311,7 +311,7 @@ func TestSaveCheckpointBadState(t *testing.T) {
 	} {
 		t.Run(name, func(t *testing.T) {
 			dir := t.TempDir()
-			if _, err := SaveCheckpoint(dir, s); err == nil {
+			if _, err := Save(dir, s); err == nil {
 				t.Fatal("want an error")
 			}
 			if got := entries(t, dir); len(got) != 0 {
@@ -378,11 +378,11 @@ func TestSaveCheckpointWriteFailure(t *testing.T) {
 
 	// How much a successful save writes.
 	probe := t.TempDir()
-	p, err := saveCheckpoint(probe, s, failingCreate(math.MaxInt64, false))
+	p, err := save(probe, s, failingCreate(math.MaxInt64, false))
 	if err != nil {
 		t.Fatal(err)
 	}
-	man, err := ReadCheckpointManifest(p)
+	man, err := ReadManifest(p)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -395,7 +395,7 @@ func TestSaveCheckpointWriteFailure(t *testing.T) {
 	}{{0, false}, {1, false}, {zb / 2, false}, {zb - 1, false}, {zb, false}, {zb + mb/2, false}, {math.MaxInt64, true}}
 	for _, c := range cases {
 		t.Run(fmt.Sprintf("budget=%d,failSync=%v", c.budget, c.failSync), func(t *testing.T) {
-			_, err := saveCheckpoint(dir, s, failingCreate(c.budget, c.failSync))
+			_, err := save(dir, s, failingCreate(c.budget, c.failSync))
 			switch {
 			case err == nil:
 				t.Fatal("save succeeded")
@@ -412,7 +412,7 @@ func TestSaveCheckpointWriteFailure(t *testing.T) {
 			}
 			m2 := newCkptModel(4, 5)
 			s2 := m2.state()
-			if err := LoadCheckpoint(prev, &s2); err != nil {
+			if err := Load(prev, &s2); err != nil {
 				t.Fatal(err)
 			}
 			for name, w := range prevValues {
@@ -444,8 +444,8 @@ func TestLoadCheckpointTruncated(t *testing.T) {
 				m := newCkptModel(4, 2)
 				before := m.values()
 				s := m.state()
-				err := LoadCheckpoint(path, &s)
-				wantKind(t, err, KindTruncated, ErrCheckpointTruncated, path, file)
+				err := Load(path, &s)
+				wantKind(t, err, KindTruncated, ErrTruncated, path, file)
 				for name, w := range before {
 					if !bitsEqual(m.values()[name], w) {
 						t.Errorf("%s changed by a failed load", name)
@@ -462,7 +462,7 @@ func TestLoadCheckpointTruncated(t *testing.T) {
 	f.Write([]byte{0})
 	f.Close()
 	s := newCkptModel(4, 2).state()
-	wantKind(t, LoadCheckpoint(path, &s), KindCorrupt, ErrCheckpointCorrupt)
+	wantKind(t, Load(path, &s), KindCorrupt, ErrCorrupt)
 }
 
 func TestLoadCheckpointFlippedByte(t *testing.T) {
@@ -480,8 +480,8 @@ func TestLoadCheckpointFlippedByte(t *testing.T) {
 			t.Fatal(err)
 		}
 		s := newCkptModel(4, 2).state()
-		wantKind(t, LoadCheckpoint(path, &s), KindCorrupt, ErrCheckpointCorrupt,
-			`pipeline: checkpoint "`+path+`": corrupt: tensors.zst SHA-256 mismatch`)
+		wantKind(t, Load(path, &s), KindCorrupt, ErrCorrupt,
+			`checkpoint "`+path+`": corrupt: tensors.zst SHA-256 mismatch`)
 	}
 }
 
@@ -568,7 +568,7 @@ func TestLoadCheckpointTensorChecksum(t *testing.T) {
 		m["tensors_bytes"] = len(zb)
 	})
 	s := newCkptModel(4, 2).state()
-	wantKind(t, LoadCheckpoint(path, &s), KindCorrupt, ErrCheckpointCorrupt, `tensor "model/head.weight": SHA-256 mismatch`)
+	wantKind(t, Load(path, &s), KindCorrupt, ErrCorrupt, `tensor "model/head.weight": SHA-256 mismatch`)
 }
 
 func sha256Hex(b []byte) string {
@@ -581,9 +581,9 @@ func TestLoadCheckpointVersion(t *testing.T) {
 	path, _ := saveTrained(t, dir, 400)
 	rewriteManifest(t, path, func(m map[string]any) { m["format_version"] = 2 })
 	s := newCkptModel(4, 2).state()
-	wantKind(t, LoadCheckpoint(path, &s), KindVersion, ErrCheckpointVersion, "format_version 2", "version 1")
-	_, err := ReadCheckpointManifest(path)
-	wantKind(t, err, KindVersion, ErrCheckpointVersion)
+	wantKind(t, Load(path, &s), KindVersion, ErrVersion, "format_version 2", "version 1")
+	_, err := ReadManifest(path)
+	wantKind(t, err, KindVersion, ErrVersion)
 }
 
 func TestLoadCheckpointArchitecture(t *testing.T) {
@@ -593,15 +593,15 @@ func TestLoadCheckpointArchitecture(t *testing.T) {
 	m := newCkptModel(8, 2)
 	before := m.values()
 	s := m.state()
-	err := LoadCheckpoint(path, &s)
-	wantKind(t, err, KindArchitecture, ErrCheckpointArchitecture, "made for another architecture",
+	err := Load(path, &s)
+	wantKind(t, err, KindArchitecture, ErrArchitecture, "made for another architecture",
 		"model/conv.weight: shape [4 3 3 1] in file, [8 3 3 1] in model",
 		"model/head.weight: shape [3 4] in file, [3 8] in model",
 		"buffer/bn.running_mean", "optim/conv.weight.momentum")
 	if strings.Contains(err.Error(), "head.bias") {
 		t.Errorf("error %q lists head.bias, which fits", err)
 	}
-	var ce *CheckpointError
+	var ce *Error
 	errors.As(err, &ce)
 	if n := len(ce.Err.(interface{ Unwrap() []error }).Unwrap()); n != 12 {
 		t.Errorf("%d differences listed, want 12: %v", n, err)
@@ -619,7 +619,7 @@ func TestLoadCheckpointArchitecture(t *testing.T) {
 	m = newCkptModel(4, 2)
 	s = m.state()
 	s.Optim = nn.NewAdamW(s.Params, 0).State()
-	wantKind(t, LoadCheckpoint(path, &s), KindArchitecture, ErrCheckpointArchitecture,
+	wantKind(t, Load(path, &s), KindArchitecture, ErrArchitecture,
 		"optim/adamw.step: in model but not in file", "optim/conv.weight.momentum: in file but not in model")
 }
 
@@ -627,8 +627,8 @@ func TestLoadCheckpointMissing(t *testing.T) {
 	dir := t.TempDir()
 	s := newCkptModel(4, 2).state()
 	nowhere := filepath.Join(dir, "ckpt-step-00000001")
-	err := LoadCheckpoint(nowhere, &s)
-	wantKind(t, err, KindMissing, ErrCheckpointMissing, "no such checkpoint directory")
+	err := Load(nowhere, &s)
+	wantKind(t, err, KindMissing, ErrMissing, "no such checkpoint directory")
 	if !errors.Is(err, fs.ErrNotExist) {
 		t.Errorf("error %v does not match fs.ErrNotExist", err)
 	}
@@ -637,8 +637,8 @@ func TestLoadCheckpointMissing(t *testing.T) {
 		if err := os.Remove(filepath.Join(path, file)); err != nil {
 			t.Fatal(err)
 		}
-		err := LoadCheckpoint(path, &s)
-		wantKind(t, err, KindMissing, ErrCheckpointMissing, file+" does not exist")
+		err := Load(path, &s)
+		wantKind(t, err, KindMissing, ErrMissing, file+" does not exist")
 		if !errors.Is(err, fs.ErrNotExist) {
 			t.Errorf("error %v does not match fs.ErrNotExist", err)
 		}
@@ -674,27 +674,27 @@ func TestLoadCheckpointBadManifest(t *testing.T) {
 			defer os.WriteFile(filepath.Join(path, "manifest.json"), good, 0o644)
 			rewriteManifest(t, path, c.edit)
 			s := newCkptModel(4, 2).state()
-			wantKind(t, LoadCheckpoint(path, &s), c.kind, kindSentinels[c.kind])
+			wantKind(t, Load(path, &s), c.kind, kindSentinels[c.kind])
 		})
 	}
 }
 
 func TestListPruneCheckpoints(t *testing.T) {
 	dir := t.TempDir()
-	if _, err := ListCheckpoints(filepath.Join(dir, "nope")); !errors.Is(err, fs.ErrNotExist) {
+	if _, err := List(filepath.Join(dir, "nope")); !errors.Is(err, fs.ErrNotExist) {
 		t.Errorf("listing a missing dir: %v", err)
 	}
-	_, err := LatestCheckpoint(filepath.Join(dir, "nope"))
-	if !errors.Is(err, ErrNoCheckpoint) || !errors.Is(err, fs.ErrNotExist) {
+	_, err := Latest(filepath.Join(dir, "nope"))
+	if !errors.Is(err, ErrNone) || !errors.Is(err, fs.ErrNotExist) {
 		t.Errorf("latest of a missing dir: %v", err)
 	}
-	if _, err := LatestCheckpoint(dir); !errors.Is(err, ErrNoCheckpoint) {
+	if _, err := Latest(dir); !errors.Is(err, ErrNone) {
 		t.Errorf("latest of an empty dir: %v", err)
 	}
 
 	steps := []int{1000, 100, 100000000, 300, 200, 0}
 	for _, step := range steps {
-		if err := os.Mkdir(filepath.Join(dir, CheckpointName(step)), 0o755); err != nil {
+		if err := os.Mkdir(filepath.Join(dir, DirName(step)), 0o755); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -717,7 +717,7 @@ func TestListPruneCheckpoints(t *testing.T) {
 		}
 		return ns
 	}
-	paths, err := ListCheckpoints(dir)
+	paths, err := List(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -725,19 +725,19 @@ func TestListPruneCheckpoints(t *testing.T) {
 	if got := names(paths); !slices.Equal(got, want) {
 		t.Errorf("list %q, want %q", got, want)
 	}
-	latest, err := LatestCheckpoint(dir)
+	latest, err := Latest(dir)
 	if err != nil || latest != filepath.Join(dir, "ckpt-step-100000000") {
 		t.Errorf("latest %q, %v", latest, err)
 	}
 
-	if err := PruneCheckpoints(dir, -1); err == nil {
+	if err := Prune(dir, -1); err == nil {
 		t.Error("keepLast -1: want an error")
 	}
 	best := filepath.Join(dir, "ckpt-step-00000100")
-	if err := PruneCheckpoints(dir, 2, best); err != nil {
+	if err := Prune(dir, 2, best); err != nil {
 		t.Fatal(err)
 	}
-	paths, _ = ListCheckpoints(dir)
+	paths, _ = List(dir)
 	want = []string{"ckpt-step-00000100", "ckpt-step-00001000", "ckpt-step-100000000"}
 	if got := names(paths); !slices.Equal(got, want) {
 		t.Errorf("after prune: %q, want %q", got, want)
@@ -753,13 +753,13 @@ func TestListPruneCheckpoints(t *testing.T) {
 		}
 	}
 	// Pruning again changes nothing; keeping none but the best leaves it.
-	if err := PruneCheckpoints(dir, 2, best); err != nil {
+	if err := Prune(dir, 2, best); err != nil {
 		t.Fatal(err)
 	}
-	if err := PruneCheckpoints(dir, 0, "ckpt-step-00001000"); err != nil {
+	if err := Prune(dir, 0, "ckpt-step-00001000"); err != nil {
 		t.Fatal(err)
 	}
-	paths, _ = ListCheckpoints(dir)
+	paths, _ = List(dir)
 	if got := names(paths); !slices.Equal(got, []string{"ckpt-step-00001000"}) {
 		t.Errorf("after prune to the best: %q", got)
 	}
@@ -772,7 +772,7 @@ func TestSaveCheckpointIgnoresPartial(t *testing.T) {
 		t.Fatal(err)
 	}
 	path, _ := saveTrained(t, dir, 400)
-	latest, err := LatestCheckpoint(dir)
+	latest, err := Latest(dir)
 	if err != nil || latest != path {
 		t.Errorf("latest %q, %v; want %q", latest, err, path)
 	}
@@ -785,7 +785,7 @@ func FuzzLoadCheckpointManifest(f *testing.F) {
 	s.Config = json.RawMessage(`{"lr":0.1}`)
 	s.RNG = map[string][]byte{"train": {1, 2, 3}}
 	s.Metrics = map[string]float64{"val_loss": 2}
-	path, err := SaveCheckpoint(dir, s)
+	path, err := Save(dir, s)
 	if err != nil {
 		f.Fatal(err)
 	}
@@ -802,15 +802,15 @@ func FuzzLoadCheckpointManifest(f *testing.F) {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {
-		m, err := parseCheckpointManifest(b)
+		m, err := parseManifest(b)
 		if err != nil {
-			var ce *CheckpointError
+			var ce *Error
 			if !errors.As(err, &ce) || kindSentinels[ce.Kind] == nil || m != nil {
 				t.Fatalf("error %v (%T), manifest %v", err, err, m)
 			}
 			return
 		}
-		if m.FormatVersion != CheckpointVersion {
+		if m.FormatVersion != Version {
 			t.Fatalf("accepted format_version %d", m.FormatVersion)
 		}
 		if _, err := containerSize(m.Tensors); err != nil {
@@ -821,13 +821,13 @@ func FuzzLoadCheckpointManifest(f *testing.F) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if _, err := parseCheckpointManifest(b2); err != nil {
+		if _, err := parseManifest(b2); err != nil {
 			t.Fatalf("re-encoded manifest rejected: %v", err)
 		}
 	})
 }
 
-func ExampleSaveCheckpoint() {
+func ExampleSave() {
 	dir, err := os.MkdirTemp("", "run")
 	if err != nil {
 		panic(err)
@@ -838,7 +838,7 @@ func ExampleSaveCheckpoint() {
 	head := nn.NewLinear("head", 4, 2, rng)
 	opt := nn.NewSGD(head.Params(), 0.9, 0, false)
 	rngState, _ := pcg.MarshalBinary()
-	path, err := SaveCheckpoint(dir, CheckpointState{
+	path, err := Save(dir, State{
 		Step: 400, Pretext: "relpos", Config: json.RawMessage(`{"batch": 8}`),
 		RNG:    map[string][]byte{"train": rngState},
 		Params: head.Params(), Optim: opt.State(),
@@ -849,12 +849,12 @@ func ExampleSaveCheckpoint() {
 
 	// Later, resuming: find the checkpoint, read its config to build the
 	// model, then load into it.
-	latest, _ := LatestCheckpoint(dir)
-	man, _ := ReadCheckpointManifest(latest)
+	latest, _ := Latest(dir)
+	man, _ := ReadManifest(latest)
 	rng2, _ := nn.NewRNG(2)
 	head2 := nn.NewLinear("head", 4, 2, rng2)
-	s := CheckpointState{Params: head2.Params(), Optim: nn.NewSGD(head2.Params(), 0.9, 0, false).State()}
-	if err := LoadCheckpoint(latest, &s); err != nil {
+	s := State{Params: head2.Params(), Optim: nn.NewSGD(head2.Params(), 0.9, 0, false).State()}
+	if err := Load(latest, &s); err != nil {
 		panic(err)
 	}
 	fmt.Println(filepath.Base(path), man.Pretext, string(s.Config), s.Step)
@@ -862,4 +862,51 @@ func ExampleSaveCheckpoint() {
 	// Output:
 	// ckpt-step-00000400 relpos {"batch":8} 400
 	// true
+}
+
+// TestLoadPartial loads the convolution and batch norm alone from the
+// checkpoint of the whole model, as an encoder is loaded from a pretext
+// model's checkpoint.
+func TestLoadPartial(t *testing.T) {
+	path, trained := saveTrained(t, t.TempDir(), 7)
+	fresh := newCkptModel(4, 2)
+	conv, bn := fresh.net.Layers[0], fresh.net.Layers[1].(*nn.BatchNorm)
+	part := State{Params: append(conv.Params(), bn.Params()...), Buffers: bn.Buffers()}
+	if err := LoadPartial(path, &part); err != nil {
+		t.Fatal(err)
+	}
+	if part.Step != 7 || string(part.Config) != `{"lr":0.1}` {
+		t.Errorf("step %d, config %s", part.Step, part.Config)
+	}
+	want := trained.values()
+	for _, p := range part.Params {
+		if !bitsEqual(p.Value.Data, want[ModelPrefix+p.Name]) {
+			t.Errorf("%s not loaded", p.Name)
+		}
+	}
+	for _, p := range part.Buffers {
+		if !bitsEqual(p.Value.Data, want[BufferPrefix+p.Name]) {
+			t.Errorf("buffer %s not loaded", p.Name)
+		}
+	}
+	if bitsEqual(fresh.net.Layers[4].Params()[0].Value.Data, want[ModelPrefix+"head.weight"]) {
+		t.Error("the head, not asked for, was loaded")
+	}
+
+	// A part the checkpoint does not hold, or holds in another shape.
+	rng, _ := nn.NewRNG(3)
+	other := nn.NewConv2D("conv", 1, 5, 3, 1, 1, true, rng)
+	extra := nn.NewLinear("tail", 2, 2, rng)
+	for _, ps := range [][]*nn.Param{other.Params(), extra.Params()} {
+		s := State{Params: ps}
+		before := slices.Clone(ps[0].Value.Data)
+		err := LoadPartial(path, &s)
+		wantKind(t, err, KindArchitecture, ErrArchitecture)
+		if !bitsEqual(ps[0].Value.Data, before) {
+			t.Error("a failed partial load changed a tensor")
+		}
+	}
+	if err := LoadPartial(path, &State{Optim: fresh.opt.State()}); err == nil {
+		t.Error("a partial load took optimiser state")
+	}
 }
