@@ -44,7 +44,7 @@ type Config struct {
 }
 
 func init() {
-	for _, s := range []Spec{relposSpec, mirroredSpec, linearSpec, tiedSpec,
+	for _, s := range []Spec{relposSpec, rotationSpec, mirroredSpec, linearSpec, tiedSpec,
 		denoisingSpec(mirroredSpec), denoisingSpec(linearSpec), denoisingSpec(tiedSpec), supervisedSpec} {
 		Register(s)
 	}
