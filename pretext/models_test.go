@@ -289,6 +289,8 @@ func TestGradients(t *testing.T) {
 	}{
 		{"ae-tied", []string{"encoder.block1.conv.weight", "encoder.block2.conv.weight", "decoder.block1.bn.weight", "decoder.out.bias"}},
 		{"ae-linear", []string{"encoder.block1.conv.weight", "encoder.block2.bn.bias", "decoder.fc.weight"}},
+		{"rotation", []string{"encoder.block1.conv.weight", "encoder.block2.bn.weight", "head.weight", "head.bias"}},
+		{"inpaint", []string{"encoder.block1.conv.weight", "encoder.block2.conv.weight", "decoder.block1.conv.weight", "decoder.block2.bn.bias", "decoder.out.weight"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			cfg := tinyConfig()

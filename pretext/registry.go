@@ -35,6 +35,9 @@ type Config struct {
 	// Corruption is the input corruption of the dae-* pretexts.
 	Corruption Corruption `json:"corruption"`
 
+	// Inpaint is the mask of the inpaint pretext.
+	Inpaint InpaintConfig `json:"inpaint"`
+
 	// Classes is the dataset's number of classes, for pretexts that
 	// train on labels; a resolved config records it.
 	Classes int `json:"classes,omitempty"`
@@ -44,7 +47,7 @@ type Config struct {
 }
 
 func init() {
-	for _, s := range []Spec{relposSpec, mirroredSpec, linearSpec, tiedSpec,
+	for _, s := range []Spec{relposSpec, rotationSpec, inpaintSpec, mirroredSpec, linearSpec, tiedSpec,
 		denoisingSpec(mirroredSpec), denoisingSpec(linearSpec), denoisingSpec(tiedSpec), supervisedSpec} {
 		Register(s)
 	}
