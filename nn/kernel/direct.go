@@ -38,7 +38,7 @@ func directConv(mk microKernel, out, xp []float32, n, hp, wp, c, k int, b []floa
 	buf := packPool.Get().(*packBuffers)
 	defer packPool.Put(buf)
 	buf.b = reuseFloats(buf.b, panels*nr*kk)
-	packB(buf.b, b, cols, false, 0, kk, 0, cols, nr)
+	packB(buf.b, b, cols, false, 0, kk, 0, cols, mk)
 	buf.offs = reuseInts(buf.offs, k*k)
 	offs := buf.offs
 	for ki := 0; ki < k; ki++ {
@@ -181,7 +181,7 @@ func directConvWeightGrad(mk microKernel, g, xp []float32, n, hp, wp, c, k int, 
 			i, off := q/span, q%span
 			kc := min(blockK, q1-q, span-off)
 			pc := i*hp*wp + off
-			packPaddedRows(bpack, dy, i, off, kc, oh, ow, wp, cols, nr)
+			packPaddedRows(bpack, dy, i, off, kc, oh, ow, wp, cols, mk)
 			for t, toff := range offs {
 				for i0 := 0; i0 < c; i0 += mr {
 					rows := min(mr, c-i0)
@@ -213,8 +213,9 @@ func directConvWeightGrad(mk microKernel, g, xp []float32, n, hp, wp, c, k int, 
 // (row-major with rows wp wide), from position off on, as the k-major
 // panels of nr columns that the micro-kernel reads as B: the output
 // gradient dy [n, oh, ow, cols] at real positions, zeros in the padding
-// columns (x ≥ ow). cols is a multiple of nr.
-func packPaddedRows(dst, dy []float32, i, off, kc, oh, ow, wp, cols, nr int) {
+// columns (x ≥ ow). cols is a multiple of nr = mk.nr.
+func packPaddedRows(dst, dy []float32, i, off, kc, oh, ow, wp, cols int, mk microKernel) {
+	nr := mk.nr
 	panels := cols / nr
 	for p := 0; p < kc; p++ {
 		y, x := (off+p)/wp, (off+p)%wp
@@ -225,8 +226,8 @@ func packPaddedRows(dst, dy []float32, i, off, kc, oh, ow, wp, cols, nr int) {
 			continue
 		}
 		src := dy[((i*oh+y)*ow+x)*cols : ((i*oh+y)*ow+x+1)*cols]
-		if haveRowKernels && nr == 16 {
-			scatterRow16AVX2(&dst[p*16], &src[0], panels, kc*16)
+		if mk.scatter != nil {
+			mk.scatter(&dst[p*nr], &src[0], panels, kc*nr)
 			continue
 		}
 		for q := 0; q < panels; q++ {

@@ -28,7 +28,7 @@ func ReluGrad(dx, dy, y []float32) {
 // Axpy adds alpha·x to y elementwise. y is at least as long as x.
 func Axpy(alpha float32, x, y []float32) {
 	y = y[:len(x)]
-	if haveRowKernels && len(x) >= 8 {
+	if rowLevel() >= levelAVX2 && len(x) >= 8 {
 		axpyAVX2(alpha, &x[0], &y[0], len(x))
 		return
 	}
@@ -49,7 +49,7 @@ func Sum(x []float32) float64 {
 // Dot returns Σ x[i]·y[i] in float32. y is at least as long as x.
 func Dot(x, y []float32) float32 {
 	y = y[:len(x)]
-	if haveRowKernels && len(x) >= 8 {
+	if rowLevel() >= levelAVX2 && len(x) >= 8 {
 		return dotAVX2(&x[0], &y[0], len(x))
 	}
 	var s float32

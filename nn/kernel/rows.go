@@ -16,7 +16,7 @@ func ScaleShiftRows(dst, x, s, b []float32, relu bool) {
 	if c == 0 {
 		return
 	}
-	if haveRowKernels && c%8 == 0 && len(x) > 0 {
+	if rowLevel() >= levelAVX2 && c%8 == 0 && len(x) > 0 {
 		scaleShiftRowsAVX2(&dst[0], &x[0], &s[0], &b[0], len(x)/c, c, relu)
 		return
 	}
@@ -41,7 +41,7 @@ func AffineGradRows(dst, dy, mask, x, a, k, b []float32) {
 	if c == 0 {
 		return
 	}
-	if haveRowKernels && c%8 == 0 && len(dy) > 0 {
+	if rowLevel() >= levelAVX2 && c%8 == 0 && len(dy) > 0 {
 		var m *float32
 		if mask != nil {
 			m = &mask[0]
@@ -72,7 +72,7 @@ func ColSums(p1, p2, u, v, mask, su, sv []float32) {
 	if c == 0 {
 		return
 	}
-	if haveRowKernels && c%8 == 0 && len(u) > 0 {
+	if rowLevel() >= levelAVX2 && c%8 == 0 && len(u) > 0 {
 		var vp, mp, svp *float32
 		if v != nil {
 			vp, svp = &v[0], &sv[0]

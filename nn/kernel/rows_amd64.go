@@ -2,6 +2,5 @@
 
 package kernel
 
-import "golang.org/x/sys/cpu"
-
-var haveRowKernels = cpu.X86.HasAVX2 && cpu.X86.HasFMA
+// rowLevel is the level of the row kernels in use, which is the path's.
+func rowLevel() int { return level }

@@ -31,13 +31,17 @@ type microKernel struct {
 	// conv is the same tile for a direct convolution (see DirectConv):
 	// k = taps·c, A(i, t·c+ci) = a[offs[t] + i·rs + ci].
 	conv func(taps int, offs *int, c int, a *float32, rs int, b, out *float32, ldc int, accumulate bool)
+	// scatter, when not nil, copies one row of a plain B into the same
+	// row of each of its packed panels: src[nr·q : nr·q+nr] to
+	// dst[q·stride:] for q < panels.
+	scatter func(dst, src *float32, panels, stride int)
 }
 
-// active is the micro-kernel Gemm uses, chosen at start-up from the CPU's
-// features (see sgemm_amd64.go); kernels lists every one this CPU can run.
+// active is the micro-kernel of the path in use (see cpu.go); kernels
+// lists every one this CPU can run, the best path's first.
 var (
 	active  = genericKernel
-	kernels = []microKernel{genericKernel}
+	kernels []microKernel
 )
 
 // KernelNames returns the names of the micro-kernels this CPU can run;
@@ -185,7 +189,7 @@ func sgemmSerial(mk microKernel, transA, transB bool, m, n, k int, alpha float32
 		accumulate := pc > 0 || !overwrite
 		for jc := 0; jc < n; jc += blockN {
 			nc := min(blockN, n-jc)
-			packB(buf.b, b, ldb, transB, pc, kc, jc, nc, nr)
+			packB(buf.b, b, ldb, transB, pc, kc, jc, nc, mk)
 			for ic := 0; ic < m; ic += blockM {
 				mc := min(blockM, m-ic)
 				// The micro-kernel reads A in place, which saves a pass over
@@ -263,16 +267,18 @@ func packA(dst, a []float32, lda int, trans bool, i0, mc, p0, kc int, alpha floa
 }
 
 // packB copies op(B)[p0:p0+kc, j0:j0+nc] into dst as column panels of nr
-// columns, each k-major ([kc][nr]), zero-padding the last panel.
-func packB(dst, b []float32, ldb int, trans bool, p0, kc, j0, nc, nr int) {
+// columns (nr = mk.nr), each k-major ([kc][nr]), zero-padding the last
+// panel.
+func packB(dst, b []float32, ldb int, trans bool, p0, kc, j0, nc int, mk microKernel) {
+	nr := mk.nr
 	if !trans {
 		// Row by row: each row of B is read once, contiguously, and its
 		// pieces go to the same row of every panel.
 		full := nc / nr
-		if haveRowKernels && nr == 16 && full > 0 {
-			_ = b[(p0+kc-1)*ldb+j0+full*16-1] // bounds, once for the block
+		if mk.scatter != nil && full > 0 {
+			_ = b[(p0+kc-1)*ldb+j0+full*nr-1] // bounds, once for the block
 			for p := 0; p < kc; p++ {
-				scatterRow16AVX2(&dst[p*16], &b[(p0+p)*ldb+j0], full, kc*16)
+				mk.scatter(&dst[p*nr], &b[(p0+p)*ldb+j0], full, kc*nr)
 			}
 		} else {
 			for p := 0; p < kc; p++ {

@@ -2,13 +2,12 @@
 
 package kernel
 
-import "golang.org/x/sys/cpu"
+var avx2Kernel = microKernel{name: "avx2-6x16", mr: 6, nr: 16, fn: kernelAVX2_6x16, conv: convKernelAVX2_6x16, scatter: scatterRow16AVX2}
 
-var avx2Kernel = microKernel{name: "avx2-6x16", mr: 6, nr: 16, fn: kernelAVX2_6x16, conv: convKernelAVX2_6x16}
-
-func init() {
-	if cpu.X86.HasAVX2 && cpu.X86.HasFMA {
-		kernels = append(kernels, avx2Kernel)
-		active = avx2Kernel
+// kernelFor returns the micro-kernel of path level l.
+func kernelFor(l int) microKernel {
+	if l >= levelAVX2 {
+		return avx2Kernel
 	}
+	return genericKernel
 }
