@@ -225,12 +225,12 @@ func transposeInto(dst, src []float32, rows, cols int) {
 
 // padImages returns x [N, H, W, C] with p zero pixels on every side, as
 // [N, H+2p, W+2p, C] in a buffer from the scratch pool (give it back with
-// putScratch), followed by 8·C zeros of slack for kernel.DirectConv.
+// putScratch), followed by kernel.Slack·C zeros of slack for kernel.DirectConv.
 func padImages(x *Tensor, p int) []float32 {
 	n, h, w, c := dims4("padImages", x)
 	hp, wp := h+2*p, w+2*p
 	size := n * hp * wp * c
-	buf := getScratch(size + 8*c)
+	buf := getScratch(size + kernel.Slack*c)
 	kernel.For(n*hp, 8, func(_, lo, hi int) {
 		for r := lo; r < hi; r++ {
 			i, y := r/hp, r%hp

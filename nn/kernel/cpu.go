@@ -53,8 +53,11 @@ var (
 func init() {
 	best = cpuLevel()
 	for l := best; l >= levelPurego; l-- {
-		if mk := kernelFor(l); !slices.ContainsFunc(kernels, func(k microKernel) bool { return k.name == mk.name }) {
-			kernels = append(kernels, mk)
+		gemm, conv := kernelFor(l)
+		for _, mk := range []microKernel{gemm, conv} {
+			if !slices.ContainsFunc(kernels, func(k microKernel) bool { return k.name == mk.name }) {
+				kernels = append(kernels, mk)
+			}
 		}
 	}
 	setLevel(best)
@@ -100,8 +103,8 @@ func SetPath(name string) error {
 	return fmt.Errorf("path %q: %w: want one of %s", name, ErrPath, strings.Join(Paths(), ", "))
 }
 
-// setLevel selects the micro-kernel and the row kernels of path l.
+// setLevel selects the micro-kernels and the row kernels of path l.
 func setLevel(l int) {
 	level = l
-	active = kernelFor(l)
+	active, activeConv = kernelFor(l)
 }

@@ -9,7 +9,7 @@ import "golang.org/x/sys/cpu"
 func cpuLevel() int {
 	switch {
 	case cpu.X86.HasAVX512F && cpu.X86.HasAVX2 && cpu.X86.HasFMA:
-		return levelAVX2 // the AVX-512 kernels come with the next change
+		return levelAVX512
 	case cpu.X86.HasAVX2 && cpu.X86.HasFMA:
 		return levelAVX2
 	}

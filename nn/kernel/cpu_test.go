@@ -67,7 +67,7 @@ func TestSetPath(t *testing.T) {
 		if err := SetPath(strings.ToUpper(p)); err != nil {
 			t.Fatalf("SetPath(%q): %v", p, err)
 		}
-		if Path() != p || active.name != kernelFor(level).name {
+		if gemm, _ := kernelFor(level); Path() != p || active.name != gemm.name {
 			t.Errorf("after SetPath(%q): Path %s, micro-kernel %s", p, Path(), active.name)
 		}
 	}

@@ -43,3 +43,63 @@ func axpyAVX2(alpha float32, x *float32, y *float32, n int)
 //
 //go:noescape
 func dotAVX2(x *float32, y *float32, n int) float32
+
+// kernelAVX512_6x64 is the AVX512 GEMM micro-kernel of 6x64 tiles (see microKernel).
+//
+//go:noescape
+func kernelAVX512_6x64(k int, a *float32, rs int, ks int, b *float32, c *float32, ldc int, accumulate bool)
+
+// convKernelAVX512_6x64 is the AVX512 direct-convolution micro-kernel of 6x64 tiles (see microKernel).
+//
+//go:noescape
+func convKernelAVX512_6x64(taps int, offs *int, c int, a *float32, rs int, b *float32, out *float32, ldc int, accumulate bool)
+
+// kernelAVX512_8x32 is the AVX512 GEMM micro-kernel of 8x32 tiles (see microKernel).
+//
+//go:noescape
+func kernelAVX512_8x32(k int, a *float32, rs int, ks int, b *float32, c *float32, ldc int, accumulate bool)
+
+// convKernelAVX512_8x32 is the AVX512 direct-convolution micro-kernel of 8x32 tiles (see microKernel).
+//
+//go:noescape
+func convKernelAVX512_8x32(taps int, offs *int, c int, a *float32, rs int, b *float32, out *float32, ldc int, accumulate bool)
+
+// scatterRow16AVX512 copies one row of a plain B into its 16-column packed panels (see packB).
+//
+//go:noescape
+func scatterRow16AVX512(dst *float32, src *float32, panels int, stride int)
+
+// scatterRow32AVX512 copies one row of a plain B into its 32-column packed panels (see packB).
+//
+//go:noescape
+func scatterRow32AVX512(dst *float32, src *float32, panels int, stride int)
+
+// scatterRow64AVX512 copies one row of a plain B into its 64-column packed panels (see packB).
+//
+//go:noescape
+func scatterRow64AVX512(dst *float32, src *float32, panels int, stride int)
+
+// scaleShiftRowsAVX512 is ScaleShiftRows for c a multiple of the vector width.
+//
+//go:noescape
+func scaleShiftRowsAVX512(dst *float32, x *float32, s *float32, b *float32, rows int, c int, relu bool)
+
+// affineGradRowsAVX512 is AffineGradRows for c a multiple of the vector width.
+//
+//go:noescape
+func affineGradRowsAVX512(dst *float32, dy *float32, mask *float32, x *float32, a *float32, k *float32, b *float32, rows int, c int)
+
+// colSumsAVX512 is ColSums for c a multiple of the vector width.
+//
+//go:noescape
+func colSumsAVX512(p1 *float32, p2 *float32, u *float32, v *float32, mask *float32, su *float32, sv *float32, rows int, c int)
+
+// axpyAVX512 is Axpy.
+//
+//go:noescape
+func axpyAVX512(alpha float32, x *float32, y *float32, n int)
+
+// dotAVX512 is Dot.
+//
+//go:noescape
+func dotAVX512(x *float32, y *float32, n int) float32

@@ -5,8 +5,9 @@ package kernel
 // rowLevel is purego: without the assembly the row kernels are Go loops.
 func rowLevel() int { return levelPurego }
 
-// kernelFor returns the portable micro-kernel, the only one here.
-func kernelFor(int) microKernel { return genericKernel }
+// kernelFor returns the portable micro-kernel, the only one here, for
+// GEMMs and direct convolutions.
+func kernelFor(int) (gemm, conv microKernel) { return genericKernel, genericKernel }
 
 func scaleShiftRowsAVX2(dst, x, s, b *float32, rows, c int, relu bool) { panic("unreachable") }
 

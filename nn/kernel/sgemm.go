@@ -12,8 +12,9 @@ import (
 // columns, k-major). Packed B blocks (kc×nc) stay in the last-level cache,
 // packed A blocks (mc×kc) in L2, and one B micro-panel in L1 while the
 // micro-kernel sweeps the A panels.
+// The depth kc of a packed block is the micro-kernel's (microKernel.kc):
+// one B micro-panel, kc·nr floats, is to stay in L1.
 const (
-	blockK = 256 // kc: depth of one packed block
 	blockM = 384 // mc: rows of one packed A block
 	blockN = 512 // nc: columns of one packed B block (measured: larger blocks spread one row of B over more pages when packing)
 )
@@ -27,6 +28,7 @@ const (
 type microKernel struct {
 	name   string
 	mr, nr int
+	kc     int // depth of a packed block
 	fn     func(k int, a *float32, rs, ks int, b, c *float32, ldc int, accumulate bool)
 	// conv is the same tile for a direct convolution (see DirectConv):
 	// k = taps·c, A(i, t·c+ci) = a[offs[t] + i·rs + ci].
@@ -37,11 +39,13 @@ type microKernel struct {
 	scatter func(dst, src *float32, panels, stride int)
 }
 
-// active is the micro-kernel of the path in use (see cpu.go); kernels
-// lists every one this CPU can run, the best path's first.
+// active is the GEMM micro-kernel of the path in use (see cpu.go), and
+// activeConv the one of the direct convolutions, whose tile may differ;
+// kernels lists every micro-kernel this CPU can run, the best path's
+// first.
 var (
-	active  = genericKernel
-	kernels []microKernel
+	active, activeConv = genericKernel, genericKernel
+	kernels            []microKernel
 )
 
 // KernelNames returns the names of the micro-kernels this CPU can run;
@@ -180,6 +184,7 @@ func sgemmSerial(mk microKernel, transA, transB bool, m, n, k int, alpha float32
 	mr, nr := mk.mr, mk.nr
 	buf := packPool.Get().(*packBuffers)
 	defer packPool.Put(buf)
+	blockK := mk.kc
 	buf.a = reuseFloats(buf.a, roundUp(min(m, blockM), mr)*min(k, blockK))
 	buf.b = reuseFloats(buf.b, roundUp(min(n, blockN), nr)*min(k, blockK))
 	buf.tile = reuseFloats(buf.tile, mr*nr)
@@ -325,7 +330,7 @@ func reuseFloats(s []float32, n int) []float32 {
 }
 
 // genericKernel is the portable micro-kernel, in plain Go: 4×16 tiles.
-var genericKernel = microKernel{name: "generic", mr: 4, nr: 16, fn: kernelGeneric4x16, conv: convKernelGeneric4x16}
+var genericKernel = microKernel{name: "generic", mr: 4, nr: 16, kc: 256, fn: kernelGeneric4x16, conv: convKernelGeneric4x16}
 
 func kernelGeneric4x16(k int, ap *float32, rs, ks int, bp, cp *float32, ldc int, accumulate bool) {
 	const mr, nr = 4, 16

@@ -2,12 +2,28 @@
 
 package kernel
 
-var avx2Kernel = microKernel{name: "avx2-6x16", mr: 6, nr: 16, fn: kernelAVX2_6x16, conv: convKernelAVX2_6x16, scatter: scatterRow16AVX2}
+var (
+	avx2Kernel = microKernel{name: "avx2-6x16", mr: 6, nr: 16, kc: 256,
+		fn: kernelAVX2_6x16, conv: convKernelAVX2_6x16, scatter: scatterRow16AVX2}
+	// The AVX-512 GEMM tile, 6×64 (24 zmm accumulators), and the one of
+	// the direct convolutions, 8×32, whose tiles the reference models'
+	// 16- and 32-pixel rows and 32…256 channels fill exactly; Gemm also
+	// takes 8×32 when it pads fewer columns of C. kc keeps one B
+	// micro-panel (kc·nr floats) at 32 KiB, in L1.
+	avx512Kernel = microKernel{name: "avx512-6x64", mr: 6, nr: 64, kc: 128,
+		fn: kernelAVX512_6x64, conv: convKernelAVX512_6x64, scatter: scatterRow64AVX512}
+	avx512ConvKernel = microKernel{name: "avx512-8x32", mr: 8, nr: 32, kc: 256,
+		fn: kernelAVX512_8x32, conv: convKernelAVX512_8x32, scatter: scatterRow32AVX512}
+)
 
-// kernelFor returns the micro-kernel of path level l.
-func kernelFor(l int) microKernel {
-	if l >= levelAVX2 {
-		return avx2Kernel
+// kernelFor returns the micro-kernels of path level l for GEMMs and for
+// direct convolutions.
+func kernelFor(l int) (gemm, conv microKernel) {
+	switch {
+	case l >= levelAVX512:
+		return avx512Kernel, avx512ConvKernel
+	case l >= levelAVX2:
+		return avx2Kernel, avx2Kernel
 	}
-	return genericKernel
+	return genericKernel, genericKernel
 }

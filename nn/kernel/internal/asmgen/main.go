@@ -17,14 +17,17 @@ import (
 
 func main() {
 	ConstraintExpr("!purego")
-	for _, s := range []isa{avx2} {
+	for _, s := range []isa{avx2, avx512} {
 		for _, t := range gemmTiles[s.name] {
 			gemmKernel(s, t)
-			convKernel(s, t)
+			if t.mr <= 15 {
+				convKernel(s, t)
+			}
 		}
 		scatterRow(s, 16)
 		if s.lanes == 16 {
 			scatterRow(s, 32)
+			scatterRow(s, 64)
 		}
 		scaleShiftRows(s)
 		affineGradRows(s)

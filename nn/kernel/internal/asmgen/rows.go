@@ -278,7 +278,7 @@ func dot(s isa) {
 	VADDPS(s.v(3), s.v(2), s.v(2))
 	VADDPS(s.v(2), s.v(0), s.v(0))
 	if s.lanes == 16 {
-		VEXTRACTF32X8(U8(1), reg.Z0, reg.Y1)
+		VEXTRACTF64X4(U8(1), reg.Z0, reg.Y1)
 		VADDPS(reg.Y1, reg.Y0, reg.Y0)
 	}
 	VEXTRACTF128(U8(1), reg.Y0, reg.X1)
