@@ -162,8 +162,7 @@ func (r tileRegs) store(prefix string) {
 // a + i·rs + p·ks, B packed k-major in rows of nr.
 func gemmKernel(s isa, t tile) {
 	name := fmt.Sprintf("kernel%s_%s", s.name, t)
-	TEXT(name, NOSPLIT, "func(k int, a *float32, rs, ks int, b, c *float32, ldc int, accumulate bool)")
-	Pragma("noescape")
+	text(name, "func(k int, a *float32, rs, ks int, b, c *float32, ldc int, accumulate bool)")
 	Doc(fmt.Sprintf("%s is the %s GEMM micro-kernel of %s tiles (see microKernel).", name, s.name, t))
 	const p = "g"
 	Load(Param("k"), reg.RCX)
@@ -211,8 +210,7 @@ func gemmKernel(s isa, t tile) {
 // the padded input. B is one packed panel of taps·c rows of nr.
 func convKernel(s isa, t tile) {
 	name := fmt.Sprintf("convKernel%s_%s", s.name, t)
-	TEXT(name, NOSPLIT, "func(taps int, offs *int, c int, a *float32, rs int, b, out *float32, ldc int, accumulate bool)")
-	Pragma("noescape")
+	text(name, "func(taps int, offs *int, c int, a *float32, rs int, b, out *float32, ldc int, accumulate bool)")
 	Doc(fmt.Sprintf("%s is the %s direct-convolution micro-kernel of %s tiles (see microKernel).", name, s.name, t))
 	const p = "c"
 	Load(Param("taps"), reg.RBX)
@@ -253,8 +251,7 @@ func convKernel(s isa, t tile) {
 // packed panels.
 func scatterRow(s isa, nr int) {
 	name := fmt.Sprintf("scatterRow%d%s", nr, s.name)
-	TEXT(name, NOSPLIT, "func(dst, src *float32, panels, stride int)")
-	Pragma("noescape")
+	text(name, "func(dst, src *float32, panels, stride int)")
 	Doc(fmt.Sprintf("%s copies one row of a plain B into its %d-column packed panels (see packB).", name, nr))
 	Load(Param("dst"), reg.RDI)
 	Load(Param("src"), reg.RSI)

@@ -24,8 +24,7 @@ func colLoop(s isa, label string, body func(col func(base reg.Register) Mem)) {
 
 // scaleShiftRows: dst[r][j] = x[r][j]·s[j] + b[j], then max(·, +0) with relu.
 func scaleShiftRows(s isa) {
-	TEXT(s.fn("scaleShiftRows"), NOSPLIT, "func(dst, x, s, b *float32, rows, c int, relu bool)")
-	Pragma("noescape")
+	text(s.fn("scaleShiftRows"), "func(dst, x, s, b *float32, rows, c int, relu bool)")
 	Doc(s.fn("scaleShiftRows") + " is ScaleShiftRows for c a multiple of the vector width.")
 	Load(Param("dst"), reg.RDI)
 	Load(Param("x"), reg.RSI)
@@ -72,8 +71,7 @@ func scaleShiftRows(s isa) {
 // affineGradRows: dst[r][j] = g·a[j] + x[r][j]·k[j] + b[j], g = dy[r][j]
 // masked by mask > 0 when mask is not nil.
 func affineGradRows(s isa) {
-	TEXT(s.fn("affineGradRows"), NOSPLIT, "func(dst, dy, mask, x, a, k, b *float32, rows, c int)")
-	Pragma("noescape")
+	text(s.fn("affineGradRows"), "func(dst, dy, mask, x, a, k, b *float32, rows, c int)")
 	Doc(s.fn("affineGradRows") + " is AffineGradRows for c a multiple of the vector width.")
 	Load(Param("dst"), reg.RDI)
 	Load(Param("dy"), reg.RSI)
@@ -130,8 +128,7 @@ func affineGradRows(s isa) {
 // colSums: p1[j] += Σ d, p2[j] += Σ d·w with d = u' − su, u' = u masked
 // by mask > 0 when mask is not nil, w = v − sv, or d when v is nil.
 func colSums(s isa) {
-	TEXT(s.fn("colSums"), NOSPLIT, "func(p1, p2, u, v, mask, su, sv *float32, rows, c int)")
-	Pragma("noescape")
+	text(s.fn("colSums"), "func(p1, p2, u, v, mask, su, sv *float32, rows, c int)")
 	Doc(s.fn("colSums") + " is ColSums for c a multiple of the vector width.")
 	Load(Param("p1"), reg.RDI)
 	Load(Param("p2"), reg.R13)
@@ -186,8 +183,7 @@ func colSums(s isa) {
 // axpy: y[i] += alpha·x[i] for i < n: four vectors a step, then one,
 // then one float.
 func axpy(s isa) {
-	TEXT(s.fn("axpy"), NOSPLIT, "func(alpha float32, x, y *float32, n int)")
-	Pragma("noescape")
+	text(s.fn("axpy"), "func(alpha float32, x, y *float32, n int)")
 	Doc(s.fn("axpy") + " is Axpy.")
 	Load(Param("alpha"), s.half(15).AsX())
 	VBROADCASTSS(s.half(15).AsX(), s.v(15))
@@ -240,8 +236,7 @@ func axpy(s isa) {
 // dot: Σ x[i]·y[i] in four vector accumulators, summed across at the end,
 // then the last floats one by one.
 func dot(s isa) {
-	TEXT(s.fn("dot"), NOSPLIT, "func(x, y *float32, n int) float32")
-	Pragma("noescape")
+	text(s.fn("dot"), "func(x, y *float32, n int) float32")
 	Doc(s.fn("dot") + " is Dot.")
 	Load(Param("x"), reg.RSI)
 	Load(Param("y"), reg.RDI)
