@@ -151,7 +151,7 @@ func (l *Conv2D) Backward(dy *Tensor) *Tensor {
 		l.scratch.put()
 	}
 	l.scratch.kept = nil // spent: ∂col may have overwritten it
-	addTransposed(l.Weight.Grad.Data, dwt, kk, l.OutC)
+	kernel.AddTransposed(l.Weight.Grad.Data, dwt, kk, l.OutC)
 	accumulateBias(l.Bias, dy)
 	if l.NoInputGrad {
 		return nil
@@ -352,7 +352,7 @@ func (l *ConvTranspose2D) Backward(dy *Tensor) *Tensor {
 		kernel.Gemm(true, false, kk, c, m*hw, 1, col, kk, xc, c, beta, dwt, c)
 		kernel.Gemm(false, true, m*hw, c, kk, 1, col, kk, l.Weight.Value.Data, kk, 0, l.dx.Data[s0*hw*c:], c)
 	}
-	addTransposed(l.Weight.Grad.Data, dwt, kk, c)
+	kernel.AddTransposed(l.Weight.Grad.Data, dwt, kk, c)
 	accumulateBias(l.Bias, dy)
 	return l.dx
 }
@@ -423,17 +423,6 @@ func (s *convScratch) im2col(x *Tensor, s0, m, k, stride, pad, perSample int) []
 	return s.col[:m*perSample]
 }
 
-// addTransposed adds the transpose of t, a rows×cols matrix, into g, a
-// cols×rows matrix.
-func addTransposed(g, t []float32, rows, cols int) {
-	kernel.For(cols, 1, func(_, j, _ int) {
-		dst := g[j*rows : (j+1)*rows]
-		for i := range dst {
-			dst[i] += t[i*cols+j]
-		}
-	})
-}
-
 // addBias adds bias[c] to channel c of every position of a channels-last
 // tensor's data; a nil bias does nothing.
 func addBias(y []float32, bias *Param) {
@@ -454,7 +443,7 @@ func accumulateBias(bias *Param, dy *Tensor) {
 	if bias == nil {
 		return
 	}
-	sumRows(bias.Grad.Data, dy.Data)
+	kernel.AddColumnSums(bias.Grad.Data, dy.Data)
 }
 
 func withBias(w, b *Param) []*Param {
