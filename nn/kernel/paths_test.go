@@ -308,3 +308,41 @@ func TestOptimizerStepPaths(t *testing.T) {
 		}
 	}
 }
+
+func TestAdaptiveAvgPool(t *testing.T) {
+	// A 3×4 image of one channel, values 1..12, into 2×2 bins: rows
+	// [0, 2) and [1, 3), columns [0, 2) and [2, 4).
+	src := make([]float32, 12)
+	for i := range src {
+		src[i] = float32(i + 1)
+	}
+	dst := make([]float32, 4)
+	AdaptiveAvgPool(dst, src, 3, 4, 1, 2)
+	want := []float32{(1 + 2 + 5 + 6) / 4., (3 + 4 + 7 + 8) / 4., (5 + 6 + 9 + 10) / 4., (7 + 8 + 11 + 12) / 4.}
+	if !slices.Equal(dst, want) {
+		t.Errorf("AdaptiveAvgPool = %v, want %v", dst, want)
+	}
+	// p = 1 is the global mean, per channel.
+	two := []float32{1, 10, 2, 20, 3, 30, 4, 40}
+	g := make([]float32, 2)
+	AdaptiveAvgPool(g, two, 2, 2, 2, 1)
+	if g[0] != 2.5 || g[1] != 25 {
+		t.Errorf("global mean = %v, want [2.5 25]", g)
+	}
+}
+
+func TestAllFinite(t *testing.T) {
+	for _, tc := range []struct {
+		x    []float32
+		want bool
+	}{
+		{nil, true},
+		{[]float32{0, -1, math.MaxFloat32, math.SmallestNonzeroFloat32}, true},
+		{[]float32{1, float32(math.Inf(-1))}, false},
+		{[]float32{float32(math.NaN()), 2}, false},
+	} {
+		if got := AllFinite(tc.x); got != tc.want {
+			t.Errorf("AllFinite(%v) = %v", tc.x, got)
+		}
+	}
+}

@@ -160,3 +160,34 @@ func MaxPool2RowsGrad(top, bottom, g []float32, arg []int32, c int) {
 		}
 	}
 }
+
+// AdaptiveAvgPool averages one channels-last image src [h, w, c] over
+// p×p bins into dst [p, p, c]: bin (i, j) covers rows
+// [⌊i·h/p⌋, ⌈(i+1)·h/p⌉) and the like columns, so bins may overlap when
+// p does not divide the side. The sums are float64. It panics if p < 1,
+// p exceeds a side, or a slice is short.
+func AdaptiveAvgPool(dst, src []float32, h, w, c, p int) {
+	if p < 1 || p > h || p > w || len(src) < h*w*c || len(dst) < p*p*c {
+		panic(fmt.Sprintf("kernel: AdaptiveAvgPool: bad sizes h=%d w=%d c=%d p=%d (src %d, dst %d)", h, w, c, p, len(src), len(dst)))
+	}
+	sum := make([]float64, c)
+	for i := 0; i < p; i++ {
+		y0, y1 := i*h/p, ((i+1)*h+p-1)/p
+		for j := 0; j < p; j++ {
+			x0, x1 := j*w/p, ((j+1)*w+p-1)/p
+			clear(sum)
+			for yy := y0; yy < y1; yy++ {
+				for xx := x0; xx < x1; xx++ {
+					for k, v := range src[(yy*w+xx)*c : (yy*w+xx+1)*c] {
+						sum[k] += float64(v)
+					}
+				}
+			}
+			inv := 1 / float64((y1-y0)*(x1-x0))
+			d := dst[(i*p+j)*c : (i*p+j+1)*c]
+			for k, v := range sum {
+				d[k] = float32(v * inv)
+			}
+		}
+	}
+}
