@@ -22,7 +22,7 @@ import (
 // a row when the last tile of a row is partial). DirectConv panics if it
 // has not, or if a size is inconsistent.
 func DirectConv(out, xp []float32, n, hp, wp, c, k int, b []float32, cols int) {
-	directConv(activeConv, out, xp, n, hp, wp, c, k, b, cols)
+	directConv(convKernel(cols), out, xp, n, hp, wp, c, k, b, cols)
 }
 
 // Slack is the number of pixels of zeros that DirectConv and
@@ -143,7 +143,7 @@ func reuseInts(s []int, n int) []int {
 // the result does not depend on the number of cores. It panics if a size
 // is inconsistent.
 func DirectConvWeightGrad(g, xp []float32, n, hp, wp, c, k int, dy []float32, cols int) {
-	directConvWeightGrad(activeConv, g, xp, n, hp, wp, c, k, dy, cols)
+	directConvWeightGrad(convKernel(cols), g, xp, n, hp, wp, c, k, dy, cols)
 }
 
 func directConvWeightGrad(mk microKernel, g, xp []float32, n, hp, wp, c, k int, dy []float32, cols int) {

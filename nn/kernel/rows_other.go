@@ -7,4 +7,6 @@ func rowLevel() int { return levelPurego }
 
 // kernelFor returns the portable micro-kernel, the only one here, for
 // GEMMs and direct convolutions.
-func kernelFor(int) (gemm, conv microKernel) { return genericKernel, genericKernel }
+func kernelFor(int) (gemm, conv, narrow microKernel) {
+	return genericKernel, genericKernel, genericKernel
+}

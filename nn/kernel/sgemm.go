@@ -39,14 +39,24 @@ type microKernel struct {
 	scatter func(dst, src *float32, panels, stride int)
 }
 
-// active is the GEMM micro-kernel of the path in use (see cpu.go), and
-// activeConv the one of the direct convolutions, whose tile may differ;
-// kernels lists every micro-kernel this CPU can run, the best path's
-// first.
+// active is the GEMM micro-kernel of the path in use (see cpu.go),
+// activeConv the one of the direct convolutions, whose tile may differ,
+// and activeNarrow the one of direct convolutions with at most its nr
+// output channels; kernels lists every micro-kernel this CPU can run, the
+// best path's first.
 var (
-	active, activeConv = genericKernel, genericKernel
-	kernels            []microKernel
+	active, activeConv, activeNarrow = genericKernel, genericKernel, genericKernel
+	kernels                          []microKernel
 )
+
+// convKernel returns the micro-kernel of a direct convolution with cols
+// output channels.
+func convKernel(cols int) microKernel {
+	if cols <= activeNarrow.nr {
+		return activeNarrow
+	}
+	return activeConv
+}
 
 // KernelNames returns the names of the micro-kernels this CPU can run;
 // the first is the one in use.

@@ -14,16 +14,19 @@ var (
 		fn: kernelAVX512_6x64, conv: convKernelAVX512_6x64, scatter: scatterRow64AVX512}
 	avx512ConvKernel = microKernel{name: "avx512-8x32", mr: 8, nr: 32, kc: 256,
 		fn: kernelAVX512_8x32, conv: convKernelAVX512_8x32, scatter: scatterRow32AVX512}
+	avx512NarrowKernel = microKernel{name: "avx512-8x16", mr: 8, nr: 16, kc: 256,
+		fn: kernelAVX512_8x16, conv: convKernelAVX512_8x16, scatter: scatterRow16AVX512}
 )
 
-// kernelFor returns the micro-kernels of path level l for GEMMs and for
-// direct convolutions.
-func kernelFor(l int) (gemm, conv microKernel) {
+// kernelFor returns the micro-kernels of path level l for GEMMs, for
+// direct convolutions, and for direct convolutions with few output
+// channels (at most narrow.nr).
+func kernelFor(l int) (gemm, conv, narrow microKernel) {
 	switch {
 	case l >= levelAVX512:
-		return avx512Kernel, avx512ConvKernel
+		return avx512Kernel, avx512ConvKernel, avx512NarrowKernel
 	case l >= levelAVX2:
-		return avx2Kernel, avx2Kernel
+		return avx2Kernel, avx2Kernel, avx2Kernel
 	}
-	return genericKernel, genericKernel
+	return genericKernel, genericKernel, genericKernel
 }
