@@ -31,7 +31,7 @@ type BatchNorm struct {
 	mean, istd  []float64 // statistics used by the last Forward
 	scale, add  []float32 // per-channel coefficients of the current pass
 	scale2      []float32
-	sums        colSummer
+	sums        kernel.Moments
 	zeros       []float32
 	centre      []float32
 	trainedLast bool
@@ -96,7 +96,7 @@ func (l *BatchNorm) Forward(x *Tensor, train bool) *Tensor {
 		// Sums of x − x₀ (x₀ the first row) keep the variance exact
 		// when the mean is large against the spread.
 		shift := x.Data[:c]
-		s1, s2 := l.sums.sums(x.Data, nil, shift, nil, nil)
+		s1, s2 := l.sums.Sums(x.Data, nil, shift, nil, nil)
 		for ch := 0; ch < c; ch++ {
 			d := s1[ch] / float64(m)
 			mean := float64(shift[ch]) + d
@@ -140,7 +140,7 @@ func (l *BatchNorm) Backward(dy *Tensor) *Tensor {
 	for ch, m := range l.mean {
 		l.centre[ch] = float32(m)
 	}
-	sumDy, sumDyXc := l.sums.sums(dy.Data, x.Data, make0(&l.zeros, c), l.centre, mask)
+	sumDy, sumDyXc := l.sums.Sums(dy.Data, x.Data, make0(&l.zeros, c), l.centre, mask)
 	// dx = a·dy + k·x + b per channel. Training:
 	// dx = γ·istd·(dy − mean(dy) − x̂·mean(dy·x̂)); evaluation: dx = γ·istd·dy.
 	l.scale2 = reuseSlice(l.scale2, c)
@@ -167,65 +167,11 @@ func (l *BatchNorm) Backward(dy *Tensor) *Tensor {
 	return l.dx
 }
 
-// colSummer sums the columns of a matrix in parallel, in row chunks whose
-// size depends only on the shape, so the sums do not depend on the number
-// of cores. It keeps its buffers between calls.
-type colSummer struct {
-	parts  []float32 // per chunk: c sums of u, then c sums of u·v
-	s1, s2 []float64
-}
-
-// sums returns, over the rows of the matrix u with len(shift) columns,
-// s1[j] = Σ (u'[r][j] − shift[j]) and s2[j] = Σ (u'[r][j] − shift[j])·w[r][j],
-// where u' is u, or u where mask > 0 and 0 elsewhere when mask is not
-// nil, and w = v − vShift, or u' − shift when v is nil. Within a chunk the sums are
-// float32; across chunks, float64. The results are valid until the next
-// call.
-func (s *colSummer) sums(u, v, shift, vShift, mask []float32) (s1, s2 []float64) {
-	c := len(shift)
-	rows := len(u) / c
-	per := max(1, 8192/c)
-	chunks := kernel.Chunks(rows, per)
-	s.parts = reuseSlice(s.parts, chunks*2*c)
-	kernel.For(rows, per, func(ch, lo, hi int) {
-		p1, p2 := s.parts[ch*2*c:ch*2*c+c], s.parts[ch*2*c+c:(ch+1)*2*c]
-		clear(p1)
-		clear(p2)
-		var vs, ms []float32
-		if v != nil {
-			vs = v[lo*c : hi*c]
-		}
-		if mask != nil {
-			ms = mask[lo*c : hi*c]
-		}
-		kernel.ColSums(p1, p2, u[lo*c:hi*c], vs, ms, shift, vShift)
-	})
-	s.s1, s.s2 = reuseSlice(s.s1, c), reuseSlice(s.s2, c)
-	clear(s.s1)
-	clear(s.s2)
-	for ch := 0; ch < chunks; ch++ {
-		for j := 0; j < c; j++ {
-			s.s1[j] += float64(s.parts[ch*2*c+j])
-			s.s2[j] += float64(s.parts[ch*2*c+c+j])
-		}
-	}
-	return s.s1, s.s2
-}
-
 // make0 returns a zero slice of n floats kept in *buf.
 func make0(buf *[]float32, n int) []float32 {
 	*buf = reuseSlice(*buf, n)
 	clear(*buf)
 	return *buf
-}
-
-// sumRows adds the column sums of data, a matrix of len(g) columns, into g.
-func sumRows(g, data []float32) {
-	var s colSummer
-	s1, _ := s.sums(data, nil, make([]float32, len(g)), nil, nil)
-	for j, v := range s1 {
-		g[j] += float32(v)
-	}
 }
 
 func (l *BatchNorm) releaseGrad() { releaseGrad(l.dx) }

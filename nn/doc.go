@@ -27,9 +27,13 @@
 // "encoder.block1.conv.weight", so weights can be saved, loaded and exported
 // by key. Every random draw comes from an explicit seeded source (NewRNG).
 //
-// The heavy loops live behind the narrow seam of package kernel (GEMM,
-// im2col/col2im, elementwise work, the parallel loop); nn knows nothing of
-// images as files or of pretext tasks.
+// The arithmetic on tensor data lives in package kernel (GEMM,
+// convolutions, batch-norm rows and statistics, pooling, elementwise
+// work, losses, optimiser updates, the parallel loop), with vector paths
+// chosen at start-up (see kernel's documentation and PATCHWISE_CPU); nn
+// itself only moves data (padding, flips, concatenation, I/O), draws
+// initial weights, and computes per-channel coefficients. nn knows
+// nothing of images as files or of pretext tasks.
 //
 // Methods panic on programmer errors such as mismatched shapes; they never
 // return errors, because nothing here reads outside data except ReadTensors.

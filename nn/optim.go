@@ -48,19 +48,15 @@ func (o *SGD) Step(lr float64) {
 			wd = float32(o.WeightDecay)
 		}
 		w, g, v := p.Value.Data, p.Grad.Data, o.vel[i].Value.Data
+		if mu == 0 {
+			v = nil
+		}
 		kernel.ForElems(len(w), func(lo, hi int) {
-			for j := lo; j < hi; j++ {
-				d := g[j] + wd*w[j]
-				if mu != 0 {
-					v[j] = mu*v[j] + d
-					if o.Nesterov {
-						d += mu * v[j]
-					} else {
-						d = v[j]
-					}
-				}
-				w[j] -= lrf * d
+			var vs []float32
+			if v != nil {
+				vs = v[lo:hi]
 			}
+			kernel.SGDStep(w[lo:hi], g[lo:hi], vs, lrf, wd, mu, o.Nesterov)
 		})
 	}
 }
@@ -109,12 +105,7 @@ func (o *AdamW) Step(lr float64) {
 		}
 		w, g, m, v := p.Value.Data, p.Grad.Data, o.m[i].Value.Data, o.v[i].Value.Data
 		kernel.ForElems(len(w), func(lo, hi int) {
-			for j := lo; j < hi; j++ {
-				m[j] = b1*m[j] + a1*g[j]
-				v[j] = b2*v[j] + a2*g[j]*g[j]
-				denom := float32(math.Sqrt(float64(v[j]))/sqrtC2 + eps)
-				w[j] = w[j]*decay - stepSize*m[j]/denom
-			}
+			kernel.AdamWStep(w[lo:hi], g[lo:hi], m[lo:hi], v[lo:hi], b1, b2, a1, a2, stepSize, decay, sqrtC2, eps)
 		})
 	}
 }

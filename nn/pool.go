@@ -15,7 +15,7 @@ type MaxPool2D struct {
 
 	inShape []int
 	y, dx   *Tensor
-	argmax  []int32 // per output: index of the chosen input within its sample
+	argmax  []int32 // per output: the chosen input's position in its window, ky·K + kx
 }
 
 // NewMaxPool2D returns a max pool; it panics if k or stride is not positive.
@@ -40,75 +40,19 @@ func (l *MaxPool2D) Forward(x *Tensor, train bool) *Tensor {
 	l.y = reuse(l.y, n, oh, ow, c)
 	l.argmax = reuseSlice(l.argmax, n*oh*ow*c)
 	in, out := h*w*c, oh*ow*c
-	kernel.For(n*oh, 1, func(_, row, _ int) {
-		i, oy := row/oh, row%oh
-		src := x.Data[i*in : (i+1)*in]
-		for ox := 0; ox < ow; ox++ {
-			o := oy*ow*c + ox*c
-			dst, idx := l.y.Data[i*out+o:i*out+o+c], l.argmax[i*out+o:i*out+o+c]
-			base := (oy*l.Stride*w + ox*l.Stride) * c
-			if l.K == 2 {
-				maxPool2(dst, idx, src, base, w*c, c)
-				continue
-			}
-			copy(dst, src[base:base+c])
-			for j := range idx {
-				idx[j] = int32(base + j)
-			}
-			for ky := 0; ky < l.K; ky++ {
-				for kx := 0; kx < l.K; kx++ {
-					off := base + (ky*w+kx)*c
-					for j, v := range src[off : off+c] {
-						if v > dst[j] {
-							dst[j], idx[j] = v, int32(off+j)
-						}
-					}
-				}
-			}
-		}
+	kernel.For(n, 1, func(_, i, _ int) {
+		kernel.MaxPool(l.y.Data[i*out:(i+1)*out], l.argmax[i*out:(i+1)*out], x.Data[i*in:(i+1)*in], h, w, c, l.K, l.Stride)
 	})
 	return l.y
-}
-
-// maxPool2 pools one 2×2 window whose top-left pixel starts at base (rows
-// rowStride apart, c channels) without branches on the data: the maximum
-// comes from max, and the first position holding it from integer selects,
-// which the compiler turns into conditional moves.
-func maxPool2(dst []float32, idx []int32, src []float32, base, rowStride, c int) {
-	p00 := src[base : base+c]
-	p01 := src[base+c : base+2*c]
-	p10 := src[base+rowStride : base+rowStride+c]
-	p11 := src[base+rowStride+c : base+rowStride+2*c]
-	dst, idx = dst[:c], idx[:c]
-	for j := range dst {
-		a, b, e, d := p00[j], p01[j], p10[j], p11[j]
-		m := max(max(a, b), max(e, d))
-		k := int32(rowStride + c)
-		if e == m {
-			k = int32(rowStride)
-		}
-		if b == m {
-			k = int32(c)
-		}
-		if a == m {
-			k = 0
-		}
-		dst[j], idx[j] = m, int32(base+j)+k
-	}
 }
 
 // Backward routes each output gradient to the input that was the maximum.
 func (l *MaxPool2D) Backward(dy *Tensor) *Tensor {
 	l.dx = gradBuffer(l.dx, l.inShape...)
-	n := l.inShape[0]
+	n, h, w, c := l.inShape[0], l.inShape[1], l.inShape[2], l.inShape[3]
 	in, out := l.dx.Len()/n, dy.Len()/n
 	kernel.For(n, 1, func(_, i, _ int) {
-		dst := l.dx.Data[i*in : (i+1)*in]
-		clear(dst)
-		g := dy.Data[i*out : (i+1)*out]
-		for j, k := range l.argmax[i*out : (i+1)*out] {
-			dst[k] += g[j]
-		}
+		kernel.MaxPoolGrad(l.dx.Data[i*in:(i+1)*in], dy.Data[i*out:(i+1)*out], l.argmax[i*out:(i+1)*out], h, w, c, l.K, l.Stride)
 	})
 	return l.dx
 }
@@ -139,9 +83,7 @@ func (l *GlobalAvgPool) Forward(x *Tensor, train bool) *Tensor {
 		for q := 0; q < p; q++ {
 			kernel.Axpy(1, x.Data[(i*p+q)*c:(i*p+q+1)*c], dst)
 		}
-		for j := range dst {
-			dst[j] *= inv
-		}
+		kernel.Scale(dst, dst, inv)
 	})
 	return l.y
 }
@@ -155,10 +97,7 @@ func (l *GlobalAvgPool) Backward(dy *Tensor) *Tensor {
 	kernel.For(n, 1, func(_, i, _ int) {
 		g := dy.Data[i*c : (i+1)*c]
 		for q := 0; q < p; q++ {
-			dst := l.dx.Data[(i*p+q)*c : (i*p+q+1)*c]
-			for j, v := range g[:len(dst)] {
-				dst[j] = v * inv
-			}
+			kernel.Scale(l.dx.Data[(i*p+q)*c:(i*p+q+1)*c], g, inv)
 		}
 	})
 	return l.dx

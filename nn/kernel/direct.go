@@ -18,17 +18,22 @@ import (
 // [n, hp−k+1, wp−k+1, cols] and is overwritten.
 //
 // The micro-kernel reads each tap's window of xp in place, so xp must have
-// at least 8·c floats after its last pixel (it reads past the end of a
-// row when the last tile of a row is partial). DirectConv panics if it
+// at least Slack·c floats after its last pixel (it reads past the end of
+// a row when the last tile of a row is partial). DirectConv panics if it
 // has not, or if a size is inconsistent.
 func DirectConv(out, xp []float32, n, hp, wp, c, k int, b []float32, cols int) {
-	directConv(active, out, xp, n, hp, wp, c, k, b, cols)
+	directConv(convKernel(cols), out, xp, n, hp, wp, c, k, b, cols)
 }
+
+// Slack is the number of pixels of zeros that DirectConv and
+// DirectConvWeightGrad need after their padded input: they read up to
+// one micro-kernel tile (at most Slack rows) past a row's end.
+const Slack = 8
 
 func directConv(mk microKernel, out, xp []float32, n, hp, wp, c, k int, b []float32, cols int) {
 	oh, ow := hp-k+1, wp-k+1
 	kk := k * k * c
-	if oh < 1 || ow < 1 || cap(xp) < n*hp*wp*c+8*c || len(b) < kk*cols || len(out) < n*oh*ow*cols {
+	if oh < 1 || ow < 1 || cap(xp) < n*hp*wp*c+Slack*c || len(b) < kk*cols || len(out) < n*oh*ow*cols {
 		panic(fmt.Sprintf("kernel: DirectConv: bad sizes n=%d hp=%d wp=%d c=%d k=%d cols=%d (len xp %d cap %d, b %d, out %d)",
 			n, hp, wp, c, k, cols, len(xp), cap(xp), len(b), len(out)))
 	}
@@ -38,7 +43,7 @@ func directConv(mk microKernel, out, xp []float32, n, hp, wp, c, k int, b []floa
 	buf := packPool.Get().(*packBuffers)
 	defer packPool.Put(buf)
 	buf.b = reuseFloats(buf.b, panels*nr*kk)
-	packB(buf.b, b, cols, false, 0, kk, 0, cols, nr)
+	packB(buf.b, b, cols, false, 0, kk, 0, cols, mk)
 	buf.offs = reuseInts(buf.offs, k*k)
 	offs := buf.offs
 	for ki := 0; ki < k; ki++ {
@@ -47,7 +52,10 @@ func directConv(mk microKernel, out, xp []float32, n, hp, wp, c, k int, b []floa
 		}
 	}
 	For(n*oh, max(1, 4096/(ow*cols)), func(_, lo, hi int) {
-		var tile [8 * 16]float32
+		tb := packPool.Get().(*packBuffers)
+		defer packPool.Put(tb)
+		tb.tile = reuseFloats(tb.tile, mr*nr)
+		tile := tb.tile
 		for r := lo; r < hi; r++ {
 			i, oy := r/oh, r%oh
 			abase := (i*hp + oy) * wp * c
@@ -123,8 +131,8 @@ func reuseInts(s []int, n int) []int {
 //	g[(ki·k+kj)·c + ci, j] = Σ over i, oy, ox of
 //	                         xp[i, oy+ki, ox+kj, ci] · dy[i, oy, ox, j]
 //
-// xp is the zero-padded input [n, hp, wp, c] with 8·c floats of slack
-// after it, as for DirectConv; dy is the output gradient
+// xp is the zero-padded input [n, hp, wp, c] with Slack·c floats of
+// slack after it, as for DirectConv; dy is the output gradient
 // [n, hp−k+1, wp−k+1, cols]; g, k·k·c × cols, is overwritten. The
 // micro-kernel reads each tap's window of xp in place as the transposed A
 // of a GEMM over output positions, so the output gradient is packed once
@@ -132,17 +140,17 @@ func reuseInts(s []int, n int) []int {
 // the padding, which costs wp/ow − 1 more arithmetic than the
 // positions themselves (only the padding columns inside each sample). The
 // sum over positions runs in a fixed number of parts, summed in order, so
-// the result does not depend on the number of cores. It panics if a size is inconsistent or cols is not a multiple of
-// 16.
+// the result does not depend on the number of cores. It panics if a size
+// is inconsistent.
 func DirectConvWeightGrad(g, xp []float32, n, hp, wp, c, k int, dy []float32, cols int) {
-	directConvWeightGrad(active, g, xp, n, hp, wp, c, k, dy, cols)
+	directConvWeightGrad(convKernel(cols), g, xp, n, hp, wp, c, k, dy, cols)
 }
 
 func directConvWeightGrad(mk microKernel, g, xp []float32, n, hp, wp, c, k int, dy []float32, cols int) {
 	oh, ow := hp-k+1, wp-k+1
 	kk := k * k * c
 	nr, mr := mk.nr, mk.mr
-	if oh < 1 || ow < 1 || cols%nr != 0 || cap(xp) < n*hp*wp*c+8*c || len(dy) < n*oh*ow*cols || len(g) < kk*cols {
+	if oh < 1 || ow < 1 || cols < 1 || cap(xp) < n*hp*wp*c+Slack*c || len(dy) < n*oh*ow*cols || len(g) < kk*cols {
 		panic(fmt.Sprintf("kernel: DirectConvWeightGrad: bad sizes n=%d hp=%d wp=%d c=%d k=%d cols=%d", n, hp, wp, c, k, cols))
 	}
 	xp = xp[:cap(xp)]
@@ -165,15 +173,17 @@ func directConvWeightGrad(mk microKernel, g, xp []float32, n, hp, wp, c, k int, 
 	psize := (total + parts - 1) / parts
 	buf.a = reuseFloats(buf.a, parts*kk*cols)
 	partial := buf.a
-	panels := cols / nr
+	panels := (cols + nr - 1) / nr
 	For(parts, 1, func(part, _, _ int) {
 		gp := partial[part*kk*cols : (part+1)*kk*cols]
 		clear(gp)
 		pb := packPool.Get().(*packBuffers)
 		defer packPool.Put(pb)
-		pb.b = reuseFloats(pb.b, blockK*cols)
+		blockK := mk.kc
+		pb.b = reuseFloats(pb.b, blockK*panels*nr)
 		bpack := pb.b
-		var tile [8 * 16]float32
+		pb.tile = reuseFloats(pb.tile, mr*nr)
+		tile := pb.tile
 		// Offsets q in [q0, q1) of the concatenated per-sample ranges;
 		// position = (q/span)·hp·wp + q%span.
 		q0, q1 := part*psize, min(total, (part+1)*psize)
@@ -181,7 +191,7 @@ func directConvWeightGrad(mk microKernel, g, xp []float32, n, hp, wp, c, k int, 
 			i, off := q/span, q%span
 			kc := min(blockK, q1-q, span-off)
 			pc := i*hp*wp + off
-			packPaddedRows(bpack, dy, i, off, kc, oh, ow, wp, cols, nr)
+			packPaddedRows(bpack, dy, i, off, kc, oh, ow, wp, cols, mk)
 			for t, toff := range offs {
 				for i0 := 0; i0 < c; i0 += mr {
 					rows := min(mr, c-i0)
@@ -189,13 +199,14 @@ func directConvWeightGrad(mk microKernel, g, xp []float32, n, hp, wp, c, k int, 
 					for jp := 0; jp < panels; jp++ {
 						bp := &bpack[jp*nr*kc]
 						o := (t*c+i0)*cols + jp*nr
-						if rows == mr {
+						ncols := min(nr, cols-jp*nr)
+						if rows == mr && ncols == nr {
 							mk.fn(kc, a, 1, c, bp, &gp[o], cols, true)
 							continue
 						}
 						mk.fn(kc, a, 1, c, bp, &tile[0], nr, false)
 						for r := 0; r < rows; r++ {
-							Axpy(1, tile[r*nr:(r+1)*nr], gp[o+r*cols:o+r*cols+nr])
+							Axpy(1, tile[r*nr:r*nr+ncols], gp[o+r*cols:o+r*cols+ncols])
 						}
 					}
 				}
@@ -213,9 +224,11 @@ func directConvWeightGrad(mk microKernel, g, xp []float32, n, hp, wp, c, k int, 
 // (row-major with rows wp wide), from position off on, as the k-major
 // panels of nr columns that the micro-kernel reads as B: the output
 // gradient dy [n, oh, ow, cols] at real positions, zeros in the padding
-// columns (x ≥ ow). cols is a multiple of nr.
-func packPaddedRows(dst, dy []float32, i, off, kc, oh, ow, wp, cols, nr int) {
-	panels := cols / nr
+// columns (x ≥ ow), and in the columns of a last, partial panel past
+// cols (nr = mk.nr).
+func packPaddedRows(dst, dy []float32, i, off, kc, oh, ow, wp, cols int, mk microKernel) {
+	nr := mk.nr
+	full, panels := cols/nr, (cols+nr-1)/nr
 	for p := 0; p < kc; p++ {
 		y, x := (off+p)/wp, (off+p)%wp
 		if x >= ow || y >= oh {
@@ -225,12 +238,17 @@ func packPaddedRows(dst, dy []float32, i, off, kc, oh, ow, wp, cols, nr int) {
 			continue
 		}
 		src := dy[((i*oh+y)*ow+x)*cols : ((i*oh+y)*ow+x+1)*cols]
-		if haveRowKernels && nr == 16 {
-			scatterRow16AVX2(&dst[p*16], &src[0], panels, kc*16)
-			continue
+		if mk.scatter != nil && full > 0 {
+			mk.scatter(&dst[p*nr], &src[0], full, kc*nr)
+		} else {
+			for q := 0; q < full; q++ {
+				copy(dst[q*nr*kc+p*nr:q*nr*kc+(p+1)*nr], src[q*nr:(q+1)*nr])
+			}
 		}
-		for q := 0; q < panels; q++ {
-			copy(dst[q*nr*kc+p*nr:q*nr*kc+(p+1)*nr], src[q*nr:(q+1)*nr])
+		if full < panels {
+			row := dst[full*nr*kc+p*nr : full*nr*kc+(p+1)*nr]
+			n := copy(row, src[full*nr:])
+			clear(row[n:])
 		}
 	}
 }

@@ -16,7 +16,12 @@ func Gemm(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int,
 		return
 	}
 	checkGemmArgs(transA, transB, m, n, k, len(a), lda, len(b), ldb, len(c), ldc)
-	sgemm(active, transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+	mk := active
+	if roundUp(n, activeConv.nr) < roundUp(n, mk.nr) {
+		// The convolutions' narrower tile pads fewer columns of C.
+		mk = activeConv
+	}
+	sgemm(mk, transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
 }
 
 // checkGemm panics with a clear message if a slice is too short or a

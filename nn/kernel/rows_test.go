@@ -4,36 +4,25 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
-	"runtime"
 	"testing"
 )
 
-// The row kernels have two paths: AVX2 assembly for widths that are
-// multiples of 8 on CPUs with AVX2 and FMA, and plain Go for everything
-// else. Each test below runs every case twice: on the native path (the
-// assembly where the width allows it) and on the generic path, forced by
-// clearing haveRowKernels (see forceGenericRows), so that both are checked
-// against the same float64 reference on widths that are multiples of 8 as
-// well as on widths that are not.
+// The row kernels have a vector path for widths that are multiples of the
+// vector width on CPUs that have it, and plain Go for everything else.
+// Each test below runs every case on every path this CPU runs (see
+// forPaths), so that all are checked against the same float64 reference
+// on widths that are multiples of 8 or 16 as well as on widths that are
+// not.
 
 var (
-	rowWidths = []int{1, 5, 8, 12, 32, 33, 264}
+	rowWidths = []int{1, 5, 8, 12, 16, 32, 33, 48, 264}
 	rowCounts = []int{0, 1, 2, 7}
 )
 
-// forRowPaths runs fn as the subtests "native" and "generic".
+// forRowPaths runs fn as one subtest per path.
 func forRowPaths(t *testing.T, fn func(t *testing.T)) {
 	t.Helper()
-	if runtime.GOARCH == "amd64" && !haveRowKernels {
-		t.Log("this CPU lacks AVX2 or FMA: the native path is the generic one")
-	}
-	t.Run("native", fn)
-	t.Run("generic", func(t *testing.T) {
-		if !forceGenericRows(t) {
-			t.Skip("haveRowKernels is a constant here: the native path is the generic one")
-		}
-		fn(t)
-	})
+	forPaths(t, fn)
 }
 
 var negZero = float32(math.Copysign(0, -1))

@@ -12,8 +12,9 @@ import (
 // columns, k-major). Packed B blocks (kc×nc) stay in the last-level cache,
 // packed A blocks (mc×kc) in L2, and one B micro-panel in L1 while the
 // micro-kernel sweeps the A panels.
+// The depth kc of a packed block is the micro-kernel's (microKernel.kc):
+// one B micro-panel, kc·nr floats, is to stay in L1.
 const (
-	blockK = 256 // kc: depth of one packed block
 	blockM = 384 // mc: rows of one packed A block
 	blockN = 512 // nc: columns of one packed B block (measured: larger blocks spread one row of B over more pages when packing)
 )
@@ -27,18 +28,35 @@ const (
 type microKernel struct {
 	name   string
 	mr, nr int
+	kc     int // depth of a packed block
 	fn     func(k int, a *float32, rs, ks int, b, c *float32, ldc int, accumulate bool)
 	// conv is the same tile for a direct convolution (see DirectConv):
 	// k = taps·c, A(i, t·c+ci) = a[offs[t] + i·rs + ci].
 	conv func(taps int, offs *int, c int, a *float32, rs int, b, out *float32, ldc int, accumulate bool)
+	// scatter, when not nil, copies one row of a plain B into the same
+	// row of each of its packed panels: src[nr·q : nr·q+nr] to
+	// dst[q·stride:] for q < panels.
+	scatter func(dst, src *float32, panels, stride int)
 }
 
-// active is the micro-kernel Gemm uses, chosen at start-up from the CPU's
-// features (see sgemm_amd64.go); kernels lists every one this CPU can run.
+// active is the GEMM micro-kernel of the path in use (see cpu.go),
+// activeConv the one of the direct convolutions, whose tile may differ,
+// and activeNarrow the one of direct convolutions with at most its nr
+// output channels; kernels lists every micro-kernel this CPU can run, the
+// best path's first.
 var (
-	active  = genericKernel
-	kernels = []microKernel{genericKernel}
+	active, activeConv, activeNarrow = genericKernel, genericKernel, genericKernel
+	kernels                          []microKernel
 )
+
+// convKernel returns the micro-kernel of a direct convolution with cols
+// output channels.
+func convKernel(cols int) microKernel {
+	if cols <= activeNarrow.nr {
+		return activeNarrow
+	}
+	return activeConv
+}
 
 // KernelNames returns the names of the micro-kernels this CPU can run;
 // the first is the one in use.
@@ -176,6 +194,7 @@ func sgemmSerial(mk microKernel, transA, transB bool, m, n, k int, alpha float32
 	mr, nr := mk.mr, mk.nr
 	buf := packPool.Get().(*packBuffers)
 	defer packPool.Put(buf)
+	blockK := mk.kc
 	buf.a = reuseFloats(buf.a, roundUp(min(m, blockM), mr)*min(k, blockK))
 	buf.b = reuseFloats(buf.b, roundUp(min(n, blockN), nr)*min(k, blockK))
 	buf.tile = reuseFloats(buf.tile, mr*nr)
@@ -185,7 +204,7 @@ func sgemmSerial(mk microKernel, transA, transB bool, m, n, k int, alpha float32
 		accumulate := pc > 0 || !overwrite
 		for jc := 0; jc < n; jc += blockN {
 			nc := min(blockN, n-jc)
-			packB(buf.b, b, ldb, transB, pc, kc, jc, nc, nr)
+			packB(buf.b, b, ldb, transB, pc, kc, jc, nc, mk)
 			for ic := 0; ic < m; ic += blockM {
 				mc := min(blockM, m-ic)
 				// The micro-kernel reads A in place, which saves a pass over
@@ -263,16 +282,18 @@ func packA(dst, a []float32, lda int, trans bool, i0, mc, p0, kc int, alpha floa
 }
 
 // packB copies op(B)[p0:p0+kc, j0:j0+nc] into dst as column panels of nr
-// columns, each k-major ([kc][nr]), zero-padding the last panel.
-func packB(dst, b []float32, ldb int, trans bool, p0, kc, j0, nc, nr int) {
+// columns (nr = mk.nr), each k-major ([kc][nr]), zero-padding the last
+// panel.
+func packB(dst, b []float32, ldb int, trans bool, p0, kc, j0, nc int, mk microKernel) {
+	nr := mk.nr
 	if !trans {
 		// Row by row: each row of B is read once, contiguously, and its
 		// pieces go to the same row of every panel.
 		full := nc / nr
-		if haveRowKernels && nr == 16 && full > 0 {
-			_ = b[(p0+kc-1)*ldb+j0+full*16-1] // bounds, once for the block
+		if mk.scatter != nil && full > 0 {
+			_ = b[(p0+kc-1)*ldb+j0+full*nr-1] // bounds, once for the block
 			for p := 0; p < kc; p++ {
-				scatterRow16AVX2(&dst[p*16], &b[(p0+p)*ldb+j0], full, kc*16)
+				mk.scatter(&dst[p*nr], &b[(p0+p)*ldb+j0], full, kc*nr)
 			}
 		} else {
 			for p := 0; p < kc; p++ {
@@ -319,7 +340,7 @@ func reuseFloats(s []float32, n int) []float32 {
 }
 
 // genericKernel is the portable micro-kernel, in plain Go: 4×16 tiles.
-var genericKernel = microKernel{name: "generic", mr: 4, nr: 16, fn: kernelGeneric4x16, conv: convKernelGeneric4x16}
+var genericKernel = microKernel{name: "generic", mr: 4, nr: 16, kc: 256, fn: kernelGeneric4x16, conv: convKernelGeneric4x16}
 
 func kernelGeneric4x16(k int, ap *float32, rs, ks int, bp, cp *float32, ldc int, accumulate bool) {
 	const mr, nr = 4, 16

@@ -2,31 +2,31 @@
 
 package kernel
 
-import "golang.org/x/sys/cpu"
+var (
+	avx2Kernel = microKernel{name: "avx2-6x16", mr: 6, nr: 16, kc: 256,
+		fn: kernelAVX2_6x16, conv: convKernelAVX2_6x16, scatter: scatterRow16AVX2}
+	// The AVX-512 GEMM tile, 6×64 (24 zmm accumulators), and the one of
+	// the direct convolutions, 8×32, whose tiles the reference models'
+	// 16- and 32-pixel rows and 32…256 channels fill exactly; Gemm also
+	// takes 8×32 when it pads fewer columns of C. kc keeps one B
+	// micro-panel (kc·nr floats) at 32 KiB, in L1.
+	avx512Kernel = microKernel{name: "avx512-6x64", mr: 6, nr: 64, kc: 128,
+		fn: kernelAVX512_6x64, conv: convKernelAVX512_6x64, scatter: scatterRow64AVX512}
+	avx512ConvKernel = microKernel{name: "avx512-8x32", mr: 8, nr: 32, kc: 256,
+		fn: kernelAVX512_8x32, conv: convKernelAVX512_8x32, scatter: scatterRow32AVX512}
+	avx512NarrowKernel = microKernel{name: "avx512-8x16", mr: 8, nr: 16, kc: 256,
+		fn: kernelAVX512_8x16, conv: convKernelAVX512_8x16, scatter: scatterRow16AVX512}
+)
 
-// kernelAVX2_6x16 is the AVX2/FMA micro-kernel (see microKernel), in
-// sgemm_amd64.s.
-//
-//go:noescape
-func kernelAVX2_6x16(k int, a *float32, rs, ks int, b, c *float32, ldc int, accumulate bool)
-
-// scatterRow16AVX2 copies one row of a plain B into its 16-wide packed
-// panels, in sgemm_amd64.s.
-//
-//go:noescape
-func scatterRow16AVX2(dst, src *float32, panels, stride int)
-
-// convKernelAVX2_6x16 is the AVX2/FMA direct-convolution micro-kernel, in
-// sgemm_amd64.s.
-//
-//go:noescape
-func convKernelAVX2_6x16(taps int, offs *int, c int, a *float32, rs int, b, out *float32, ldc int, accumulate bool)
-
-var avx2Kernel = microKernel{name: "avx2-6x16", mr: 6, nr: 16, fn: kernelAVX2_6x16, conv: convKernelAVX2_6x16}
-
-func init() {
-	if cpu.X86.HasAVX2 && cpu.X86.HasFMA {
-		kernels = append(kernels, avx2Kernel)
-		active = avx2Kernel
+// kernelFor returns the micro-kernels of path level l for GEMMs, for
+// direct convolutions, and for direct convolutions with few output
+// channels (at most narrow.nr).
+func kernelFor(l int) (gemm, conv, narrow microKernel) {
+	switch {
+	case l >= levelAVX512:
+		return avx512Kernel, avx512ConvKernel, avx512NarrowKernel
+	case l >= levelAVX2:
+		return avx2Kernel, avx2Kernel, avx2Kernel
 	}
+	return genericKernel, genericKernel, genericKernel
 }

@@ -1,0 +1,296 @@
+package main
+
+import (
+	. "github.com/mmcloughlin/avo/build"
+	. "github.com/mmcloughlin/avo/operand"
+	"github.com/mmcloughlin/avo/reg"
+)
+
+// The row kernels work on row-major matrices of c columns, c a positive
+// multiple of the vector width, with per-column coefficients (see rows.go
+// in package kernel for their contracts).
+
+// colLoop emits a loop over the columns of one row: BX runs from 0 to
+// R10 (the row's width in bytes) in steps of one vector; body gets the
+// memory operand of the current vector at a base register.
+func colLoop(s isa, label string, body func(col func(base reg.Register) Mem)) {
+	XORQ(reg.RBX, reg.RBX)
+	Label(label)
+	body(func(base reg.Register) Mem { return at(base, reg.RBX, 1, 0) })
+	ADDQ(U8(s.bytes()), reg.RBX)
+	CMPQ(reg.RBX, reg.R10)
+	JL(LabelRef(label))
+}
+
+// scaleShiftRows: dst[r][j] = x[r][j]·s[j] + b[j], then max(·, +0) with relu.
+func scaleShiftRows(s isa) {
+	text(s.fn("scaleShiftRows"), "func(dst, x, s, b *float32, rows, c int, relu bool)")
+	Doc(s.fn("scaleShiftRows") + " is ScaleShiftRows for c a multiple of the vector width.")
+	Load(Param("dst"), reg.RDI)
+	Load(Param("x"), reg.RSI)
+	Load(Param("s"), reg.R8)
+	Load(Param("b"), reg.R9)
+	Load(Param("rows"), reg.RCX)
+	Load(Param("c"), reg.R10)
+	SHLQ(U8(2), reg.R10)
+	Load(Param("relu"), reg.RAX)
+	zero := s.v(15)
+	s.zero(zero)
+	TESTQ(reg.RCX, reg.RCX)
+	JE(LabelRef("ss_done"))
+	TESTB(reg.AL, reg.AL)
+	JNE(LabelRef("ss_relurow"))
+	for _, relu := range []bool{false, true} {
+		name := "ss_row"
+		if relu {
+			name = "ss_relurow"
+		}
+		Label(name)
+		colLoop(s, name+"col", func(col func(reg.Register) Mem) {
+			VMOVUPS(col(reg.RSI), s.v(0))
+			VMOVUPS(col(reg.R8), s.v(1))
+			VFMADD213PS(col(reg.R9), s.v(1), s.v(0))
+			if relu {
+				VMAXPS(zero, s.v(0), s.v(0))
+			}
+			VMOVUPS(s.v(0), col(reg.RDI))
+		})
+		ADDQ(reg.R10, reg.RSI)
+		ADDQ(reg.R10, reg.RDI)
+		DECQ(reg.RCX)
+		JNE(LabelRef(name))
+		if !relu {
+			JMP(LabelRef("ss_done"))
+		}
+	}
+	Label("ss_done")
+	VZEROUPPER()
+	RET()
+}
+
+// affineGradRows: dst[r][j] = g·a[j] + x[r][j]·k[j] + b[j], g = dy[r][j]
+// masked by mask > 0 when mask is not nil.
+func affineGradRows(s isa) {
+	text(s.fn("affineGradRows"), "func(dst, dy, mask, x, a, k, b *float32, rows, c int)")
+	Doc(s.fn("affineGradRows") + " is AffineGradRows for c a multiple of the vector width.")
+	Load(Param("dst"), reg.RDI)
+	Load(Param("dy"), reg.RSI)
+	Load(Param("mask"), reg.R11)
+	Load(Param("x"), reg.RDX)
+	Load(Param("a"), reg.R8)
+	Load(Param("k"), reg.R9)
+	Load(Param("b"), reg.R12)
+	Load(Param("rows"), reg.RCX)
+	Load(Param("c"), reg.R10)
+	SHLQ(U8(2), reg.R10)
+	zero := s.v(15)
+	s.zero(zero)
+	TESTQ(reg.RCX, reg.RCX)
+	JE(LabelRef("ag_done"))
+	TESTQ(reg.R11, reg.R11)
+	JNE(LabelRef("ag_maskrow"))
+	for _, masked := range []bool{false, true} {
+		name := "ag_row"
+		if masked {
+			name = "ag_maskrow"
+		}
+		Label(name)
+		colLoop(s, name+"col", func(col func(reg.Register) Mem) {
+			if masked {
+				s.loadMaskedPositive(s.v(0), col(reg.RSI), col(reg.R11), zero, s.v(2))
+				VMULPS(col(reg.R8), s.v(0), s.v(0))
+			} else {
+				VMOVUPS(col(reg.RSI), s.v(0))
+				VMULPS(col(reg.R8), s.v(0), s.v(0))
+			}
+			VMOVUPS(col(reg.RDX), s.v(1))
+			VFMADD231PS(col(reg.R9), s.v(1), s.v(0))
+			VADDPS(col(reg.R12), s.v(0), s.v(0))
+			VMOVUPS(s.v(0), col(reg.RDI))
+		})
+		ADDQ(reg.R10, reg.RSI)
+		ADDQ(reg.R10, reg.RDX)
+		ADDQ(reg.R10, reg.RDI)
+		if masked {
+			ADDQ(reg.R10, reg.R11)
+		}
+		DECQ(reg.RCX)
+		JNE(LabelRef(name))
+		if !masked {
+			JMP(LabelRef("ag_done"))
+		}
+	}
+	Label("ag_done")
+	VZEROUPPER()
+	RET()
+}
+
+// colSums: p1[j] += Σ d, p2[j] += Σ d·w with d = u' − su, u' = u masked
+// by mask > 0 when mask is not nil, w = v − sv, or d when v is nil.
+func colSums(s isa) {
+	text(s.fn("colSums"), "func(p1, p2, u, v, mask, su, sv *float32, rows, c int)")
+	Doc(s.fn("colSums") + " is ColSums for c a multiple of the vector width.")
+	Load(Param("p1"), reg.RDI)
+	Load(Param("p2"), reg.R13)
+	Load(Param("u"), reg.RSI)
+	Load(Param("v"), reg.RDX)
+	Load(Param("mask"), reg.R11)
+	Load(Param("su"), reg.R8)
+	Load(Param("sv"), reg.R9)
+	Load(Param("rows"), reg.RCX)
+	Load(Param("c"), reg.R10)
+	SHLQ(U8(2), reg.R10)
+	zero := s.v(15)
+	s.zero(zero)
+	TESTQ(reg.RCX, reg.RCX)
+	JE(LabelRef("cs_done"))
+	Label("cs_row")
+	colLoop(s, "cs_col", func(col func(reg.Register) Mem) {
+		VMOVUPS(col(reg.RSI), s.v(0))
+		TESTQ(reg.R11, reg.R11)
+		JE(LabelRef("cs_nomask"))
+		s.maskPositive(s.v(0), s.v(0), col(reg.R11), zero, s.v(2))
+		Label("cs_nomask")
+		VSUBPS(col(reg.R8), s.v(0), s.v(0))
+		VMOVUPS(s.v(0), s.v(1))
+		TESTQ(reg.RDX, reg.RDX)
+		JE(LabelRef("cs_self"))
+		VMOVUPS(col(reg.RDX), s.v(1))
+		VSUBPS(col(reg.R9), s.v(1), s.v(1))
+		Label("cs_self")
+		VADDPS(col(reg.RDI), s.v(0), s.v(3))
+		VMOVUPS(s.v(3), col(reg.RDI))
+		VMOVUPS(col(reg.R13), s.v(4))
+		VFMADD231PS(s.v(1), s.v(0), s.v(4))
+		VMOVUPS(s.v(4), col(reg.R13))
+	})
+	ADDQ(reg.R10, reg.RSI)
+	TESTQ(reg.RDX, reg.RDX)
+	JE(LabelRef("cs_nov"))
+	ADDQ(reg.R10, reg.RDX)
+	Label("cs_nov")
+	TESTQ(reg.R11, reg.R11)
+	JE(LabelRef("cs_nom"))
+	ADDQ(reg.R10, reg.R11)
+	Label("cs_nom")
+	DECQ(reg.RCX)
+	JNE(LabelRef("cs_row"))
+	Label("cs_done")
+	VZEROUPPER()
+	RET()
+}
+
+// axpy: y[i] += alpha·x[i] for i < n: four vectors a step, then one,
+// then one float.
+func axpy(s isa) {
+	text(s.fn("axpy"), "func(alpha float32, x, y *float32, n int)")
+	Doc(s.fn("axpy") + " is Axpy.")
+	Load(Param("alpha"), s.half(15).AsX())
+	VBROADCASTSS(s.half(15).AsX(), s.v(15))
+	Load(Param("x"), reg.RSI)
+	Load(Param("y"), reg.RDI)
+	Load(Param("n"), reg.RCX)
+	w := s.lanes
+	CMPQ(reg.RCX, U8(4*w))
+	JL(LabelRef("ax_one"))
+	Label("ax_four")
+	for j := 0; j < 4; j++ {
+		VMOVUPS(at(reg.RDI, nil, 0, j*s.bytes()), s.v(j))
+	}
+	for j := 0; j < 4; j++ {
+		VFMADD231PS(at(reg.RSI, nil, 0, j*s.bytes()), s.v(15), s.v(j))
+	}
+	for j := 0; j < 4; j++ {
+		VMOVUPS(s.v(j), at(reg.RDI, nil, 0, j*s.bytes()))
+	}
+	ADDQ(U32(4*s.bytes()), reg.RSI)
+	ADDQ(U32(4*s.bytes()), reg.RDI)
+	SUBQ(U8(4*w), reg.RCX)
+	CMPQ(reg.RCX, U8(4*w))
+	JGE(LabelRef("ax_four"))
+	Label("ax_one")
+	CMPQ(reg.RCX, U8(w))
+	JL(LabelRef("ax_scalar"))
+	VMOVUPS(Mem{Base: reg.RDI}, s.v(0))
+	VFMADD231PS(Mem{Base: reg.RSI}, s.v(15), s.v(0))
+	VMOVUPS(s.v(0), Mem{Base: reg.RDI})
+	ADDQ(U8(s.bytes()), reg.RSI)
+	ADDQ(U8(s.bytes()), reg.RDI)
+	SUBQ(U8(w), reg.RCX)
+	JMP(LabelRef("ax_one"))
+	Label("ax_scalar")
+	TESTQ(reg.RCX, reg.RCX)
+	JE(LabelRef("ax_done"))
+	VMOVSS(Mem{Base: reg.RDI}, reg.X0)
+	VFMADD231SS(Mem{Base: reg.RSI}, reg.X15, reg.X0)
+	VMOVSS(reg.X0, Mem{Base: reg.RDI})
+	ADDQ(U8(4), reg.RSI)
+	ADDQ(U8(4), reg.RDI)
+	DECQ(reg.RCX)
+	JMP(LabelRef("ax_scalar"))
+	Label("ax_done")
+	VZEROUPPER()
+	RET()
+}
+
+// dot: Σ x[i]·y[i] in four vector accumulators, summed across at the end,
+// then the last floats one by one.
+func dot(s isa) {
+	text(s.fn("dot"), "func(x, y *float32, n int) float32")
+	Doc(s.fn("dot") + " is Dot.")
+	Load(Param("x"), reg.RSI)
+	Load(Param("y"), reg.RDI)
+	Load(Param("n"), reg.RCX)
+	w := s.lanes
+	for j := 0; j < 4; j++ {
+		s.zero(s.v(j))
+	}
+	CMPQ(reg.RCX, U8(4*w))
+	JL(LabelRef("dt_one"))
+	Label("dt_four")
+	for j := 0; j < 4; j++ {
+		VMOVUPS(at(reg.RSI, nil, 0, j*s.bytes()), s.v(4+j))
+	}
+	for j := 0; j < 4; j++ {
+		VFMADD231PS(at(reg.RDI, nil, 0, j*s.bytes()), s.v(4+j), s.v(j))
+	}
+	ADDQ(U32(4*s.bytes()), reg.RSI)
+	ADDQ(U32(4*s.bytes()), reg.RDI)
+	SUBQ(U8(4*w), reg.RCX)
+	CMPQ(reg.RCX, U8(4*w))
+	JGE(LabelRef("dt_four"))
+	Label("dt_one")
+	CMPQ(reg.RCX, U8(w))
+	JL(LabelRef("dt_sum"))
+	VMOVUPS(Mem{Base: reg.RSI}, s.v(4))
+	VFMADD231PS(Mem{Base: reg.RDI}, s.v(4), s.v(0))
+	ADDQ(U8(s.bytes()), reg.RSI)
+	ADDQ(U8(s.bytes()), reg.RDI)
+	SUBQ(U8(w), reg.RCX)
+	JMP(LabelRef("dt_one"))
+	Label("dt_sum")
+	VADDPS(s.v(1), s.v(0), s.v(0))
+	VADDPS(s.v(3), s.v(2), s.v(2))
+	VADDPS(s.v(2), s.v(0), s.v(0))
+	if s.lanes == 16 {
+		VEXTRACTF64X4(U8(1), reg.Z0, reg.Y1)
+		VADDPS(reg.Y1, reg.Y0, reg.Y0)
+	}
+	VEXTRACTF128(U8(1), reg.Y0, reg.X1)
+	VADDPS(reg.X1, reg.X0, reg.X0)
+	VHADDPS(reg.X0, reg.X0, reg.X0)
+	VHADDPS(reg.X0, reg.X0, reg.X0)
+	Label("dt_scalar")
+	TESTQ(reg.RCX, reg.RCX)
+	JE(LabelRef("dt_done"))
+	VMOVSS(Mem{Base: reg.RSI}, reg.X4)
+	VFMADD231SS(Mem{Base: reg.RDI}, reg.X4, reg.X0)
+	ADDQ(U8(4), reg.RSI)
+	ADDQ(U8(4), reg.RDI)
+	DECQ(reg.RCX)
+	JMP(LabelRef("dt_scalar"))
+	Label("dt_done")
+	Store(reg.X0, ReturnIndex(0))
+	VZEROUPPER()
+	RET()
+}
