@@ -26,6 +26,7 @@ import (
 	"github.com/patchwise-ml/patchwise/data/builtin"
 	"github.com/patchwise-ml/patchwise/internal/fsutil"
 	"github.com/patchwise-ml/patchwise/nn"
+	"github.com/patchwise-ml/patchwise/nn/kernel"
 	"github.com/patchwise-ml/patchwise/pipeline/checkpoint"
 	"github.com/patchwise-ml/patchwise/pretext"
 )
@@ -882,7 +883,7 @@ func (t *trainer) save(st *loopState, step int) error {
 		metrics["val_loss"] = *st.val
 	}
 	for _, q := range t.params {
-		if !allFinite(q.Value.Data) {
+		if !kernel.AllFinite(q.Value.Data) {
 			return fmt.Errorf("pipeline: pretrain: step %d: parameter %q %w: checkpoint not saved; the last good checkpoint is %q", step, q.Name, ErrNonFinite, st.res.Checkpoint)
 		}
 	}
@@ -1025,9 +1026,7 @@ func clipGradients(ps []*nn.Param, max float64) float64 {
 	var sum float64
 	for _, p := range ps {
 		if p.Grad != nil {
-			for _, g := range p.Grad.Data {
-				sum += float64(g) * float64(g)
-			}
+			sum += kernel.SquaredDiff(nil, p.Grad.Data, nil)
 		}
 	}
 	norm := math.Sqrt(sum)
@@ -1035,22 +1034,11 @@ func clipGradients(ps []*nn.Param, max float64) float64 {
 		scale := float32(max / norm)
 		for _, p := range ps {
 			if p.Grad != nil {
-				for i := range p.Grad.Data {
-					p.Grad.Data[i] *= scale
-				}
+				kernel.Scale(p.Grad.Data, p.Grad.Data, scale)
 			}
 		}
 	}
 	return norm
-}
-
-func allFinite(xs []float32) bool {
-	for _, v := range xs {
-		if math.IsNaN(float64(v)) || math.IsInf(float64(v), 0) {
-			return false
-		}
-	}
-	return true
 }
 
 func ptr(v float64) *float64 { return &v }

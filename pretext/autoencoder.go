@@ -6,6 +6,7 @@ import (
 
 	"github.com/patchwise-ml/patchwise/augment"
 	"github.com/patchwise-ml/patchwise/nn"
+	"github.com/patchwise-ml/patchwise/nn/kernel"
 )
 
 // reconstruction are the metrics of the autoencoders: the reconstruction
@@ -82,9 +83,8 @@ func meanImageMSE(x, mean []float32) float64 {
 		panic(fmt.Sprintf("pretext: mean image of %d values for images of %d values in all", len(mean), len(x)))
 	}
 	var s float64
-	for i, v := range x {
-		d := float64(v) - float64(mean[i%len(mean)])
-		s += d * d
+	for i := 0; i < len(x); i += len(mean) {
+		s += kernel.SquaredDiff(nil, x[i:i+len(mean)], mean)
 	}
 	return s / float64(len(x))
 }

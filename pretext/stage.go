@@ -4,6 +4,7 @@ import (
 	"fmt"
 
 	"github.com/patchwise-ml/patchwise/nn"
+	"github.com/patchwise-ml/patchwise/nn/kernel"
 )
 
 // StageFeatures returns the features of block stage (1-based) for probing
@@ -31,35 +32,15 @@ func (e *Encoder) StageFeatures(x *nn.Tensor, stage, pooled int) *nn.Tensor {
 
 // adaptiveAvgPool averages x [N, H, W, C] over p×p bins, bin (i, j)
 // covering rows [⌊i·H/p⌋, ⌈(i+1)·H/p⌉) and the like columns, into a new
-// [N, p·p·C], channels-last.
+// [N, p·p·C], channels-last (kernel.AdaptiveAvgPool, sample by sample).
 func adaptiveAvgPool(x *nn.Tensor, p int) *nn.Tensor {
 	if len(x.Shape) != 4 {
 		panic(fmt.Sprintf("pretext: adaptive pool: input %v is not [N, H, W, C]", x.Shape))
 	}
 	n, h, w, c := x.Shape[0], x.Shape[1], x.Shape[2], x.Shape[3]
 	y := nn.NewTensor(n, p*p*c)
-	sum := make([]float64, c)
-	for s := 0; s < n; s++ {
-		img := x.Data[s*h*w*c : (s+1)*h*w*c]
-		for i := 0; i < p; i++ {
-			y0, y1 := i*h/p, ((i+1)*h+p-1)/p
-			for j := 0; j < p; j++ {
-				x0, x1 := j*w/p, ((j+1)*w+p-1)/p
-				clear(sum)
-				for yy := y0; yy < y1; yy++ {
-					for xx := x0; xx < x1; xx++ {
-						for k, v := range img[(yy*w+xx)*c : (yy*w+xx+1)*c] {
-							sum[k] += float64(v)
-						}
-					}
-				}
-				inv := 1 / float64((y1-y0)*(x1-x0))
-				dst := y.Data[((s*p+i)*p+j)*c : ((s*p+i)*p+j+1)*c]
-				for k, v := range sum {
-					dst[k] = float32(v * inv)
-				}
-			}
-		}
+	for s := range n {
+		kernel.AdaptiveAvgPool(y.Data[s*p*p*c:(s+1)*p*p*c], x.Data[s*h*w*c:(s+1)*h*w*c], h, w, c, p)
 	}
 	return y
 }

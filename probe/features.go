@@ -5,9 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 
 	"github.com/patchwise-ml/patchwise/data"
 	"github.com/patchwise-ml/patchwise/nn"
+	"github.com/patchwise-ml/patchwise/nn/kernel"
 )
 
 // Features holds N feature vectors of dimension D, row-major, and their
@@ -256,10 +258,9 @@ func Extract(ctx context.Context, ds *data.Dataset, split string, f Featurizer, 
 		} else if d != out.D {
 			return nil, fmt.Errorf("%s: records %d to %d: the featurizer returned %d features per image, earlier batches %d", where, b.first, b.first+m-1, d, out.D)
 		}
-		for j, v := range y.Data {
-			if isNonFinite(v) {
-				return nil, fmt.Errorf("%s: record %d: feature %d is %v: %w", where, b.first+j/d, j%d, v, ErrNonFinite)
-			}
+		if !kernel.AllFinite(y.Data) {
+			j := slices.IndexFunc(y.Data, isNonFinite)
+			return nil, fmt.Errorf("%s: record %d: feature %d is %v: %w", where, b.first+j/d, j%d, y.Data[j], ErrNonFinite)
 		}
 		copy(out.X[b.first*d:], y.Data)
 		copy(out.Labels[b.first:], b.labels)

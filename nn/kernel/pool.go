@@ -164,10 +164,10 @@ func MaxPool2RowsGrad(top, bottom, g []float32, arg []int32, c int) {
 // AdaptiveAvgPool averages one channels-last image src [h, w, c] over
 // p×p bins into dst [p, p, c]: bin (i, j) covers rows
 // [⌊i·h/p⌋, ⌈(i+1)·h/p⌉) and the like columns, so bins may overlap when
-// p does not divide the side. The sums are float64. It panics if p < 1,
-// p exceeds a side, or a slice is short.
+// p does not divide the side (and repeat pixels when p exceeds it). The
+// sums are float64. It panics if p < 1 or a slice is short.
 func AdaptiveAvgPool(dst, src []float32, h, w, c, p int) {
-	if p < 1 || p > h || p > w || len(src) < h*w*c || len(dst) < p*p*c {
+	if p < 1 || len(src) < h*w*c || len(dst) < p*p*c {
 		panic(fmt.Sprintf("kernel: AdaptiveAvgPool: bad sizes h=%d w=%d c=%d p=%d (src %d, dst %d)", h, w, c, p, len(src), len(dst)))
 	}
 	sum := make([]float64, c)
