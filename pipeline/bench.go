@@ -91,6 +91,7 @@ type BenchResult struct {
 	StepMS      float64 `json:"step_ms"`               // median wall time of one training step, milliseconds
 	SamplesPerS float64 `json:"samples_per_s"`         // Batch / median step time
 	PeakRSSMB   float64 `json:"peak_rss_mb,omitempty"` // the process's peak resident memory while this model ran, MiB (Linux)
+	Path        string  `json:"kernel_path,omitempty"` // the instruction-set path of the kernels (kernel.Path)
 }
 
 // Bench times steps of the models on random data (see benchStep) and
@@ -139,7 +140,7 @@ func benchModel(ctx context.Context, cfg BenchConfig, name string, p Progress) (
 	}
 	med := median(times)
 	r := BenchResult{
-		Model: name, Impl: "patchwise " + runtime.Version(), Device: "cpu", Threads: runtime.GOMAXPROCS(0),
+		Model: name, Impl: "patchwise " + runtime.Version(), Device: "cpu", Threads: runtime.GOMAXPROCS(0), Path: kernel.Path(),
 		Batch: cfg.Batch, Size: cfg.Size, Channels: cfg.Channels,
 		StepMS:      round3(med * 1e3),
 		SamplesPerS: round1(float64(cfg.Batch) / med),

@@ -22,6 +22,8 @@ import (
 	"os/signal"
 	"strings"
 	"syscall"
+
+	"github.com/patchwise-ml/patchwise/nn/kernel"
 )
 
 // Exit codes. They are decided here only, by exitCode.
@@ -110,6 +112,9 @@ func main() {
 // run dispatches args (without the program name) to a verb and returns the
 // process exit code. Errors are printed to stderr as "patchwise: <err>".
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	if err := kernel.EnvError(); err != nil {
+		fmt.Fprintf(stderr, "patchwise: warning: %v\n", err)
+	}
 	err := dispatch(ctx, args, stdout, stderr)
 	code := exitCode(ctx, err)
 	if err != nil && !errors.Is(err, flag.ErrHelp) {

@@ -5,7 +5,9 @@ import (
 	"fmt"
 	"io"
 	"runtime"
+	"strings"
 
+	"github.com/patchwise-ml/patchwise/nn/kernel"
 	"github.com/patchwise-ml/patchwise/pipeline"
 )
 
@@ -15,7 +17,10 @@ var versionCmd = &command{
 	usage: `patchwise version
 
 Version prints the module version patchwise was built from ("devel" for a
-build from a working tree), the Go version, and the OS and architecture.`,
+build from a working tree), the Go version, and the OS and architecture;
+then the instruction-set path its compute kernels run on (avx512, avx2 or
+purego: the best the CPU has, or the one PATCHWISE_CPU forces) and the
+paths this CPU could run.`,
 	example: `patchwise version`,
 }
 
@@ -27,6 +32,7 @@ func runVersion(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if err := parseFlags(versionCmd, fs, args, stdout); err != nil {
 		return err
 	}
-	_, err := fmt.Fprintf(stdout, "patchwise %s %s %s/%s\n", pipeline.Version(), pipeline.GoVersion(), runtime.GOOS, runtime.GOARCH)
+	_, err := fmt.Fprintf(stdout, "patchwise %s %s %s/%s\nkernels %s (available: %s)\n", pipeline.Version(), pipeline.GoVersion(),
+		runtime.GOOS, runtime.GOARCH, kernel.Path(), strings.Join(kernel.Paths(), ", "))
 	return err
 }
