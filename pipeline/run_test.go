@@ -205,7 +205,7 @@ func TestRunConfigValidate(t *testing.T) {
 		"two sources":    func(c *RunConfig) { c.Dataset.Path = "x" },
 		"unknown":        func(c *RunConfig) { c.Dataset.Builtin = "cifar" },
 		"no pretexts":    func(c *RunConfig) { c.Pretexts = nil },
-		"bad pretext":    func(c *RunConfig) { c.Pretexts = []string{"jigsaw"} },
+		"bad pretext":    func(c *RunConfig) { c.Pretexts = []string{"no-such-pretext"} },
 		"twice":          func(c *RunConfig) { c.Pretexts = []string{"random", "random"} },
 		"seeds repeat":   func(c *RunConfig) { c.Seeds = []uint64{1, 1} },
 		"pretrain seed":  func(c *RunConfig) { c.Pretrain.Seed = 3 },

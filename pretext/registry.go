@@ -38,6 +38,11 @@ type Config struct {
 	// Inpaint is the mask of the inpaint pretext.
 	Inpaint InpaintConfig `json:"inpaint"`
 
+	// Jigsaw holds the jigsaw pretext's settings (omitted from JSON when
+	// unset, so that other pretexts' configs and run hashes stay as they
+	// were).
+	Jigsaw JigsawConfig `json:"jigsaw,omitzero"`
+
 	// Classes is the dataset's number of classes, for pretexts that
 	// train on labels; a resolved config records it.
 	Classes int `json:"classes,omitempty"`
@@ -47,7 +52,7 @@ type Config struct {
 }
 
 func init() {
-	for _, s := range []Spec{relposSpec, rotationSpec, inpaintSpec, mirroredSpec, linearSpec, tiedSpec,
+	for _, s := range []Spec{relposSpec, rotationSpec, jigsawSpec, inpaintSpec, mirroredSpec, linearSpec, tiedSpec,
 		denoisingSpec(mirroredSpec), denoisingSpec(linearSpec), denoisingSpec(tiedSpec), supervisedSpec} {
 		Register(s)
 	}

@@ -99,7 +99,7 @@ func TestPretrainVerb(t *testing.T) {
 		want string
 	}{
 		{"help", []string{"pretrain", "--help"}, exitOK, ""},
-		{"unknown pretext", []string{"pretrain", ds, "--pretext", "jigsaw", "-o", filepath.Join(dir, "x")}, exitUsage, "jigsaw"},
+		{"unknown pretext", []string{"pretrain", ds, "--pretext", "no-such-pretext", "-o", filepath.Join(dir, "x")}, exitUsage, "no-such-pretext"},
 		{"no out", []string{"pretrain", ds, "--pretext", "relpos"}, exitUsage, "out"},
 		{"steps and epochs", []string{"pretrain", ds, "--pretext", "relpos", "-o", filepath.Join(dir, "y"), "--steps", "3", "--epochs", "1"}, exitUsage, "one or the other"},
 		{"size for dataset", []string{"pretrain", ds, "--pretext", "relpos", "-o", filepath.Join(dir, "z"), "--batch", "100000"}, exitUsage, "batch"},

@@ -64,7 +64,7 @@ func TestRunAndCompareVerbs(t *testing.T) {
 	for _, bad := range [][]string{
 		{"compare", "--seeds", "0"},
 		{"compare", "--widths", "4,x"},
-		{"compare", "--pretexts", "jigsaw", "-o", filepath.Join(dir, "x")},
+		{"compare", "--pretexts", "no-such-pretext", "-o", filepath.Join(dir, "x")},
 		{"run"},
 		{"run", filepath.Join(dir, "missing.json")},
 	} {
