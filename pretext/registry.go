@@ -36,7 +36,7 @@ type Config struct {
 	Corruption Corruption `json:"corruption"`
 
 	// Inpaint is the mask of the inpaint pretext.
-	Inpaint InpaintConfig `json:"inpaint"`
+	Inpaint InpaintConfig `json:"inpaint,omitzero"`
 
 	// Jigsaw holds the jigsaw pretext's settings (omitted from JSON when
 	// unset, so that other pretexts' configs and run hashes stay as they
