@@ -20,11 +20,15 @@
 //     [H, W, C]); DoerschDefaults and ModernDefaults are the published
 //     recipes. Each step is also a function: DropColor, Project, Grayscale,
 //     Pixelate, SubtractMean, Standardize, FlipH, AddNoise, Mask, Resize.
+//   - Jitter is SimCLR's colour jitter (brightness, contrast, saturation,
+//     hue in a random order), each adjustment also a function.
 //   - A Sampler says what a pretext's sample is made of — views, each a
 //     number of S×S images, and labels — and draws samples from images:
-//     PairSampler (the two crops of a pair and their direction) and
+//     PairSampler (the two crops of a pair and their direction),
 //     ImageSampler (one image, with random crops and flips in training)
-//     are two; a pretext can bring its own.
+//     and ViewSampler (two independently augmented views of one image:
+//     RandomResizedCrop, flip, Jitter, grayscale) are three; a pretext can
+//     bring its own.
 //   - Loader makes batches of any Sampler's samples (Batch: one
 //     [N·Count, S, S, C] slice per view, and the labels) with a pool of
 //     workers, bounded prefetch and reused buffers, deterministic per
