@@ -14,6 +14,9 @@
 //   - RelPos: two crops through the one shared encoder, the features
 //     concatenated → Linear → ReLU → Linear to the 8 relative positions,
 //     trained with cross-entropy (Doersch et al. 2015);
+//   - SimCLR: two augmented views of each image through the encoder as one
+//     batch, the features → Linear → ReLU → Linear projection head,
+//     trained with the NT-Xent contrastive loss (Chen et al. 2020);
 //   - LinearAE: the encoder's feature → one Linear layer to the image (the
 //     F·W decoder);
 //   - TiedAE: a decoder made of the encoder's convolutions transposed,

@@ -292,6 +292,7 @@ func TestGradients(t *testing.T) {
 		{"rotation", []string{"encoder.block1.conv.weight", "encoder.block2.bn.weight", "head.weight", "head.bias"}},
 		{"inpaint", []string{"encoder.block1.conv.weight", "encoder.block2.conv.weight", "decoder.block1.conv.weight", "decoder.block2.bn.bias", "decoder.out.weight"}},
 		{"jigsaw", []string{"encoder.block1.conv.weight", "encoder.block2.bn.weight", "head.fc1.weight", "head.fc1.bias", "head.fc2.weight", "head.fc2.bias"}},
+		{"simclr", []string{"encoder.block1.conv.weight", "encoder.block2.bn.weight", "head.fc1.weight", "head.fc2.bias"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			cfg := tinyConfig()

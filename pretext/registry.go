@@ -43,6 +43,10 @@ type Config struct {
 	// were).
 	Jigsaw JigsawConfig `json:"jigsaw,omitzero"`
 
+	// SimCLR holds the contrastive pretext's settings (omitted from JSON
+	// when unset, like the jigsaw's).
+	SimCLR SimCLRConfig `json:"simclr,omitzero"`
+
 	// Classes is the dataset's number of classes, for pretexts that
 	// train on labels; a resolved config records it.
 	Classes int `json:"classes,omitempty"`
@@ -52,7 +56,7 @@ type Config struct {
 }
 
 func init() {
-	for _, s := range []Spec{relposSpec, rotationSpec, jigsawSpec, inpaintSpec, mirroredSpec, linearSpec, tiedSpec,
+	for _, s := range []Spec{relposSpec, rotationSpec, jigsawSpec, inpaintSpec, simclrSpec, mirroredSpec, linearSpec, tiedSpec,
 		denoisingSpec(mirroredSpec), denoisingSpec(linearSpec), denoisingSpec(tiedSpec), supervisedSpec} {
 		Register(s)
 	}
