@@ -13,6 +13,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"sync"
 
 	"github.com/klauspost/compress/zstd"
 )
@@ -418,6 +419,23 @@ func (r *Reader) Close() {
 	}
 }
 
+// decoders holds idle streaming zstd decoders: a decoder's history
+// buffer is about 9 MB for the shards' 8 MB window, and a pass opens a
+// decoder for every shard, so reusing them keeps the allocations, and the
+// heap's growth between collections, from scaling with the passes' shards.
+var decoders sync.Pool
+
+// newDecoder returns a decoder of r, reused or new.
+func newDecoder(r io.Reader) (*zstd.Decoder, error) {
+	if zr, ok := decoders.Get().(*zstd.Decoder); ok {
+		if err := zr.Reset(r); err == nil {
+			return zr, nil
+		}
+		zr.Close()
+	}
+	return zstd.NewReader(r, zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxWindow(64<<20), zstd.WithDecoderLowmem(true))
+}
+
 // shardStream reads one shard file record by record, hashing its
 // compressed bytes on the way.
 type shardStream struct {
@@ -448,8 +466,7 @@ func (d *Dataset) openShard(si ShardInfo) (*shardStream, error) {
 	}
 	s := &shardStream{d: d, si: si, f: f, sum: sha256.New()}
 	s.src = io.TeeReader(bufio.NewReaderSize(f, 1<<16), s.sum)
-	s.zr, err = zstd.NewReader(s.src, zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxWindow(64<<20), zstd.WithDecoderLowmem(true))
-	if err != nil {
+	if s.zr, err = newDecoder(s.src); err != nil {
 		f.Close()
 		return nil, &CorruptError{Dir: d.dir, Shard: si.File, Record: -1, Msg: "corrupt zstd stream", Err: err}
 	}
@@ -521,7 +538,11 @@ func (s *shardStream) finish() error {
 
 func (s *shardStream) close() {
 	if s.zr != nil {
-		s.zr.Close()
+		if s.zr.Reset(nil) == nil {
+			decoders.Put(s.zr)
+		} else {
+			s.zr.Close()
+		}
 		s.zr = nil
 	}
 	if s.f != nil {
