@@ -79,6 +79,9 @@ type IngestSpec struct {
 	// own names or a classes.txt in an input folder
 	// (data.IngestConfig.Classes).
 	Classes []string `json:"classes,omitempty"`
+	// Unlabelled drops the sources' labels (data.IngestConfig.Unlabelled):
+	// a tree of photos to pretrain on, cut into crops by Preprocess.Crops.
+	Unlabelled bool `json:"unlabelled,omitempty"`
 }
 
 // normal returns s with a Path of the form "builtin:NAME" turned into
@@ -124,7 +127,7 @@ func (s DatasetSpec) validate(what string) error {
 	if s.Ingest != nil {
 		// Out is a stand-in: the run names the dataset directory.
 		c := data.IngestConfig{Inputs: s.Ingest.Inputs, Format: s.Ingest.Format, Out: "x", Preprocess: s.Ingest.Preprocess,
-			ValFraction: s.Ingest.ValFraction, Classes: s.Ingest.Classes}
+			ValFraction: s.Ingest.ValFraction, Classes: s.Ingest.Classes, Unlabelled: s.Ingest.Unlabelled}
 		if err := c.Validate(); err != nil {
 			errs = append(errs, fmt.Errorf("%s: %w", what, err))
 		}
@@ -559,7 +562,7 @@ func (r *runner) dataset(ctx context.Context, s DatasetSpec) (*data.Dataset, err
 	}
 	in := s.Ingest
 	rep, err := data.Ingest(ctx, data.IngestConfig{Inputs: in.Inputs, Format: in.Format, Out: out,
-		Preprocess: in.Preprocess, ValFraction: in.ValFraction, Seed: in.Seed, Classes: in.Classes}, r.p)
+		Preprocess: in.Preprocess, ValFraction: in.ValFraction, Seed: in.Seed, Classes: in.Classes, Unlabelled: in.Unlabelled}, r.p)
 	if err != nil {
 		return nil, err
 	}
