@@ -246,7 +246,7 @@ func (rep *Report) write(dir string) error {
 		return fmt.Errorf("pipeline: report: %w", err)
 	}
 	if bars := rep.perClassBars(); len(bars) > 0 {
-		d := rep.Datasets[0]
+		d := rep.probed()[0]
 		title := fmt.Sprintf("Linear probe accuracy per class on %s (mean ± std over %d seed%s)", d.Name, len(rep.Config.Seeds), plural(len(rep.Config.Seeds)))
 		if err := WriteBarPlot(filepath.Join(dir, PerClassPlot), title, "top-1 accuracy", bars); err != nil {
 			return fmt.Errorf("pipeline: report: %w", err)
@@ -277,10 +277,15 @@ func (rep *Report) classNames(d RunDataset) []string {
 	return names
 }
 
-// perClassBars are the bars of the per-class plot: the pretraining
-// dataset's classes as groups, the pretexts as series.
+// perClassBars are the bars of the per-class plot: the classes of the
+// first probed dataset (the pretraining one, unless it has no labels) as
+// groups, the pretexts as series.
 func (rep *Report) perClassBars() []PlotBar {
-	d := rep.Datasets[0]
+	probed := rep.probed()
+	if len(probed) == 0 {
+		return nil
+	}
+	d := probed[0]
 	var bars []PlotBar
 	names := rep.classNames(d)
 	for c, class := range names {

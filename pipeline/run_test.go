@@ -505,6 +505,9 @@ func TestRunUnlabelledPretraining(t *testing.T) {
 			t.Errorf("report.md lacks %q:\n%s", want, md)
 		}
 	}
+	if _, err := os.Stat(filepath.Join(cfg.Out, PerClassPlot)); err != nil {
+		t.Errorf("no per-class plot of the transfer dataset: %v", err)
+	}
 	// The log counts the stages the run carries out: one pretraining and
 	// two probes.
 	var last string
