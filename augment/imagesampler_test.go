@@ -157,7 +157,7 @@ func TestImageSamplerDeterministic(t *testing.T) {
 			if tc.cfg.Train {
 				// Each epoch takes the first ⌊n/N⌋·N images of its permutation.
 				for e := range len(ref) / tc.per {
-					perm := NewRand(tc.cfg.Seed, e, -1).Perm(n)
+					perm := epochOrder(t, newImageLoaderT(t, ds, tc.cfg), e)
 					var imgs []int
 					for _, b := range ref[e*tc.per : (e+1)*tc.per] {
 						imgs = append(imgs, b.imgs...)
@@ -208,7 +208,7 @@ func TestImageSamplerValues(t *testing.T) {
 			t.Fatalf("Len = %d", l.Len())
 		}
 		got := collectImages(t, l, 0, 0, 2)
-		perm := NewRand(3, 0, -1).Perm(n)
+		perm := epochOrder(t, l, 0)
 		for bi, b := range got {
 			if b.n != 5 || b.s != side || b.c != ch || len(b.x) != 5*side*side*ch || len(b.labels) != 5 || len(b.imgs) != 5 {
 				t.Fatalf("train %v: batch %d: N %d S %d C %d, %d values", train, bi, b.n, b.s, b.c, len(b.x))
@@ -249,7 +249,7 @@ func TestImageSamplerCropFlip(t *testing.T) {
 	// Size defaults to the image side: crops are enlarged back to it.
 	l = newImageLoaderT(t, ds, imageLoaderConfig{Crop: cs, Size: cs, Flip: true, Batch: 4, Workers: 2, Seed: 11, Train: true})
 	got := collectImages(t, l, 1, 0, 3) // epoch 1
-	perm := NewRand(11, 1, -1).Perm(n)
+	perm := epochOrder(t, l, 1)
 	flips := 0
 	for bi, b := range got {
 		for j := range b.n {
@@ -370,7 +370,7 @@ func TestImageSamplerBatchesPerEpoch(t *testing.T) {
 func TestLoaderConfig(t *testing.T) {
 	ds := imageDataset(t, 4, 8, 3)
 	l := newImageLoaderT(t, ds, imageLoaderConfig{Seed: 9})
-	want := LoaderConfig{Batch: DefaultBatch, PerImage: 1, Workers: runtime.GOMAXPROCS(0), Prefetch: 2 * runtime.GOMAXPROCS(0), Seed: 9}
+	want := LoaderConfig{Batch: DefaultBatch, PerImage: 1, Workers: runtime.GOMAXPROCS(0), Prefetch: 2 * runtime.GOMAXPROCS(0), Seed: 9, ShuffleBuffer: data.DefaultShuffleBuffer}
 	if got := l.Config(); got != want {
 		t.Errorf("Config = %+v, want %+v", got, want)
 	}

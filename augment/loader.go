@@ -26,6 +26,10 @@ type LoaderConfig struct {
 	// loader makes one pass over the images in file order, its last batch
 	// possibly short.
 	Shuffle bool `json:"shuffle"`
+	// ShuffleBuffer is the number of images the shuffled order draws
+	// from (data.Order's Buffer); default data.DefaultShuffleBuffer. The
+	// loader holds that many images, whatever the split's size.
+	ShuffleBuffer int `json:"shuffle_buffer"`
 }
 
 // Batch is one batch of samples, channels-last. Give it back with Release
@@ -57,33 +61,38 @@ func (b *Batch) Release() {
 }
 
 // Loader makes batches of a Sampler's samples from one split of a dataset.
-// It holds the whole split in memory (data.Dataset.Load): a split of
-// 50,000 32×32 RGB images is 150 MB.
+// It streams the split's shards (data.Reader) and never holds the split
+// in memory: its memory is the shuffle buffer's images, the open shards'
+// decoders and the batches made ahead, whatever the split's size.
 //
-// With Shuffle, an epoch is a seeded permutation perm_e of the split's n
-// images (NewRand(seed, e, −1).Perm(n)); sample i of epoch e, for i in
-// [0, n·PerImage), is drawn from image perm_e[i / PerImage], every random
-// draw taken from NewRand(seed, e, i). Batch k of the epoch holds samples
-// [k·N, (k+1)·N); an epoch has ⌊n·PerImage/N⌋ batches (the samples left
-// over are not used that epoch, a different random set each epoch).
-// Without Shuffle, sample i comes from image i / PerImage in file order,
-// still drawn from NewRand(seed, e, i), and a pass has ⌈n·PerImage/N⌉
-// batches. Either way a batch depends only on the dataset, the sampler,
-// the config and (epoch, index), never on the number of workers.
+// An epoch e visits the split's n images in the order of a data.Reader
+// pass (Order returns it): with Shuffle, data.Order{Shuffle: true, Seed:
+// Seed, Pass: e, Buffer: ShuffleBuffer} — shards in a seeded random order,
+// a few read at a time, through a shuffle buffer —, without it file order.
+// Sample i of epoch e, for i in [0, n·PerImage), is drawn from image
+// Order(e)[i / PerImage], every random draw taken from NewRand(seed, e, i).
+// Batch k of the epoch holds samples [k·N, (k+1)·N). With Shuffle an
+// epoch has ⌊n·PerImage/N⌋ batches (the samples left over are not used
+// that epoch, a different set each epoch) and the stream runs on epoch
+// after epoch; without it a pass has ⌈n·PerImage/N⌉ batches. Either way a
+// batch depends only on the dataset, the sampler, the config and (epoch,
+// index), never on the number of workers.
 type Loader struct {
 	cfg     LoaderConfig
 	sampler Sampler
 	views   []View
 	labels  int
-	recs    []data.Record
+	ds      *data.Dataset
+	split   string
+	n       int // images in the split
 	side, c int // image side and channels
 	free    chan *Batch
 }
 
-// NewLoader loads split of ds into memory and returns a loader of the
-// sampler's batches from it. It returns every problem at once: a missing
-// or empty split, bad settings, and with Shuffle a split too small for
-// one batch.
+// NewLoader returns a loader of the sampler's batches from split of ds.
+// It returns every problem at once: a missing or empty split, bad
+// settings, and with Shuffle a split too small for one batch. It reads no
+// shard: damaged shards are reported by the stream that reads them.
 func NewLoader(ds *data.Dataset, split string, s Sampler, cfg LoaderConfig) (*Loader, error) {
 	m := ds.Manifest()
 	n := ds.Len(split)
@@ -102,11 +111,7 @@ func NewLoader(ds *data.Dataset, split string, s Sampler, cfg LoaderConfig) (*Lo
 	if len(errs) > 0 {
 		return nil, errors.Join(errs...)
 	}
-	recs, err := ds.Load(split)
-	if err != nil {
-		return nil, err
-	}
-	l.recs = recs
+	l.ds, l.split, l.n = ds, split, n
 	return l, nil
 }
 
@@ -117,7 +122,7 @@ func newLoader(s Sampler, side, c int, cfg LoaderConfig) (*Loader, error) {
 	for _, f := range []struct {
 		name string
 		v    int
-	}{{"batch", cfg.Batch}, {"per_image", cfg.PerImage}, {"workers", cfg.Workers}, {"prefetch", cfg.Prefetch}} {
+	}{{"batch", cfg.Batch}, {"per_image", cfg.PerImage}, {"workers", cfg.Workers}, {"prefetch", cfg.Prefetch}, {"shuffle_buffer", cfg.ShuffleBuffer}} {
 		if f.v < 0 {
 			errs = append(errs, fmt.Errorf("augment: loader: %s %d: want ≥ 1, or 0 for the default", f.name, f.v))
 		}
@@ -136,6 +141,9 @@ func newLoader(s Sampler, side, c int, cfg LoaderConfig) (*Loader, error) {
 	}
 	if cfg.Prefetch == 0 {
 		cfg.Prefetch = 2 * cfg.Workers
+	}
+	if cfg.ShuffleBuffer == 0 {
+		cfg.ShuffleBuffer = data.DefaultShuffleBuffer
 	}
 	return &Loader{cfg: cfg, sampler: s, views: s.Views(), labels: s.Labels(), side: side, c: c,
 		free: make(chan *Batch, cfg.Prefetch+cfg.Workers+2)}, nil
@@ -156,57 +164,64 @@ func (l *Loader) Config() LoaderConfig { return l.cfg }
 func (l *Loader) Views() []View { return l.views }
 
 // Len returns the number of images in the split.
-func (l *Loader) Len() int { return len(l.recs) }
+func (l *Loader) Len() int { return l.n }
 
 // BatchesPerEpoch returns the number of batches in an epoch:
 // ⌊n·PerImage/Batch⌋ with Shuffle, ⌈n·PerImage/Batch⌉ without.
 func (l *Loader) BatchesPerEpoch() int {
-	n, b := len(l.recs)*l.cfg.PerImage, l.cfg.Batch
+	n, b := l.n*l.cfg.PerImage, l.cfg.Batch
 	if l.cfg.Shuffle {
 		return n / b
 	}
 	return (n + b - 1) / b
 }
 
+// order is the data.Order of epoch's pass.
+func (l *Loader) order(epoch int) data.Order {
+	if !l.cfg.Shuffle {
+		return data.Order{}
+	}
+	return data.Order{Shuffle: true, Seed: l.cfg.Seed, Pass: epoch, Buffer: l.cfg.ShuffleBuffer}
+}
+
+// Order returns the indices within the split of epoch's images in the
+// order the epoch visits them (see Loader), computed from the manifest
+// without reading the shards. It holds one int per image.
+func (l *Loader) Order(epoch int) ([]int, error) {
+	return l.ds.PassOrder(l.split, l.order(epoch))
+}
+
 // Stream delivers batches in order, made ahead by the loader's workers. It
 // is used from one goroutine.
 type Stream struct {
-	s *stream[*Batch]
+	s *stream
 }
 
-// Stream starts the workers and returns the stream of batches beginning
-// with batch index of epoch (0, 0 for a fresh run; a resumed run passes
-// where it stopped). With Shuffle the stream runs on through the following
-// epochs; without it, it ends with the last batch of the pass (epoch then
-// only labels the batches and seeds their draws). At most Prefetch batches
-// are made ahead of Next. Cancelling ctx or calling Close stops the
-// workers.
+// Stream starts the reader and the workers and returns the stream of
+// batches beginning with batch index of epoch (0, 0 for a fresh run; a
+// resumed run passes where it stopped). With Shuffle the stream runs on
+// through the following epochs; without it, it ends with the last batch
+// of the pass (epoch then only labels the batches and seeds their draws).
+// At most Prefetch batches are made ahead of Next. Cancelling ctx or
+// calling Close stops the reader and the workers.
+//
+// Starting inside an epoch costs what data.Dataset.NewReader's start
+// costs: a replay of the epoch's order from the manifest, then reading
+// the shards that the shuffle buffer's images at that point come from.
 func (l *Loader) Stream(ctx context.Context, epoch, index int) *Stream {
-	plan := streamPlan{perEpoch: l.BatchesPerEpoch(), endless: l.cfg.Shuffle, shuffle: l.cfg.Shuffle, images: len(l.recs),
-		seed: l.cfg.Seed, workers: l.cfg.Workers, prefetch: l.cfg.Prefetch}
-	return &Stream{startStream(ctx, epoch, index, plan, func() func(int, int, []int) (*Batch, error) {
-		d := l.sampler.NewDrawer()
-		return func(epoch, index int, perm []int) (*Batch, error) {
-			b := l.batch(epoch, index)
-			if err := l.fill(d, b, perm); err != nil {
-				b.Release()
-				return nil, err
-			}
-			return b, nil
-		}
-	})}
+	return &Stream{startStream(ctx, l, epoch, index)}
 }
 
 // Next returns the next batch. Without Shuffle it returns io.EOF after
 // the last batch of the pass; after Close or a cancelled context it
-// returns the context's error; a sample that cannot be drawn ends the
-// stream with an error naming it. Once it has returned an error it
-// returns the same error on every later call.
+// returns the context's error; a sample that cannot be drawn or a damaged
+// shard ends the stream with an error naming it. Once it has returned an
+// error it returns the same error on every later call.
 func (s *Stream) Next() (*Batch, error) { return s.s.next() }
 
-// Close stops the workers and waits for them; Next then returns
-// context.Canceled. Batches already returned by Next stay valid until
-// released. Close may be called more than once.
+// Close stops the reader and the workers and waits for them; Next then
+// returns context.Canceled. Batches already returned by Next stay valid
+// until released. Close may be called more than once.
 func (s *Stream) Close() { s.s.close() }
 
 // batch returns a buffer for batch index of epoch from the free list, or a
@@ -223,7 +238,7 @@ func (l *Loader) batch(epoch, index int) *Batch {
 			b.Views[k] = make([]float32, n*v.Len(l.c))
 		}
 	}
-	n := min(l.cfg.Batch, len(l.recs)*l.cfg.PerImage-index*l.cfg.Batch)
+	n := l.samples(index)
 	b.N, b.Epoch, b.Index = n, epoch, index
 	for k, v := range l.views {
 		b.Views[k] = b.Views[k][:n*v.Len(l.c)]
@@ -232,27 +247,40 @@ func (l *Loader) batch(epoch, index int) *Batch {
 	return b
 }
 
-// fill draws the samples of batch b with d; perm is the epoch's order with
-// Shuffle, nil for file order.
-func (l *Loader) fill(d Drawer, b *Batch, perm []int) error {
+// samples returns the number of samples of batch index.
+func (l *Loader) samples(index int) int {
+	return min(l.cfg.Batch, l.n*l.cfg.PerImage-index*l.cfg.Batch)
+}
+
+// images returns the positions in the epoch's order, [lo, hi], of the
+// images batch index draws from.
+func (l *Loader) images(index int) (lo, hi int) {
+	first := index * l.cfg.Batch
+	return first / l.cfg.PerImage, (first + l.samples(index) - 1) / l.cfg.PerImage
+}
+
+// fill draws the samples of batch b with d from imgs, the images at
+// positions [lo, lo+len(imgs)) of the epoch's order.
+func (l *Loader) fill(d Drawer, b *Batch, imgs []loaded, lo int) error {
 	s := Sample{Views: make([][]float32, len(l.views))}
 	for j := range b.N {
 		i := b.Index*l.cfg.Batch + j
-		img := i / l.cfg.PerImage
-		if perm != nil {
-			img = perm[img]
-		}
-		r := &l.recs[img]
+		im := &imgs[i/l.cfg.PerImage-lo]
 		for k, v := range l.views {
 			n := v.Len(l.c)
 			s.Views[k] = b.Views[k][j*n : (j+1)*n]
 		}
 		s.Labels = b.Labels[j*l.labels : (j+1)*l.labels]
-		b.Images[j] = img
-		im := Image{Pix: r.Pixels, Side: l.side, C: l.c, Label: r.Label}
-		if err := d.Draw(im, NewRand(l.cfg.Seed, b.Epoch, i), s); err != nil {
-			return fmt.Errorf("augment: epoch %d sample %d (image %d, %q): %w", b.Epoch, i, img, r.Origin, err)
+		b.Images[j] = im.index
+		if err := d.Draw(Image{Pix: im.rec.Pixels, Side: l.side, C: l.c, Label: im.rec.Label}, NewRand(l.cfg.Seed, b.Epoch, i), s); err != nil {
+			return fmt.Errorf("augment: epoch %d sample %d (image %d, %q): %w", b.Epoch, i, im.index, im.rec.Origin, err)
 		}
 	}
 	return nil
+}
+
+// loaded is a record of the split with its index.
+type loaded struct {
+	rec   data.Record
+	index int
 }

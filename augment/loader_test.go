@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"math/rand/v2"
+	"reflect"
+	"slices"
 	"strings"
 	"testing"
 
@@ -117,5 +119,132 @@ func TestLoaderDrawError(t *testing.T) {
 	}
 	if _, err2 := s.Next(); err2 != err {
 		t.Errorf("the next call returned %v", err2)
+	}
+}
+
+// epochOrder returns l's order of epoch e.
+func epochOrder(t *testing.T, l *Loader, e int) []int {
+	t.Helper()
+	o, err := l.Order(e)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return o
+}
+
+// indexedDataset has n one-pixel RGB images whose three bytes spell their
+// index, in shards of data.ShardRecords: n above that makes several.
+func indexedDataset(t *testing.T, n int) *data.Dataset {
+	t.Helper()
+	dir := t.TempDir() + "/ds"
+	w, err := data.Create(dir, data.Preprocess{Size: 1, Channels: 3}, nil, data.Provenance{Format: "test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range n {
+		if err := w.Add(data.Train, data.Record{Pixels: []uint8{uint8(i), uint8(i >> 8), uint8(i >> 16)}, Label: -1}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, _, err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	ds, err := data.Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ds
+}
+
+// indexSampler's one sample is the image's index (from its pixels) and
+// the sample's first draw.
+type indexSampler struct{}
+
+func (indexSampler) Views() []View       { return []View{{Name: "index", Count: 1, Side: 1}} }
+func (indexSampler) Labels() int         { return 1 }
+func (s indexSampler) NewDrawer() Drawer { return s }
+func (indexSampler) Draw(img Image, rng *rand.Rand, out Sample) error {
+	out.Labels[0] = int(img.Pix[0]) | int(img.Pix[1])<<8 | int(img.Pix[2])<<16
+	out.Views[0][0], out.Views[0][1], out.Views[0][2] = rng.Float32(), 0, 0
+	return nil
+}
+
+// TestLoaderStreamOrder checks a shuffled loader over a split of several
+// shards: each epoch's samples come from its Order with their documented
+// draws, every image at most once an epoch, whatever the worker count;
+// and a stream started at any batch gives what a stream from the start
+// gives there, across epochs, with PerImage samples straddling batches.
+func TestLoaderStreamOrder(t *testing.T) {
+	if testing.Short() {
+		t.Skip("writes a dataset of 25,000 records")
+	}
+	const n = 2*data.ShardRecords + 5000
+	ds := indexedDataset(t, n)
+	if len(ds.Manifest().Shards) != 3 {
+		t.Fatalf("%d shards, want 3", len(ds.Manifest().Shards))
+	}
+	cfg := LoaderConfig{Batch: 1000, PerImage: 3, Seed: 5, Shuffle: true, ShuffleBuffer: 3000, Prefetch: 2}
+	type sample struct {
+		img, index int
+		draw       float32
+	}
+	read := func(workers, epoch, index, k int) [][]sample {
+		c := cfg
+		c.Workers = workers
+		l, err := NewLoader(ds, data.Train, indexSampler{}, c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s := l.Stream(context.Background(), epoch, index)
+		defer s.Close()
+		var out [][]sample
+		for range k {
+			b, err := s.Next()
+			if err != nil {
+				t.Fatal(err)
+			}
+			var bs []sample
+			for j := range b.N {
+				if b.Images[j] != b.Labels[j] {
+					t.Fatalf("batch (%d, %d) sample %d: Images %d, the image's own index %d", b.Epoch, b.Index, j, b.Images[j], b.Labels[j])
+				}
+				bs = append(bs, sample{b.Labels[j], b.Epoch*1000 + b.Index, b.Views[0][j*3]})
+			}
+			out = append(out, bs)
+			b.Release()
+		}
+		return out
+	}
+	l, _ := NewLoader(ds, data.Train, indexSampler{}, cfg)
+	per := l.BatchesPerEpoch()
+	if per != n*3/1000 {
+		t.Fatalf("BatchesPerEpoch %d", per)
+	}
+	ref := read(1, 0, 0, per+3)
+	for e := range 2 {
+		order := epochOrder(t, l, e)
+		if slices.Equal(order[:100], epochOrder(t, l, e+1)[:100]) {
+			t.Fatalf("epochs %d and %d start alike", e, e+1)
+		}
+		for k := range per {
+			if e == 1 && k == 3 {
+				break
+			}
+			for j, s := range ref[e*per+k] {
+				i := k*1000 + j
+				if s.img != order[i/3] || s.draw != NewRand(5, e, i).Float32() {
+					t.Fatalf("epoch %d sample %d: image %d draw %v, want %d %v", e, i, s.img, s.draw, order[i/3], NewRand(5, e, i).Float32())
+				}
+			}
+		}
+	}
+	if got := read(3, 0, 0, per+3); !reflect.DeepEqual(got, ref) {
+		t.Fatal("3 workers give other batches than 1")
+	}
+	for _, k := range []int{1, 7, 40, per - 1, per, per + 1} {
+		got := read(2, k/per, k%per, len(ref)-k)
+		if !reflect.DeepEqual(got, ref[k:]) {
+			t.Fatalf("a stream from batch %d differs", k)
+		}
 	}
 }

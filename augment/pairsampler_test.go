@@ -157,7 +157,7 @@ func TestPairSamplerContent(t *testing.T) {
 	}
 	g := ps.Geometry()
 	got := collect(t, l, 0, 0, 1)[0]
-	perm := NewRand(5, 0, -1).Perm(10)
+	perm := epochOrder(t, l, 0)
 	s := g.Patch
 	for j := range 4 {
 		p, _ := g.Sample(NewRand(5, 0, j))

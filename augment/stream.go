@@ -2,94 +2,66 @@ package augment
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"sync"
 )
 
-// stream is the machinery the loaders share: one goroutine hands out the
-// batches' positions (epoch, index) in order, at most prefetch ahead of
-// the consumer; workers fill them in parallel; next returns them in order.
-// A batch depends only on its position and the epoch's permutation, so
-// the result does not depend on the number of workers.
-type stream[B any] struct {
+// stream is a Loader's machinery: a reader goroutine reads the images of
+// each batch from the split (data.Reader, in the epoch's order) and hands
+// the batches' jobs out in order, at most Prefetch ahead of the consumer;
+// workers draw the samples in parallel; next returns the batches in
+// order. A batch depends only on its position and its images, so the
+// result does not depend on the number of workers.
+type stream struct {
 	ctx    context.Context
 	cancel context.CancelFunc
-	order  chan *streamJob[B] // closed at the end of a finite pass, or when ctx is done
+	order  chan *streamJob // closed at the end of a finite pass, or when ctx is done
 	wg     sync.WaitGroup
 	err    error
 }
 
-type streamJob[B any] struct {
+type streamJob struct {
 	epoch, index int
-	perm         []int // the epoch's image order; nil when not shuffled
-	done         chan streamResult[B]
+	imgs         []loaded // the images at positions [lo, lo+len(imgs)) of the epoch's order
+	lo           int
+	done         chan streamResult
 }
 
-type streamResult[B any] struct {
-	b   B
+type streamResult struct {
+	b   *Batch
 	err error
 }
 
-// streamPlan says which batches a stream makes.
-type streamPlan struct {
-	perEpoch          int    // batches per epoch
-	endless           bool   // run on through the following epochs; else stop after epoch's last batch
-	shuffle           bool   // each epoch's order is NewRand(seed, e, −1).Perm(images)
-	images            int    // images in the split
-	seed              uint64 // for the permutations
-	workers, prefetch int
-}
-
-// startStream starts the batches from (epoch, index) on. Each worker gets
-// its own fill function from newFill (so it can keep scratch memory); fill
-// makes the batch at a position, or returns an error that ends the stream.
-func startStream[B any](ctx context.Context, epoch, index int, plan streamPlan,
-	newFill func() func(epoch, index int, perm []int) (B, error)) *stream[B] {
+// startStream starts the batches of l from (epoch, index) on.
+func startStream(ctx context.Context, l *Loader, epoch, index int) *stream {
 	ctx, cancel := context.WithCancel(ctx)
-	s := &stream[B]{ctx: ctx, cancel: cancel, order: make(chan *streamJob[B], plan.prefetch)}
-	jobs := make(chan *streamJob[B])
-	s.wg.Add(1 + plan.workers)
+	s := &stream{ctx: ctx, cancel: cancel, order: make(chan *streamJob, l.cfg.Prefetch)}
+	jobs := make(chan *streamJob)
+	s.wg.Add(1 + l.cfg.Workers)
 	go func() {
 		defer s.wg.Done()
 		defer close(jobs)
 		defer close(s.order)
-		var perm []int
-		permEpoch := -1
-		for e, k := epoch, max(index, 0); ; k++ {
-			if k >= plan.perEpoch {
-				if !plan.endless {
-					return
-				}
-				e, k = e+1, 0
-			}
-			if plan.shuffle && e != permEpoch {
-				perm, permEpoch = NewRand(plan.seed, e, -1).Perm(plan.images), e
-			}
-			j := &streamJob[B]{epoch: e, index: k, perm: perm, done: make(chan streamResult[B], 1)}
-			select {
-			case s.order <- j:
-			case <-ctx.Done():
-				return
-			}
-			select {
-			case jobs <- j:
-			case <-ctx.Done():
-				return
-			}
-		}
+		s.read(l, epoch, max(index, 0), jobs)
 	}()
-	for range plan.workers {
+	for range l.cfg.Workers {
 		go func() {
 			defer s.wg.Done()
-			fill := newFill()
+			d := l.sampler.NewDrawer()
 			for {
 				select {
 				case j, ok := <-jobs:
 					if !ok || ctx.Err() != nil {
 						return
 					}
-					b, err := fill(j.epoch, j.index, j.perm)
-					j.done <- streamResult[B]{b, err}
+					b := l.batch(j.epoch, j.index)
+					err := l.fill(d, b, j.imgs, j.lo)
+					if err != nil {
+						b.Release()
+						b = nil
+					}
+					j.done <- streamResult{b, err}
 				case <-ctx.Done():
 					return
 				}
@@ -99,30 +71,102 @@ func startStream[B any](ctx context.Context, epoch, index int, plan streamPlan,
 	return s
 }
 
+// read is the reader goroutine: it reads the images of the batches from
+// (epoch, index) on, epoch after epoch with Shuffle, and sends their jobs
+// to s.order and jobs; a read error becomes the result of the batch it
+// stopped.
+func (s *stream) read(l *Loader, epoch, index int, jobs chan<- *streamJob) {
+	per := l.BatchesPerEpoch()
+	send := func(j *streamJob) bool {
+		select {
+		case s.order <- j:
+		case <-s.ctx.Done():
+			return false
+		}
+		if j.imgs == nil {
+			return false // an error: nothing for the workers
+		}
+		select {
+		case jobs <- j:
+			return true
+		case <-s.ctx.Done():
+			return false
+		}
+	}
+	fail := func(e, k int, err error) {
+		j := &streamJob{epoch: e, index: k, done: make(chan streamResult, 1)}
+		j.done <- streamResult{nil, fmt.Errorf("augment: epoch %d batch %d: %w", e, k, err)}
+		send(j)
+	}
+	for e, k := epoch, index; ; e, k = e+1, 0 {
+		if k < per && !s.readEpoch(l, e, k, per, send, fail) {
+			return
+		}
+		if !l.cfg.Shuffle {
+			return
+		}
+	}
+}
+
+// readEpoch reads the images of batches [k, per) of epoch e and sends
+// their jobs; false means stop.
+func (s *stream) readEpoch(l *Loader, e, k, per int, send func(*streamJob) bool, fail func(e, k int, err error)) bool {
+	lo, _ := l.images(k)
+	r, err := l.ds.NewReader(s.ctx, l.split, l.order(e), lo)
+	if err != nil {
+		fail(e, k, err)
+		return false
+	}
+	defer r.Close()
+	var prev loaded // the last image read, which the next batch may share
+	prevPos := -1
+	for ; k < per; k++ {
+		lo, hi := l.images(k)
+		imgs := make([]loaded, 0, hi-lo+1)
+		if prevPos == lo {
+			imgs = append(imgs, prev)
+		}
+		for len(imgs) < hi-lo+1 {
+			rec, i, err := r.Next()
+			if err != nil {
+				if s.ctx.Err() == nil {
+					fail(e, k, err)
+				}
+				return false
+			}
+			imgs = append(imgs, loaded{rec, i})
+		}
+		prev, prevPos = imgs[len(imgs)-1], hi
+		if !send(&streamJob{epoch: e, index: k, imgs: imgs, lo: lo, done: make(chan streamResult, 1)}) {
+			return false
+		}
+	}
+	return true
+}
+
 // next returns the next batch in order: io.EOF after the last batch of a
-// finite pass, ctx's error after cancellation, or a fill's error; once it
+// finite pass, ctx's error after cancellation, or a job's error; once it
 // has returned an error it returns the same error on every later call.
-func (s *stream[B]) next() (B, error) {
-	var zero B
+func (s *stream) next() (*Batch, error) {
 	if s.err == nil {
 		s.err = s.ctx.Err()
 	}
 	if s.err != nil {
-		return zero, s.err
+		return nil, s.err
 	}
-	var j *streamJob[B]
+	var j *streamJob
 	var ok bool
 	select {
 	case j, ok = <-s.order:
 	case <-s.ctx.Done():
 		s.err = s.ctx.Err()
-		return zero, s.err
+		return nil, s.err
 	}
 	if !ok {
 		if s.err = s.ctx.Err(); s.err == nil {
 			s.err = io.EOF
 		}
-		return zero, s.err
+		return nil, s.err
 	}
 	select {
 	case r := <-j.done:
@@ -130,12 +174,12 @@ func (s *stream[B]) next() (B, error) {
 		return r.b, r.err
 	case <-s.ctx.Done():
 		s.err = s.ctx.Err()
-		return zero, s.err
+		return nil, s.err
 	}
 }
 
-// close stops the workers and waits for them.
-func (s *stream[B]) close() {
+// close stops the reader and the workers and waits for them.
+func (s *stream) close() {
 	s.cancel()
 	s.wg.Wait()
 }

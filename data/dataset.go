@@ -10,7 +10,6 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
-	mrand "math/rand/v2"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -707,68 +706,34 @@ func (d *Dataset) Verify(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
-// Stream calls fn for every record of split exactly once, reading one shard
-// at a time, so a split larger than memory can be read. With shuffleBuffer
-// > 1 it visits the shards in a random order and passes the records through
-// a shuffle buffer of that many records (each emitted record is drawn at
-// random from the buffer, which is then refilled); the order depends only
-// on seed. With shuffleBuffer ≤ 1 the records come in file order. fn may
-// keep the records it is given. Stream stops at the first error from
-// reading a shard (a *CorruptError), from fn (returned as is), or from ctx.
+// Stream calls fn for every record of split exactly once, through a
+// Reader, so a split larger than memory can be read. With shuffleBuffer
+// > 1 the order is Order{Shuffle: true, Seed: seed, Buffer:
+// shuffleBuffer} (shards in a random order, DefaultInterleave at a time,
+// through a shuffle buffer of that many records); with shuffleBuffer ≤ 1
+// the records come in file order, one shard at a time. fn may keep the
+// records it is given. Stream stops at the first error from reading a
+// shard (a *CorruptError), from fn (returned as is), or from ctx.
 func (d *Dataset) Stream(ctx context.Context, split string, shuffleBuffer int, seed uint64, fn func(Record) error) error {
-	shards := d.shards[split]
-	order := make([]int, len(shards))
-	for i := range order {
-		order[i] = i
-	}
-	var rng *mrand.Rand
+	var o Order
 	if shuffleBuffer > 1 {
-		rng = mrand.New(mrand.NewPCG(seed, 0x7077737472656d)) // "pwstrem"
-		rng.Shuffle(len(order), func(i, j int) { order[i], order[j] = order[j], order[i] })
+		o = Order{Shuffle: true, Seed: seed, Buffer: shuffleBuffer}
 	}
-	var buf []Record
-	for _, k := range order {
-		if err := ctx.Err(); err != nil {
-			return err
+	r, err := d.NewReader(ctx, split, o, 0)
+	if err != nil {
+		return err
+	}
+	defer r.Close()
+	for {
+		rec, _, err := r.Next()
+		if err == io.EOF {
+			return nil
 		}
-		recs, err := d.loadShard(shards[k])
 		if err != nil {
 			return err
 		}
-		for j, r := range recs {
-			if j%256 == 255 {
-				if err := ctx.Err(); err != nil {
-					return err
-				}
-			}
-			if rng == nil {
-				if err := fn(r); err != nil {
-					return err
-				}
-				continue
-			}
-			if len(buf) < shuffleBuffer {
-				buf = append(buf, r)
-				continue
-			}
-			x := rng.IntN(len(buf))
-			out := buf[x]
-			buf[x] = r
-			if err := fn(out); err != nil {
-				return err
-			}
-		}
-	}
-	if rng != nil {
-		rng.Shuffle(len(buf), func(i, j int) { buf[i], buf[j] = buf[j], buf[i] })
-	}
-	for _, r := range buf {
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		if err := fn(r); err != nil {
+		if err := fn(rec); err != nil {
 			return err
 		}
 	}
-	return nil
 }

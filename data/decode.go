@@ -81,19 +81,53 @@ func DecodeFile(path string, p Preprocess) ([]uint8, error) {
 		return nil, err
 	}
 	p = p.WithDefaults()
-	f, err := os.Open(path)
+	f, size, err := openImage(path)
 	if err != nil {
-		return nil, &ImageError{Path: path, Err: unwrapPathError(err)}
+		return nil, err
 	}
 	defer f.Close()
+	return decodeAt(path, f, size, p)
+}
+
+// DecodeCrops reads the image file at path, as DecodeFile does, and
+// returns its p.Crops.N crops (see Crops), each p.Size×p.Size×p.Channels
+// bytes, for the input whose origin is origin. A JPEG whose crops all
+// keep p.Size pixels on their shorter side at 1/8 scale is decoded at
+// that scale (see DecodeFile); any smaller crop needs the full
+// resolution. Errors are as DecodeFile's; p without crops is an invalid
+// setting.
+func DecodeCrops(path string, p Preprocess, origin string) ([]Crop, error) {
+	if err := p.Validate(); err != nil {
+		return nil, err
+	}
+	p = p.WithDefaults()
+	if p.Crops.N == 0 {
+		return nil, errors.New("data: DecodeCrops: the preprocessing makes no crops")
+	}
+	f, size, err := openImage(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	return decodeCropsAt(path, f, size, p, origin)
+}
+
+// openImage opens the regular file path and returns its size.
+func openImage(path string) (*os.File, int64, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, 0, &ImageError{Path: path, Err: unwrapPathError(err)}
+	}
 	fi, err := f.Stat()
 	if err != nil {
-		return nil, &ImageError{Path: path, Err: unwrapPathError(err)}
+		f.Close()
+		return nil, 0, &ImageError{Path: path, Err: unwrapPathError(err)}
 	}
 	if !fi.Mode().IsRegular() {
-		return nil, &ImageError{Path: path, Err: errors.New("not a regular file")}
+		f.Close()
+		return nil, 0, &ImageError{Path: path, Err: errors.New("not a regular file")}
 	}
-	return decodeAt(path, f, fi.Size(), p)
+	return f, fi.Size(), nil
 }
 
 // unwrapPathError drops the *fs.PathError around err, whose message would
@@ -109,54 +143,94 @@ func unwrapPathError(err error) error {
 // decodeAt decodes the size bytes of r as DecodeFile does; p has its
 // defaults set.
 func decodeAt(path string, r io.ReaderAt, size int64, p Preprocess) ([]uint8, error) {
+	// Reduced-scale JPEG path (jpegdc.go): when the 1/8-scale image
+	// still has p.Size pixels on its shorter side, decode only each 8×8
+	// block's DC coefficient (its mean); the resize averages over at
+	// least that much anyway.
+	img, _, orient, err := readImage(path, r, size, p, func(w, h, _ int) bool { return min(w, h)/8 >= p.Size })
+	if err != nil {
+		return nil, err
+	}
+	return convert(img, p, orient), nil
+}
+
+// decodeCropsAt decodes the size bytes of r as DecodeCrops does; p has its
+// defaults set.
+func decodeCropsAt(path string, r io.ReaderAt, size int64, p Preprocess, origin string) ([]Crop, error) {
+	var rects []image.Rectangle
+	img, cfg, orient, err := readImage(path, r, size, p, func(w, h, orient int) bool {
+		if orient >= 5 {
+			w, h = h, w // displayed on its side
+		}
+		rects = p.Crops.Rects(w, h, origin)
+		for _, c := range rects {
+			if min(c.Dx(), c.Dy())/8 < p.Size {
+				return false
+			}
+		}
+		return true
+	})
+	if err != nil {
+		return nil, err
+	}
+	return cropAll(img, cfg.Width, cfg.Height, p, rects, orient), nil
+}
+
+// readImage decodes the size bytes of r (the file path) with its
+// orientation (EXIF, for a JPEG; else 1) and its header's image.Config,
+// after checking the size against p.MaxPixels. reduce is called with the
+// stored image's size and orientation before decoding; when it returns
+// true, a JPEG is decoded at 1/8 scale by the DC-only decoder, where that
+// decoder handles it.
+func readImage(path string, r io.ReaderAt, size int64, p Preprocess, reduce func(w, h, orient int) bool) (image.Image, image.Config, int, error) {
+	fail := func(err error) (image.Image, image.Config, int, error) {
+		return nil, image.Config{}, 0, &ImageError{Path: path, Err: err}
+	}
 	if size == 0 {
-		return nil, &ImageError{Path: path, Err: errors.New("empty file")}
+		return fail(errors.New("empty file"))
 	}
 	cfg, format, err := safeDecodeConfig(bufio.NewReader(io.NewSectionReader(r, 0, size)))
 	if err != nil {
-		return nil, &ImageError{Path: path, Err: err}
+		return fail(err)
 	}
 	if err := checkPixels(cfg.Width, cfg.Height, p.MaxPixels); err != nil {
-		return nil, &ImageError{Path: path, Err: err}
+		return fail(err)
 	}
 	// The file is read whole; no image within the pixel limit needs more
 	// than 8 bytes a pixel (16-bit RGBA, uncompressed) plus its metadata.
 	if limit := 8*int64(p.MaxPixels) + 16<<20; size > limit {
-		return nil, &ImageError{Path: path, Err: fmt.Errorf("%w: file of %d bytes, more than any image of at most %d pixels needs (max_pixels)", ErrTooLarge, size, p.MaxPixels)}
+		return fail(fmt.Errorf("%w: file of %d bytes, more than any image of at most %d pixels needs (max_pixels)", ErrTooLarge, size, p.MaxPixels))
 	}
 	b := make([]byte, size)
 	if _, err := io.ReadFull(io.NewSectionReader(r, 0, size), b); err != nil {
-		return nil, &ImageError{Path: path, Err: err}
-	}
-	// Reduced-scale JPEG path (jpegdc.go): when the 1/8-scale image
-	// still has p.Size pixels on its shorter side, decode only each 8×8
-	// block's DC coefficient (its mean); the resize below averages over
-	// at least that much anyway. JPEGs that path does not handle fall back
-	// to the full decoder; malformed ones are reported.
-	var img image.Image
-	if format == "jpeg" && min(cfg.Width, cfg.Height)/8 >= p.Size {
-		img, err = decodeJPEGDCBytes(b)
-		if errors.Is(err, errUnsupportedDC) {
-			img = nil
-		} else if err != nil {
-			return nil, &ImageError{Path: path, Err: err}
-		}
-	}
-	if img == nil {
-		img, err = safeDecode(b)
-		if err != nil {
-			return nil, &ImageError{Path: path, Err: err}
-		}
-	}
-	bd := img.Bounds()
-	if err := checkPixels(bd.Dx(), bd.Dy(), p.MaxPixels); err != nil {
-		return nil, &ImageError{Path: path, Err: err}
+		return fail(err)
 	}
 	orient := 1
 	if format == "jpeg" {
 		orient = jpegOrientation(b)
 	}
-	return convert(img, p, orient), nil
+	// JPEGs the DC-only decoder does not handle fall back to the full
+	// decoder; malformed ones are reported.
+	var img image.Image
+	if reduce(cfg.Width, cfg.Height, orient) && format == "jpeg" {
+		img, err = decodeJPEGDCBytes(b)
+		if errors.Is(err, errUnsupportedDC) {
+			img = nil
+		} else if err != nil {
+			return fail(err)
+		}
+	}
+	if img == nil {
+		img, err = safeDecode(b)
+		if err != nil {
+			return fail(err)
+		}
+	}
+	bd := img.Bounds()
+	if err := checkPixels(bd.Dx(), bd.Dy(), p.MaxPixels); err != nil {
+		return fail(err)
+	}
+	return img, cfg, orient, nil
 }
 
 func checkPixels(w, h, max int) error {
@@ -333,6 +407,14 @@ func convert(img image.Image, p Preprocess, orient int) []uint8 {
 		}
 	}
 
+	small := resizeRect(img, rect, tw, th)
+	return pixelsOf(orientNRGBA(small, orient), s, p.Channels)
+}
+
+// resizeRect returns the rectangle rect of img resized to tw×th: averaged
+// over integer blocks first for large reductions (see reducingGap), then
+// resampled with resampleFilter.
+func resizeRect(img image.Image, rect image.Rectangle, tw, th int) *image.NRGBA {
 	kx := max(1, int(float64(rect.Dx())/float64(tw)/reducingGap))
 	ky := max(1, int(float64(rect.Dy())/float64(th)/reducingGap))
 	var src image.Image
@@ -347,10 +429,14 @@ func convert(img image.Image, p Preprocess, orient int) []uint8 {
 	} else {
 		src = subImage(img, rect)
 	}
-	small := imaging.Resize(src, tw, th, resampleFilter)
-	small = orientNRGBA(small, orient)
+	return imaging.Resize(src, tw, th, resampleFilter)
+}
 
-	out := make([]uint8, s*s*p.Channels)
+// pixelsOf returns the s×s×channels record pixels of small (at most s×s,
+// centred on white), with alpha composited on white and one channel the
+// BT.601 luma.
+func pixelsOf(small *image.NRGBA, s, channels int) []uint8 {
+	out := make([]uint8, s*s*channels)
 	sb := small.Bounds()
 	ox, oy := (s-sb.Dx())/2, (s-sb.Dy())/2
 	if ox > 0 || oy > 0 {
@@ -360,7 +446,7 @@ func convert(img image.Image, p Preprocess, orient int) []uint8 {
 	}
 	for y := 0; y < sb.Dy(); y++ {
 		row := small.Pix[y*small.Stride : y*small.Stride+4*sb.Dx()]
-		o := ((oy+y)*s + ox) * p.Channels
+		o := ((oy+y)*s + ox) * channels
 		for x := 0; x < len(row); x += 4 {
 			r, g, bl, a := uint32(row[x]), uint32(row[x+1]), uint32(row[x+2]), uint32(row[x+3])
 			if a != 255 {
@@ -370,7 +456,7 @@ func convert(img image.Image, p Preprocess, orient int) []uint8 {
 				g = (g*a + bg + 127) / 255
 				bl = (bl*a + bg + 127) / 255
 			}
-			if p.Channels == 1 {
+			if channels == 1 {
 				out[o] = uint8((299*r + 587*g + 114*bl + 500) / 1000)
 				o++
 			} else {

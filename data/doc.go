@@ -14,7 +14,9 @@
 //     recognises them.
 //   - DecodeFile and Convert turn an image file or an image into a
 //     Record's pixels: any format and colour model, EXIF orientation, alpha
-//     composited on white, resized to a square by a Preprocess policy.
+//     composited on white, resized to a square by a Preprocess policy;
+//     DecodeCrops and ConvertCrops cut an image into random crops
+//     instead (Crops), for pools of training images cut from photos.
 //   - Ingest runs the sources through decoding on all cores and writes a
 //     dataset, skipping bad inputs and listing them in the dataset's
 //     ingest report (IngestReportFile, read by ReadIngestReport). Class
@@ -23,8 +25,10 @@
 //   - Create and Open write and read the dataset format: a directory with
 //     manifest.json and zstd shards of CRC-checked records, each shard's
 //     SHA-256 in the manifest, the dataset ID the SHA-256 of the manifest.
-//     Datasets are read by index (Read), whole (Load) or streamed through
-//     a seeded shuffle buffer (Stream).
+//     Datasets are read by index (Read), whole (Load) or streamed (a
+//     Reader, or Stream): a pass in file order or in a seeded order
+//     through a bounded shuffle buffer (Order), startable at any
+//     position, whose memory does not grow with the split.
 //   - ContactSheet draws records in a grid with their class names.
 //   - ReadIDX, OpenIDX, LoadIDXPair and FindIDX read the MNIST-family IDX
 //     files directly.

@@ -91,6 +91,10 @@ type IngestConfig struct {
 	Seed        uint64
 	Strict      bool // any bad input fails the ingest, and nothing is written
 	Workers     int  // decoding goroutines; default GOMAXPROCS
+	// Unlabelled drops the sources' labels: every record is unlabelled,
+	// and an image folder is walked whole, its subfolders not classes (a
+	// tree of photos sorted into folders by where they came from).
+	Unlabelled bool
 	// Classes names the classes, in label order, instead of the names the
 	// sources have of their own or from a ClassesFile beside an input;
 	// ClassesFile reads them from a file (see ParseClassNames) instead.
@@ -121,6 +125,9 @@ func (c IngestConfig) Validate() error {
 	if c.Classes != nil && c.ClassesFile != "" {
 		errs = append(errs, errors.New("data: ingest: class names given both as a list and as a file: give one"))
 	}
+	if c.Unlabelled && (c.Classes != nil || c.ClassesFile != "") {
+		errs = append(errs, errors.New("data: ingest: class names given for an unlabelled ingest"))
+	}
 	if c.Classes != nil {
 		if err := CheckClassNames(c.Classes); err != nil {
 			errs = append(errs, err)
@@ -140,8 +147,12 @@ func (p Preprocess) WithDefaults() Preprocess {
 	if p.Channels == 0 {
 		p.Channels = 3
 	}
+	p.Crops = p.Crops.withDefaults()
 	if p.Resize == "" {
 		p.Resize = ResizeCrop
+		if p.Crops.N > 0 {
+			p.Resize = ResizeStretch
+		}
 	}
 	if p.MaxPixels == 0 {
 		p.MaxPixels = 100_000_000
@@ -164,6 +175,10 @@ func (p Preprocess) Validate() error {
 	}
 	if p.MaxPixels < 1 {
 		errs = append(errs, fmt.Errorf("data: max pixels must be positive, got %d", p.MaxPixels))
+	}
+	errs = append(errs, p.Crops.validate()...)
+	if p.Crops.N > 0 && p.Resize != ResizeStretch {
+		errs = append(errs, fmt.Errorf("data: crops are stretched to a square (resize %s), not resized by %q: draw square crops with the ratio range [1, 1]", ResizeStretch, p.Resize))
 	}
 	return errors.Join(errs...)
 }
@@ -221,7 +236,7 @@ type IngestReport struct {
 
 // IngestCounts are an ingest's totals.
 type IngestCounts struct {
-	Inputs          int `json:"inputs"`           // items the sources yielded: records + skipped
+	Inputs          int `json:"inputs"`           // items the sources yielded: records + skipped (records/N + skipped with N crops an input)
 	Records         int `json:"records"`          // records written, duplicates included
 	Skipped         int `json:"skipped"`          // inputs skipped
 	Duplicates      int `json:"duplicates"`       // records equal to an earlier one: the sum over groups of their size − 1
@@ -301,8 +316,9 @@ func (d *Dataset) IngestReport() (*IngestReport, error) {
 		records += n
 	}
 	c := r.Counts
+	perInput := max(d.man.Preprocessing.Crops.N, 1)
 	if c.Skipped != len(r.Skipped) || c.Skipped != d.man.Skipped || c.Duplicates != dups || c.Duplicates != d.man.Duplicates ||
-		c.DuplicateGroups != groups || c.Records != records || c.Inputs != c.Records+c.Skipped {
+		c.DuplicateGroups != groups || c.Records != records || c.Records != (c.Inputs-c.Skipped)*perInput {
 		return nil, bad(nil, "counts %+v disagree with the lists (%d skipped, %d duplicates in %d groups) or the manifest (%d records, %d skipped, %d duplicates)",
 			c, len(r.Skipped), dups, groups, records, d.man.Skipped, d.man.Duplicates)
 	}
@@ -339,9 +355,12 @@ func Ingest(ctx context.Context, cfg IngestConfig, p Progress) (*IngestReport, e
 		if err != nil {
 			return nil, err
 		}
+		if cfg.Unlabelled {
+			s = unlabel(s)
+		}
 		srcs = append(srcs, s)
 		own := s.Classes()
-		if cfg.Classes == nil && cfg.ClassesFile == "" {
+		if cfg.Classes == nil && cfg.ClassesFile == "" && !cfg.Unlabelled {
 			n, path, err := classNamesFor(in, own)
 			if err != nil {
 				return nil, fmt.Errorf("data: ingest: %w", err)
@@ -375,6 +394,9 @@ func Ingest(ctx context.Context, cfg IngestConfig, p Progress) (*IngestReport, e
 		classes = slices.Clone(cfg.Classes)
 		notes = append(notes, "Class names given to ingest.")
 	}
+	if cfg.Unlabelled {
+		notes = append(notes, "Labels dropped: every record unlabelled.")
+	}
 	prov := Provenance{Format: srcs[0].Format(), Inputs: cfg.Inputs, Notes: strings.Join(notes, " ")}
 	w, err := Create(cfg.Out, pre, classes, prov)
 	if err != nil {
@@ -386,30 +408,35 @@ func Ingest(ctx context.Context, cfg IngestConfig, p Progress) (*IngestReport, e
 	rep.Source.Inputs = slices.Clone(cfg.Inputs)
 	seen := map[[32]byte]int{} // pixels' hash → a group in rep.Duplicates, or −1 − an index into firsts
 	var firsts []string        // origins of records with no duplicate so far
-	p.Start("ingest", -1)
+	add := func(split string, r Record) error {
+		h := sha256.Sum256(r.Pixels)
+		switch g, dup := seen[h]; {
+		case !dup:
+			seen[h] = -1 - len(firsts)
+			firsts = append(firsts, r.Origin)
+		case g < 0:
+			seen[h] = len(rep.Duplicates)
+			rep.Duplicates = append(rep.Duplicates, []string{firsts[-1-g], r.Origin})
+		default:
+			rep.Duplicates[g] = append(rep.Duplicates[g], r.Origin)
+		}
+		rep.Counts.Records++
+		return w.Add(split, r)
+	}
+	p.Start("ingest", countItems(ctx, srcs))
 	defer p.Done()
-	err = decodeAll(ctx, srcs, cfg.Workers, pre, func(k int, it Item, pix []uint8, derr error) error {
+	err = decodeAll(ctx, srcs, cfg.Workers, pre, func(k int, it Item, d decoded) error {
 		p.Add(1)
 		rep.Counts.Inputs++
-		if derr != nil {
+		if d.err != nil {
 			path := it.Path
 			if path == "" {
 				path = filepath.Join(cfg.Inputs[k], filepath.FromSlash(it.Origin))
 			}
-			rep.Skipped = append(rep.Skipped, Skip{Path: path, Origin: it.Origin, Reason: reason(derr)})
+			rep.Skipped = append(rep.Skipped, Skip{Path: path, Origin: it.Origin, Reason: reason(d.err)})
 			return nil
 		}
-		h := sha256.Sum256(pix)
-		switch g, dup := seen[h]; {
-		case !dup:
-			seen[h] = -1 - len(firsts)
-			firsts = append(firsts, it.Origin)
-		case g < 0:
-			seen[h] = len(rep.Duplicates)
-			rep.Duplicates = append(rep.Duplicates, []string{firsts[-1-g], it.Origin})
-		default:
-			rep.Duplicates[g] = append(rep.Duplicates[g], it.Origin)
-		}
+		// The split is the input's: the crops of a photo stay together.
 		split := it.Split
 		if split == "" {
 			split = Train
@@ -417,8 +444,15 @@ func Ingest(ctx context.Context, cfg IngestConfig, p Progress) (*IngestReport, e
 		if split == Train && cfg.ValFraction > 0 && inVal(cfg.Seed, it.Origin, cfg.ValFraction) {
 			split = Val
 		}
-		rep.Counts.Records++
-		return w.Add(split, Record{Pixels: pix, Label: it.Label, Origin: it.Origin})
+		if d.crops == nil {
+			return add(split, Record{Pixels: d.pix, Label: it.Label, Origin: it.Origin})
+		}
+		for j, c := range d.crops {
+			if err := add(split, Record{Pixels: c.Pixels, Label: it.Label, Origin: CropOrigin(it.Origin, j, c.Rect)}); err != nil {
+				return err
+			}
+		}
+		return nil
 	})
 	if err != nil {
 		return nil, err
@@ -488,13 +522,81 @@ func inVal(seed uint64, origin string, fraction float64) bool {
 	return float64(x>>11)/float64(1<<53) < fraction
 }
 
+// decoded is what decoding made of an item: its pixels, or with crops its
+// crops, or the error that made it unusable.
+type decoded struct {
+	pix   []uint8
+	crops []Crop
+	err   error
+}
+
+// decodeItem decodes and preprocesses one item.
+func decodeItem(it Item, pre Preprocess) (d decoded) {
+	switch {
+	case it.Err != nil:
+		d.err = it.Err
+	case it.Path != "" && pre.Crops.N > 0:
+		d.crops, d.err = DecodeCrops(it.Path, pre, it.Origin)
+	case it.Path != "":
+		d.pix, d.err = DecodeFile(it.Path, pre)
+	case it.Image != nil && it.Image.Bounds().Empty():
+		d.err = &ImageError{Err: fmt.Errorf("%w: %d×%d", ErrNoPixels, it.Image.Bounds().Dx(), it.Image.Bounds().Dy())}
+	case it.Image != nil && pre.Crops.N > 0:
+		d.crops = ConvertCrops(it.Image, pre, it.Origin)
+	case it.Image != nil:
+		d.pix = Convert(it.Image, pre)
+	default:
+		d.err = errors.New("item has neither a path nor an image")
+	}
+	return d
+}
+
+// countItems returns the number of items of srcs when every source is an
+// image folder, whose walk is cheap next to decoding; else -1 (unknown).
+func countItems(ctx context.Context, srcs []Source) int {
+	n := 0
+	for _, s := range srcs {
+		f, ok := s.(*Folder)
+		if !ok {
+			return -1
+		}
+		if err := f.Items(ctx, func(Item) error { n++; return nil }); err != nil {
+			return -1
+		}
+	}
+	return n
+}
+
+// unlabel returns s with its labels dropped (IngestConfig.Unlabelled).
+func unlabel(s Source) Source {
+	if f, ok := s.(*Folder); ok {
+		g := *f
+		g.classes = nil // walked whole, every image unlabelled
+		return &g
+	}
+	return unlabelledSource{s}
+}
+
+// unlabelledSource is a source whose items have no labels.
+type unlabelledSource struct{ Source }
+
+func (unlabelledSource) Classes() []string { return nil }
+
+func (u unlabelledSource) Items(ctx context.Context, yield func(Item) error) error {
+	return u.Source.Items(ctx, func(it Item) error {
+		it.Label = -1
+		return yield(it)
+	})
+}
+
 // decodeAll runs every item of srcs through decoding and preprocessing on
 // workers goroutines (GOMAXPROCS when 0) and calls emit for each, in the
-// sources' order, from one goroutine: with the index of the item's source
-// and the pixels, or with the error
-// that made the item unusable. It stops at the first error emit returns,
-// at a source's own error, or when ctx is cancelled.
-func decodeAll(ctx context.Context, srcs []Source, workers int, pre Preprocess, emit func(int, Item, []uint8, error) error) error {
+// sources' order, from one goroutine, with the index of the item's source
+// and what decoding made of it. It stops at the first error emit returns,
+// at a source's own error, or when ctx is cancelled. At most 4·workers
+// items are in flight; with crops, an item's decoded image is dropped as
+// soon as its crops are cut.
+func decodeAll(ctx context.Context, srcs []Source, workers int, pre Preprocess, emit func(int, Item, decoded) error) error {
 	if workers == 0 {
 		workers = runtime.GOMAXPROCS(0)
 	}
@@ -508,8 +610,7 @@ func decodeAll(ctx context.Context, srcs []Source, workers int, pre Preprocess, 
 	type result struct {
 		seq, src int
 		it       Item
-		pix      []uint8
-		err      error
+		d        decoded
 	}
 	jobs := make(chan job)
 	results := make(chan result, workers)
@@ -549,18 +650,7 @@ func decodeAll(ctx context.Context, srcs []Source, workers int, pre Preprocess, 
 		go func() {
 			defer wg.Done()
 			for j := range jobs {
-				r := result{seq: j.seq, src: j.src, it: j.it}
-				switch {
-				case j.it.Err != nil:
-					r.err = j.it.Err
-				case j.it.Path != "":
-					r.pix, r.err = DecodeFile(j.it.Path, pre)
-				case j.it.Image != nil:
-					r.pix = Convert(j.it.Image, pre)
-				default:
-					r.err = errors.New("item has neither a path nor an image")
-				}
-				results <- r
+				results <- result{seq: j.seq, src: j.src, it: j.it, d: decodeItem(j.it, pre)}
 			}
 		}()
 	}
@@ -583,7 +673,7 @@ func decodeAll(ctx context.Context, srcs []Source, workers int, pre Preprocess, 
 			next++
 			<-window
 			if emitErr == nil {
-				if emitErr = emit(q.src, q.it, q.pix, q.err); emitErr != nil {
+				if emitErr = emit(q.src, q.it, q.d); emitErr != nil {
 					cancel()
 				}
 			}

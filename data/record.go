@@ -63,6 +63,12 @@ type Preprocess struct {
 	Channels  int    `json:"channels"`   // 1 (grey) or 3 (RGB); default 3
 	Resize    string `json:"resize"`     // ResizeCrop (default), ResizePad or ResizeStretch
 	MaxPixels int    `json:"max_pixels"` // images with more pixels (width × height) are refused before decoding; default 100,000,000
+	// Crops, when its N is positive, makes N random crops of each input
+	// instead of one record of the whole (see Crops); Resize must then
+	// be ResizeStretch, its default with crops. Without crops it is left
+	// out of the manifest, whose bytes (and the dataset ID) are then what
+	// they were before crops existed.
+	Crops Crops `json:"crops,omitzero"`
 }
 
 // Transparent pixels are composited onto white, and ResizePad pads with

@@ -186,65 +186,111 @@ func (e *zstdError) Unwrap() error { return e.err }
 // Dir and Shard left empty. It allocates at most one payload buffer of the
 // largest size g allows, plus the records it returns.
 func parseShard(r io.Reader, g shardGeom, want int) ([]Record, error) {
-	br := bufio.NewReaderSize(r, 1<<16)
-	var head [shardHeader]byte
-	if n, err := io.ReadFull(br, head[:]); err != nil {
-		return nil, streamErr(-1, fmt.Sprintf("truncated: %d of %d header bytes", n, shardHeader), err)
+	p := recordParser{br: bufio.NewReaderSize(r, 1<<16), g: g, want: want}
+	if err := p.header(); err != nil {
+		return nil, err
 	}
-	if string(head[:len(shardMagic)]) != shardMagic {
-		return nil, &CorruptError{Record: -1, Msg: fmt.Sprintf("bad magic %q: want %q", head[:len(shardMagic)], shardMagic)}
-	}
-	if v := binary.LittleEndian.Uint32(head[len(shardMagic):]); v != shardVersion {
-		return nil, &CorruptError{Record: -1, Msg: fmt.Sprintf("shard format version %d: this build reads version %d", v, shardVersion)}
-	}
-	pix := g.pixels()
-	minLen, maxLen := payloadHead+pix, payloadHead+MaxOrigin+pix
 	recs := make([]Record, 0, min(want, 1024))
-	var payload []byte
-	for i := range want {
-		var lb [4]byte
-		if _, err := io.ReadFull(br, lb[:]); err != nil {
-			if errors.Is(err, io.EOF) {
-				return nil, &CorruptError{Record: -1, Msg: fmt.Sprintf("truncated: %d records, the manifest says %d", i, want)}
-			}
-			return nil, streamErr(i, "truncated record length", err)
+	for range want {
+		rec, err := p.next(true)
+		if err != nil {
+			return nil, err
 		}
-		n := int(binary.LittleEndian.Uint32(lb[:]))
-		if n < minLen || n > maxLen {
-			return nil, &CorruptError{Record: i, Msg: fmt.Sprintf("payload of %d bytes: %d×%d×%d images need %d to %d",
-				n, g.size, g.size, g.channels, minLen, maxLen)}
-		}
-		if cap(payload) < n+4 {
-			payload = make([]byte, n+4, max(n+4, min(2*cap(payload), maxLen+4)))
-		}
-		payload = payload[:n+4]
-		if m, err := io.ReadFull(br, payload); err != nil {
-			return nil, streamErr(i, fmt.Sprintf("truncated: %d of %d payload and checksum bytes", m, n+4), err)
-		}
-		if crc32.Checksum(payload[:n], castagnoli) != binary.LittleEndian.Uint32(payload[n:]) {
-			return nil, &CorruptError{Record: i, Msg: "checksum mismatch"}
-		}
-		label := int(int32(binary.LittleEndian.Uint32(payload)))
-		olen := int(binary.LittleEndian.Uint16(payload[4:]))
-		if olen > MaxOrigin || payloadHead+olen+pix != n {
-			return nil, &CorruptError{Record: i, Msg: fmt.Sprintf("payload of %d bytes with a %d-byte origin: %d×%d×%d images need %d",
-				n, olen, g.size, g.size, g.channels, payloadHead+olen+pix)}
-		}
-		if label < -1 || label >= g.classes {
-			return nil, &CorruptError{Record: i, Msg: fmt.Sprintf("label %d out of range [-1, %d)", label, g.classes)}
-		}
-		px := make([]uint8, pix)
-		copy(px, payload[payloadHead+olen:n])
-		recs = append(recs, Record{Pixels: px, Label: label, Origin: string(payload[payloadHead : payloadHead+olen])})
+		recs = append(recs, rec)
 	}
-	var extra [1]byte
-	switch n, err := io.ReadFull(br, extra[:]); {
-	case n > 0:
-		return nil, &CorruptError{Record: -1, Msg: fmt.Sprintf("trailing bytes after %d records", want)}
-	case !errors.Is(err, io.EOF):
-		return nil, streamErr(-1, "truncated after the last record", err)
+	if err := p.end(); err != nil {
+		return nil, err
 	}
 	return recs, nil
+}
+
+// recordParser reads a decompressed shard stream record by record: header,
+// then next for each of the want records, then end. Errors are
+// *CorruptError with Dir and Shard left empty.
+type recordParser struct {
+	br      *bufio.Reader
+	g       shardGeom
+	want    int
+	read    int    // records read so far
+	payload []byte // scratch, reused
+}
+
+// header reads and checks the stream's magic and version.
+func (p *recordParser) header() error {
+	var head [shardHeader]byte
+	if n, err := io.ReadFull(p.br, head[:]); err != nil {
+		return streamErr(-1, fmt.Sprintf("truncated: %d of %d header bytes", n, shardHeader), err)
+	}
+	if string(head[:len(shardMagic)]) != shardMagic {
+		return &CorruptError{Record: -1, Msg: fmt.Sprintf("bad magic %q: want %q", head[:len(shardMagic)], shardMagic)}
+	}
+	if v := binary.LittleEndian.Uint32(head[len(shardMagic):]); v != shardVersion {
+		return &CorruptError{Record: -1, Msg: fmt.Sprintf("shard format version %d: this build reads version %d", v, shardVersion)}
+	}
+	return nil
+}
+
+// next reads the next record and checks its length, CRC and label. With
+// keep false it returns the record without its pixels and origin (a record
+// skipped over), allocating nothing.
+func (p *recordParser) next(keep bool) (Record, error) {
+	i := p.read
+	if i >= p.want {
+		return Record{}, &CorruptError{Record: -1, Msg: fmt.Sprintf("read past the %d records of the shard", p.want)}
+	}
+	g := p.g
+	pix := g.pixels()
+	minLen, maxLen := payloadHead+pix, payloadHead+MaxOrigin+pix
+	var lb [4]byte
+	if _, err := io.ReadFull(p.br, lb[:]); err != nil {
+		if errors.Is(err, io.EOF) {
+			return Record{}, &CorruptError{Record: -1, Msg: fmt.Sprintf("truncated: %d records, the manifest says %d", i, p.want)}
+		}
+		return Record{}, streamErr(i, "truncated record length", err)
+	}
+	n := int(binary.LittleEndian.Uint32(lb[:]))
+	if n < minLen || n > maxLen {
+		return Record{}, &CorruptError{Record: i, Msg: fmt.Sprintf("payload of %d bytes: %d×%d×%d images need %d to %d",
+			n, g.size, g.size, g.channels, minLen, maxLen)}
+	}
+	if cap(p.payload) < n+4 {
+		p.payload = make([]byte, n+4, max(n+4, min(2*cap(p.payload), maxLen+4)))
+	}
+	payload := p.payload[:n+4]
+	if m, err := io.ReadFull(p.br, payload); err != nil {
+		return Record{}, streamErr(i, fmt.Sprintf("truncated: %d of %d payload and checksum bytes", m, n+4), err)
+	}
+	if crc32.Checksum(payload[:n], castagnoli) != binary.LittleEndian.Uint32(payload[n:]) {
+		return Record{}, &CorruptError{Record: i, Msg: "checksum mismatch"}
+	}
+	label := int(int32(binary.LittleEndian.Uint32(payload)))
+	olen := int(binary.LittleEndian.Uint16(payload[4:]))
+	if olen > MaxOrigin || payloadHead+olen+pix != n {
+		return Record{}, &CorruptError{Record: i, Msg: fmt.Sprintf("payload of %d bytes with a %d-byte origin: %d×%d×%d images need %d",
+			n, olen, g.size, g.size, g.channels, payloadHead+olen+pix)}
+	}
+	if label < -1 || label >= g.classes {
+		return Record{}, &CorruptError{Record: i, Msg: fmt.Sprintf("label %d out of range [-1, %d)", label, g.classes)}
+	}
+	p.read++
+	if !keep {
+		return Record{Label: label}, nil
+	}
+	px := make([]uint8, pix)
+	copy(px, payload[payloadHead+olen:n])
+	return Record{Pixels: px, Label: label, Origin: string(payload[payloadHead : payloadHead+olen])}, nil
+}
+
+// end checks that the stream ends after the last record.
+func (p *recordParser) end() error {
+	var extra [1]byte
+	switch n, err := io.ReadFull(p.br, extra[:]); {
+	case n > 0:
+		return &CorruptError{Record: -1, Msg: fmt.Sprintf("trailing bytes after %d records", p.want)}
+	case !errors.Is(err, io.EOF):
+		return streamErr(-1, "truncated after the last record", err)
+	}
+	return nil
 }
 
 // streamErr turns an error from reading a shard's decompressed stream into a

@@ -116,6 +116,11 @@ type PretrainConfig struct {
 	// Workers is the number of data-loading goroutines; default one per
 	// core. Results do not depend on it.
 	Workers int `json:"workers"`
+	// ShuffleBuffer is the number of images the training and validation
+	// orders draw from (augment.LoaderConfig.ShuffleBuffer): pretraining
+	// streams the dataset's shards and holds that many images, whatever
+	// the dataset's size; default 10,000 (data.DefaultShuffleBuffer).
+	ShuffleBuffer int `json:"shuffle_buffer,omitempty"`
 
 	// Config holds the encoder's shape and input side and every
 	// pretext's own settings (see pretext.Config), resolved by the
@@ -207,6 +212,9 @@ func (c PretrainConfig) Validate() error {
 	if c.Workers < 0 {
 		add("workers %d is negative", c.Workers)
 	}
+	if c.ShuffleBuffer < 0 {
+		add("shuffle_buffer %d is negative", c.ShuffleBuffer)
+	}
 	if c.ValBatches < 0 {
 		add("val_batches %d is negative", c.ValBatches)
 	}
@@ -240,6 +248,9 @@ func (c PretrainConfig) withDefaults(spec pretext.Spec) PretrainConfig {
 	}
 	if c.WeightDecay == 0 {
 		c.WeightDecay = DefaultWeightDecay
+	}
+	if c.ShuffleBuffer == 0 {
+		c.ShuffleBuffer = data.DefaultShuffleBuffer
 	}
 	if c.ValEvery == 0 {
 		c.ValEvery = DefaultValEvery
@@ -446,7 +457,9 @@ type PretrainResult struct {
 //
 // Any registered pretext trains the same way: its Spec resolves its
 // settings for the dataset, its sampler makes the batches
-// (augment.Loader), its model takes the steps. A checkpoint holds the
+// (augment.Loader), its model takes the steps. The loaders stream the
+// dataset's shards through a shuffle buffer of ShuffleBuffer images, so
+// memory does not grow with the dataset. A checkpoint holds the
 // model's parameters and buffers, the optimiser's state, the step, the
 // epoch and position of the next batch (rng "loader_position": two
 // little-endian uint64, epoch and index), the resolved config, the dataset
@@ -559,7 +572,7 @@ func newTrainer(ds *data.Dataset, cfg PretrainConfig) (*trainer, error) {
 		return nil, bad(err)
 	}
 	t.train, err = augment.NewLoader(ds, data.Train, sampler, augment.LoaderConfig{
-		Batch: cfg.Batch, Workers: cfg.Workers, Seed: cfg.Seed, Shuffle: true})
+		Batch: cfg.Batch, Workers: cfg.Workers, Seed: cfg.Seed, Shuffle: true, ShuffleBuffer: cfg.ShuffleBuffer})
 	if err != nil {
 		return nil, bad(err)
 	}
@@ -569,7 +582,8 @@ func newTrainer(ds *data.Dataset, cfg PretrainConfig) (*trainer, error) {
 	}
 	if t.valSplit != "" {
 		t.val, err = augment.NewLoader(ds, t.valSplit, t.eval, augment.LoaderConfig{
-			Batch: min(cfg.Batch, ds.Len(t.valSplit)), Workers: cfg.Workers, Seed: cfg.Seed ^ valSeedMix, Shuffle: true})
+			Batch: min(cfg.Batch, ds.Len(t.valSplit)), Workers: cfg.Workers, Seed: cfg.Seed ^ valSeedMix, Shuffle: true,
+			ShuffleBuffer: cfg.ShuffleBuffer})
 		if err != nil {
 			return nil, bad(err)
 		}

@@ -83,6 +83,9 @@ type ReportEntry struct {
 	Probes   []ReportProbe    `json:"probes"`
 	// Error says why the entry has no results: its pretraining diverged.
 	Error string `json:"error,omitempty"`
+	// Skipped says why the entry was not trained nor probed: a pretext
+	// that trains on labels, on a pretraining dataset without any.
+	Skipped string `json:"skipped,omitempty"`
 }
 
 // ReportProbe is a probe of one entry on one dataset.
@@ -179,6 +182,9 @@ func newReport(cfg RunConfig, datasets []RunDataset, entries []ReportEntry) *Rep
 	rep := &Report{FormatVersion: ReportVersion, Patchwise: Version(), Config: cfg, Datasets: datasets, Entries: entries}
 	for _, name := range cfg.Pretexts {
 		for _, ds := range datasets {
+			if ds.NotProbed != "" {
+				continue
+			}
 			var lin, k20, k200 []float64
 			var perClass [][]float64 // [class][seed]
 			failed := 0
@@ -240,7 +246,7 @@ func (rep *Report) write(dir string) error {
 		return fmt.Errorf("pipeline: report: %w", err)
 	}
 	if bars := rep.perClassBars(); len(bars) > 0 {
-		d := rep.Datasets[0]
+		d := rep.probed()[0]
 		title := fmt.Sprintf("Linear probe accuracy per class on %s (mean ± std over %d seed%s)", d.Name, len(rep.Config.Seeds), plural(len(rep.Config.Seeds)))
 		if err := WriteBarPlot(filepath.Join(dir, PerClassPlot), title, "top-1 accuracy", bars); err != nil {
 			return fmt.Errorf("pipeline: report: %w", err)
@@ -271,10 +277,15 @@ func (rep *Report) classNames(d RunDataset) []string {
 	return names
 }
 
-// perClassBars are the bars of the per-class plot: the pretraining
-// dataset's classes as groups, the pretexts as series.
+// perClassBars are the bars of the per-class plot: the classes of the
+// first probed dataset (the pretraining one, unless it has no labels) as
+// groups, the pretexts as series.
 func (rep *Report) perClassBars() []PlotBar {
-	d := rep.Datasets[0]
+	probed := rep.probed()
+	if len(probed) == 0 {
+		return nil
+	}
+	d := probed[0]
 	var bars []PlotBar
 	names := rep.classNames(d)
 	for c, class := range names {
@@ -345,13 +356,19 @@ func (rep *Report) Markdown() string {
 	}
 	fmt.Fprintf(&b, ". Mean ± standard deviation over %d seed%s (%s). Top-1 accuracy on each dataset's test split (its val split when it has no test split).\n\n",
 		len(cfg.Seeds), plural(len(cfg.Seeds)), joinSeeds(cfg.Seeds))
+	probed := rep.probed()
+	for _, d := range rep.Datasets {
+		if d.NotProbed != "" {
+			fmt.Fprintf(&b, "**%s** is not probed: %s.\n\n", d.Name, d.NotProbed)
+		}
+	}
 
 	b.WriteString("| pretext |")
-	for _, d := range rep.Datasets {
+	for _, d := range probed {
 		fmt.Fprintf(&b, " %s linear | %s k-NN 20 | %s k-NN 200 |", d.Name, d.Name, d.Name)
 	}
 	b.WriteString("\n|---|")
-	for range rep.Datasets {
+	for range probed {
 		b.WriteString("---:|---:|---:|")
 	}
 	b.WriteString("\n")
@@ -359,7 +376,7 @@ func (rep *Report) Markdown() string {
 	for _, name := range cfg.Pretexts {
 		fmt.Fprintf(&b, "| %s |", name)
 		failed := 0
-		for _, d := range rep.Datasets {
+		for _, d := range probed {
 			for _, r := range rep.Rows {
 				if r.Pretext == name && r.Dataset == d.Name {
 					fmt.Fprintf(&b, " %s | %s | %s |", pct(r.Linear), pct(r.KNN20), pct(r.KNN200))
@@ -370,6 +387,9 @@ func (rep *Report) Markdown() string {
 		b.WriteString("\n")
 		if failed > 0 {
 			notes = append(notes, fmt.Sprintf("%s: the pretraining of %d of %d seeds diverged (see `error` in report.json); its numbers are over the others.", name, failed, len(cfg.Seeds)))
+		}
+		if i := slices.IndexFunc(rep.Entries, func(e ReportEntry) bool { return e.Pretext == name && e.Skipped != "" }); i >= 0 {
+			notes = append(notes, fmt.Sprintf("%s: %s.", name, rep.Entries[i].Skipped))
 		}
 	}
 	for _, n := range notes {
@@ -442,7 +462,7 @@ func (rep *Report) perClassMarkdown(b *strings.Builder) {
 		return
 	}
 	b.WriteString("\n## Per-class accuracy\n\nLinear probe top-1 accuracy (%) on each class of each dataset's test split, mean over seeds; the standard deviations are in report.json (`rows[].per_class_linear`).\n")
-	for _, d := range rep.Datasets {
+	for _, d := range rep.probed() {
 		fmt.Fprintf(b, "\n### %s\n\n| class |", mdCell(d.Name))
 		for _, p := range pretexts {
 			fmt.Fprintf(b, " %s |", mdCell(p))
@@ -466,6 +486,17 @@ func (rep *Report) perClassMarkdown(b *strings.Builder) {
 			b.WriteString("\n")
 		}
 	}
+}
+
+// probed returns the datasets the run probed.
+func (rep *Report) probed() []RunDataset {
+	var out []RunDataset
+	for _, d := range rep.Datasets {
+		if d.NotProbed == "" {
+			out = append(out, d)
+		}
+	}
+	return out
 }
 
 // mdCell escapes s for a Markdown table cell.

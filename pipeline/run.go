@@ -79,6 +79,9 @@ type IngestSpec struct {
 	// own names or a classes.txt in an input folder
 	// (data.IngestConfig.Classes).
 	Classes []string `json:"classes,omitempty"`
+	// Unlabelled drops the sources' labels (data.IngestConfig.Unlabelled):
+	// a tree of photos to pretrain on, cut into crops by Preprocess.Crops.
+	Unlabelled bool `json:"unlabelled,omitempty"`
 }
 
 // normal returns s with a Path of the form "builtin:NAME" turned into
@@ -124,7 +127,7 @@ func (s DatasetSpec) validate(what string) error {
 	if s.Ingest != nil {
 		// Out is a stand-in: the run names the dataset directory.
 		c := data.IngestConfig{Inputs: s.Ingest.Inputs, Format: s.Ingest.Format, Out: "x", Preprocess: s.Ingest.Preprocess,
-			ValFraction: s.Ingest.ValFraction, Classes: s.Ingest.Classes}
+			ValFraction: s.Ingest.ValFraction, Classes: s.Ingest.Classes, Unlabelled: s.Ingest.Unlabelled}
 		if err := c.Validate(); err != nil {
 			errs = append(errs, fmt.Errorf("%s: %w", what, err))
 		}
@@ -287,6 +290,9 @@ type RunDataset struct {
 	Dir     string   `json:"dir"`
 	Role    string   `json:"role"`              // "pretrain" or "transfer"
 	Classes []string `json:"classes,omitempty"` // the class names, in label order
+	// NotProbed says why the run does not probe the dataset; "" when it
+	// does. A dataset without labels is pretrained on, never probed.
+	NotProbed string `json:"not_probed,omitempty"`
 }
 
 // StageRecord describes one stage of a run.
@@ -443,6 +449,9 @@ func (r *runner) run(ctx context.Context) (*Report, error) {
 		r.datasets, r.names = append(r.datasets, ds), append(r.names, s.name())
 		r.man.Datasets = append(r.man.Datasets, RunDataset{Name: s.name(), ID: ds.ID(), Dir: ds.Dir(), Role: role, Classes: ds.Manifest().Classes})
 	}
+	if err := r.planProbes(); err != nil {
+		return nil, err
+	}
 	var entries []ReportEntry
 	var failed []error
 	for _, name := range r.cfg.Pretexts {
@@ -468,6 +477,45 @@ func (r *runner) run(ctx context.Context) (*Report, error) {
 			len(failed), len(entries), errors.Join(failed...))
 	}
 	return rep, nil
+}
+
+// planProbes marks the datasets without labels as not probed and the
+// pretexts that train on labels as not trained when the pretraining
+// dataset has none, and takes their stages out of the count. A run with
+// no labelled dataset has nothing to report: that is an error.
+func (r *runner) planProbes() error {
+	probed := 0
+	for i := range r.man.Datasets {
+		d := &r.man.Datasets[i]
+		if len(d.Classes) < 2 {
+			d.NotProbed = fmt.Sprintf("it has no labels (%d classes): pretrained on, not probed", len(d.Classes))
+			r.log("dataset %s: %s", d.Name, d.NotProbed)
+			continue
+		}
+		probed++
+	}
+	if probed == 0 {
+		return fmt.Errorf("pipeline: run: no dataset to probe: %s has no labels; add a labelled transfer dataset", r.names[0])
+	}
+	seeds := len(r.cfg.Seeds)
+	r.stages -= (len(r.datasets) - probed) * len(r.cfg.Pretexts) * seeds
+	for _, name := range r.cfg.Pretexts {
+		if r.untrainable(name) != "" {
+			r.stages -= seeds * (1 + probed)
+		}
+	}
+	return nil
+}
+
+// untrainable says why the pretext name cannot be trained on the run's
+// pretraining dataset ("" when it can): it trains on labels, which the
+// dataset does not have.
+func (r *runner) untrainable(name string) string {
+	spec, err := pretext.Lookup(name)
+	if err != nil || !spec.Labels || r.man.Datasets[0].NotProbed == "" {
+		return ""
+	}
+	return fmt.Sprintf("not trained: it trains on labels, and %s has none", r.names[0])
 }
 
 // hashOf is the first 12 hex digits of the SHA-256 of v's JSON.
@@ -514,7 +562,7 @@ func (r *runner) dataset(ctx context.Context, s DatasetSpec) (*data.Dataset, err
 	}
 	in := s.Ingest
 	rep, err := data.Ingest(ctx, data.IngestConfig{Inputs: in.Inputs, Format: in.Format, Out: out,
-		Preprocess: in.Preprocess, ValFraction: in.ValFraction, Seed: in.Seed, Classes: in.Classes}, r.p)
+		Preprocess: in.Preprocess, ValFraction: in.ValFraction, Seed: in.Seed, Classes: in.Classes, Unlabelled: in.Unlabelled}, r.p)
 	if err != nil {
 		return nil, err
 	}
@@ -561,6 +609,11 @@ func inputStats(inputs []string) ([]fileStat, error) {
 // entry pretrains (unless a baseline) and probes one pretext and seed.
 func (r *runner) entry(ctx context.Context, name string, seed uint64) (*ReportEntry, error) {
 	e := &ReportEntry{Pretext: name, Seed: seed}
+	if why := r.untrainable(name); why != "" {
+		r.log("%s seed %d: %s", name, seed, why)
+		e.Skipped = why
+		return e, nil
+	}
 	var enc *FrozenEncoder
 	switch name {
 	case BaselinePixels:
@@ -585,6 +638,9 @@ func (r *runner) entry(ctx context.Context, name string, seed uint64) (*ReportEn
 	}
 	label := fmt.Sprintf("%s seed %d", name, seed)
 	for i, ds := range r.datasets {
+		if r.man.Datasets[i].NotProbed != "" {
+			continue
+		}
 		pc := r.cfg.Probe
 		pc.Protocol.Seed = seed
 		if enc == nil {

@@ -425,3 +425,108 @@ func TestReportPerClass(t *testing.T) {
 		t.Errorf("per-class bars %+v", bars)
 	}
 }
+
+// unlabelledDataset writes n unlabelled side×side grey images (smooth
+// random blobs) with no test split into dir.
+func unlabelledDataset(t *testing.T, dir string, n, side int) {
+	t.Helper()
+	w, err := data.Create(dir, data.Preprocess{Size: side, Channels: 1}, nil, data.Provenance{Format: "generated"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range n {
+		px := make([]uint8, side*side)
+		cx, cy := float64(i*7%side), float64(i*13%side)
+		for y := range side {
+			for x := range side {
+				d := math.Hypot(float64(x)-cx, float64(y)-cy)
+				px[y*side+x] = uint8(255 * math.Exp(-d*d/40))
+			}
+		}
+		if err := w.Add(data.Train, data.Record{Pixels: px, Label: -1, Origin: fmt.Sprint("blob", i)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, _, err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestRunUnlabelledPretraining checks a run that pretrains on a dataset
+// without labels: it probes only the labelled transfer dataset, does not
+// train the pretexts that need labels, and says both in the report.
+func TestRunUnlabelledPretraining(t *testing.T) {
+	root := t.TempDir()
+	photos := filepath.Join(root, "photos")
+	unlabelledDataset(t, photos, 96, 28)
+	cfg := tinyRun(filepath.Join(root, "run"))
+	cfg.Dataset = DatasetSpec{Path: photos}
+	cfg.Transfer = []DatasetSpec{{Builtin: "mnist-small"}}
+	cfg.Pretexts = []string{"ae-linear", "supervised", BaselinePixels}
+	p := &logProgress{}
+	rep, err := Run(context.Background(), cfg, p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := rep.Datasets[0]; d.Name != "photos" || !strings.Contains(d.NotProbed, "no labels") || rep.Datasets[1].NotProbed != "" {
+		t.Errorf("datasets %+v", rep.Datasets)
+	}
+	if len(rep.Rows) != 3 {
+		t.Fatalf("%d rows, want 3 (one per pretext, on the transfer dataset only)", len(rep.Rows))
+	}
+	for _, r := range rep.Rows {
+		want := 1
+		if r.Pretext == "supervised" {
+			want = 0
+		}
+		if r.Dataset != "mnist-small" || r.Seeds != want {
+			t.Errorf("row %+v", r)
+		}
+	}
+	for _, e := range rep.Entries {
+		switch {
+		case e.Pretext == "supervised":
+			if !strings.Contains(e.Skipped, "trains on labels") || e.Training != nil || len(e.Probes) != 0 {
+				t.Errorf("supervised: %+v", e)
+			}
+		case len(e.Probes) != 1 || e.Probes[0].Dataset != "mnist-small" || !(e.Probes[0].Result.LinearTop1 > 0.3):
+			t.Errorf("%s: probes %+v", e.Pretext, e.Probes)
+		case e.Pretext == "ae-linear" && (e.Training == nil || e.Training.Steps != cfg.Pretrain.Steps):
+			t.Errorf("ae-linear: training %+v", e.Training)
+		}
+	}
+	md, err := os.ReadFile(filepath.Join(cfg.Out, ReportMDFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"**photos** is not probed: it has no labels", "supervised: not trained: it trains on labels, and photos has none",
+		"| pretext | mnist-small linear |"} {
+		if !bytes.Contains(md, []byte(want)) {
+			t.Errorf("report.md lacks %q:\n%s", want, md)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(cfg.Out, PerClassPlot)); err != nil {
+		t.Errorf("no per-class plot of the transfer dataset: %v", err)
+	}
+	// The log counts the stages the run carries out: one pretraining and
+	// two probes.
+	var last string
+	for _, l := range p.lines {
+		if strings.HasPrefix(l, "[") {
+			last = l
+		}
+	}
+	if !strings.HasPrefix(last, "[3/3] ") {
+		t.Errorf("last stage line %q, lines %q", last, p.lines)
+	}
+
+	// With no labelled dataset there is nothing to probe: an error before
+	// any training.
+	cfg.Out, cfg.Transfer = filepath.Join(root, "run2"), nil
+	if _, err := Run(context.Background(), cfg, nil); err == nil || !strings.Contains(err.Error(), "no dataset to probe") {
+		t.Errorf("no labelled dataset: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(cfg.Out, "pretrain")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("pretrained anyway: %v", err)
+	}
+}

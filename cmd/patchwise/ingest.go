@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 
 	"github.com/patchwise-ml/patchwise/data"
@@ -20,7 +21,8 @@ var ingestCmd = &command{
 	usage: `patchwise ingest SRC... -o DIR [--format auto|folder|idx|cifar10|cifar100|stl10]
 	[--size 32] [--channels 3] [--resize crop|pad|stretch] [--val-fraction 0]
 	[--seed 0] [--strict] [--max-pixels 100000000] [--workers 0]
-	[--classes NAME,NAME,... | --classes FILE] [--json]
+	[--classes NAME,NAME,... | --classes FILE | --unlabelled]
+	[--crops N [--crop-scale 0.05,0.5] [--crop-ratio 0.75,1.333]] [--json]
 
 Ingest decodes every image of the sources, converts it to the requested
 channels, resizes it to a square of --size pixels and writes the result as
@@ -41,6 +43,21 @@ which carry none. A classes.txt in an input folder (one name per line, in
 label order) replaces them, and --classes replaces both: names separated by
 commas, or a file like classes.txt. There must be as many names as classes;
 empty and repeated names are refused.
+
+--crops N cuts each image into N random crops instead, for a pool of
+training images from a few hundred photos (as STL-10's unlabelled split
+was cut from ImageNet): each crop's area is a fraction of the photo's
+drawn uniformly from --crop-scale (default 0.05 to 0.5), its
+width/height drawn log-uniformly from --crop-ratio (default 3/4 to 4/3),
+its place uniformly among those that fit; it is then stretched to
+--size×--size (use --crop-ratio 1,1 for undistorted squares). The crops
+depend only on --seed and each photo's path within its folder, not on the
+order or --workers; the seed, N and the ranges are recorded in the
+manifest, so they make the dataset ID. A crop's origin is the photo's
+path, "#crop", its number and its geometry (a.jpg#crop7=320x240+12+40);
+the crops of a photo go to the same split. --unlabelled drops the labels
+and walks a folder whole, its subfolders not classes (wallpaper trees
+sorted by where the pictures came from).
 
 Inputs that cannot be read are skipped and listed, and ingest exits with
 status 3; with --strict any bad input fails the ingest and nothing is
@@ -68,6 +85,10 @@ type ingestOptions struct {
 	seed                uint64
 	strict, json        bool
 	maxPixels, workers  int
+	unlabelled          bool
+	crops               int
+	cropScale           string
+	cropRatio           string
 }
 
 func (o *ingestOptions) register(fs *flag.FlagSet) {
@@ -83,6 +104,28 @@ func (o *ingestOptions) register(fs *flag.FlagSet) {
 	fs.IntVar(&o.workers, "workers", 0, "decoding goroutines (0: one per core)")
 	fs.StringVar(&o.classes, "classes", "", "class `names` in label order, separated by commas, or a file of names, one per line (default: the sources' own, or classes.txt in an input folder)")
 	fs.BoolVar(&o.json, "json", false, "print the report as JSON")
+	fs.BoolVar(&o.unlabelled, "unlabelled", false, "drop the labels: every image unlabelled, class subfolders walked as plain folders")
+	fs.IntVar(&o.crops, "crops", 0, "random crops per image (0: the whole image, resized by --resize)")
+	fs.StringVar(&o.cropScale, "crop-scale", "", "`min,max` of a crop's area as a fraction of the image's (default 0.05,0.5)")
+	fs.StringVar(&o.cropRatio, "crop-ratio", "", "`min,max` of a crop's width/height (default 0.75,1.333)")
+}
+
+// parseRange reads "min,max"; "" is the zero range (the default).
+func parseRange(flag, s string) ([2]float64, error) {
+	var r [2]float64
+	if s == "" {
+		return r, nil
+	}
+	a, b, ok := strings.Cut(s, ",")
+	var err1, err2 error
+	if ok {
+		r[0], err1 = strconv.ParseFloat(strings.TrimSpace(a), 64)
+		r[1], err2 = strconv.ParseFloat(strings.TrimSpace(b), 64)
+	}
+	if !ok || err1 != nil || err2 != nil {
+		return r, fmt.Errorf("--%s %q: want two numbers, min,max", flag, s)
+	}
+	return r, nil
 }
 
 func runIngest(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -93,10 +136,27 @@ func runIngest(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if err != nil {
 		return err
 	}
+	var problems []error
+	scale, err := parseRange("crop-scale", o.cropScale)
+	if err != nil {
+		problems = append(problems, err)
+	}
+	ratio, err := parseRange("crop-ratio", o.cropRatio)
+	if err != nil {
+		problems = append(problems, err)
+	}
+	resize := o.resize
+	if o.crops > 0 && !flagSet(fs, "resize") {
+		resize = "" // crops are stretched: the default with crops
+	}
 	cfg := data.IngestConfig{
 		Inputs: srcs, Format: o.format, Out: o.out,
-		Preprocess:  data.Preprocess{Size: o.size, Channels: o.channels, Resize: o.resize, MaxPixels: o.maxPixels},
-		ValFraction: o.valFraction, Seed: o.seed, Strict: o.strict, Workers: o.workers,
+		Preprocess: data.Preprocess{Size: o.size, Channels: o.channels, Resize: resize, MaxPixels: o.maxPixels,
+			Crops: data.Crops{N: o.crops, Scale: scale, Ratio: ratio}},
+		ValFraction: o.valFraction, Seed: o.seed, Strict: o.strict, Workers: o.workers, Unlabelled: o.unlabelled,
+	}
+	if o.crops > 0 {
+		cfg.Preprocess.Crops.Seed = o.seed
 	}
 	switch {
 	case strings.Contains(o.classes, ","):
@@ -107,7 +167,6 @@ func runIngest(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	case o.classes != "":
 		cfg.ClassesFile = o.classes
 	}
-	var problems []error
 	if len(srcs) == 0 {
 		problems = append(problems, errors.New("no SRC given"))
 	}
@@ -168,6 +227,10 @@ type ingestOutput struct {
 func printIngestSummary(w io.Writer, out ingestOutput) {
 	rep, m := out.IngestReport, out.Manifest
 	fmt.Fprintf(w, "dataset %s\nid      %s\nimages  %dx%dx%d\n", rep.Dir, rep.ID, m.Size, m.Size, m.Channels)
+	if c := m.Preprocessing.Crops; c.N > 0 {
+		fmt.Fprintf(w, "crops   %d an image, area %g to %g of the image's, width/height %.3g to %.3g, seed %d\n",
+			c.N, c.Scale[0], c.Scale[1], c.Ratio[0], c.Ratio[1], c.Seed)
+	}
 	for _, split := range []string{data.Train, data.Val, data.Test, data.Unlabeled} {
 		if n, ok := m.Splits[split]; ok {
 			fmt.Fprintf(w, "%-9s %d\n", split, n)
@@ -185,4 +248,11 @@ func printIngestSummary(w io.Writer, out ingestOutput) {
 		fmt.Fprintf(w, "duplicates %d (kept) in %s, e.g. %s\n", c.Duplicates, groups, strings.Join(g[:min(len(g), 3)], " = "))
 	}
 	fmt.Fprintf(w, "skipped %d of %d inputs\nreport  %s\n", rep.Counts.Skipped, rep.Counts.Inputs, out.ReportFile)
+}
+
+// flagSet reports whether the flag name was given on the command line.
+func flagSet(fs *flag.FlagSet, name string) bool {
+	set := false
+	fs.Visit(func(f *flag.Flag) { set = set || f.Name == name })
+	return set
 }

@@ -348,3 +348,56 @@ func TestIngestFashionMNISTNames(t *testing.T) {
 		t.Errorf("inspect --json: classes %q, per class %v, skipped %v", in.Classes, in.PerClass, in.Skipped)
 	}
 }
+
+// TestIngestCrops ingests a tree of photos into random crops, unlabelled,
+// and refuses bad crop ranges as usage errors.
+func TestIngestCrops(t *testing.T) {
+	dir := t.TempDir()
+	src := filepath.Join(dir, "walls")
+	img := image.NewGray(image.Rect(0, 0, 300, 200))
+	for i := range img.Pix {
+		img.Pix[i] = uint8(i * 7)
+	}
+	var buf bytes.Buffer
+	if err := png.Encode(&buf, img); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"root.png", "gnome/a.png", "mate/b.png"} {
+		p := filepath.Join(src, name)
+		os.MkdirAll(filepath.Dir(p), 0o755)
+		if err := os.WriteFile(p, buf.Bytes(), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	out := filepath.Join(dir, "ds")
+	var stdout, stderr bytes.Buffer
+	code := run(context.Background(), []string{"ingest", src, "-o", out, "--size", "16", "--unlabelled", "--crops", "5",
+		"--crop-scale", "0.1,0.3", "--crop-ratio", "1,1", "--seed", "4", "--json"}, &stdout, &stderr)
+	if code != exitOK {
+		t.Fatalf("exit %d; stderr:\n%s", code, stderr.String())
+	}
+	var got struct {
+		Manifest data.Manifest `json:"manifest"`
+	}
+	if err := json.Unmarshal(stdout.Bytes(), &got); err != nil {
+		t.Fatal(err)
+	}
+	m := got.Manifest
+	want := data.Crops{N: 5, Scale: [2]float64{0.1, 0.3}, Ratio: [2]float64{1, 1}, Seed: 4}
+	if m.Splits[data.Train] != 15 || len(m.Classes) != 0 || m.Preprocessing.Crops != want || m.Preprocessing.Resize != data.ResizeStretch {
+		t.Errorf("manifest: splits %v, classes %q, preprocessing %+v", m.Splits, m.Classes, m.Preprocessing)
+	}
+	for _, args := range [][]string{
+		{"--crops", "3", "--crop-scale", "0.5"},
+		{"--crops", "3", "--crop-ratio", "a,b"},
+		{"--crops", "3", "--crop-scale", "0.6,0.2"},
+		{"--crops", "3", "--resize", "crop"},
+		{"--crop-scale", "0.1,0.2"},
+	} {
+		stdout.Reset()
+		stderr.Reset()
+		if code := run(context.Background(), append([]string{"ingest", src, "-o", filepath.Join(dir, "bad")}, args...), &stdout, &stderr); code != exitUsage {
+			t.Errorf("%q: exit %d, want %d; stderr:\n%s", args, code, exitUsage, stderr.String())
+		}
+	}
+}
