@@ -18,7 +18,9 @@ h2 { font-size: 1.4em; margin-top: 2em; border-bottom: 1px solid #ccc; padding-b
 h3 { font-size: 1.15em; margin-top: 1.5em; }
 nav { background: #f6f6f6; border: 1px solid #ddd; padding: 0.5em 1em; margin: 1em 0; }
 nav a { margin-right: 1.2em; white-space: nowrap; }
-table { border-collapse: collapse; margin: 0.6em 0 1.4em; font-size: 0.92em; }
+div.table { overflow-x: auto; margin: 0.6em 0 1.4em; }
+table { border-collapse: collapse; font-size: 0.92em; }
+td:first-child { white-space: nowrap; }
 th, td { border: 1px solid #d0d0d0; padding: 0.3em 0.6em; vertical-align: top; }
 th { background: #eef1f5; text-align: left; }
 td.num, th.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
@@ -92,7 +94,7 @@ func renderHTML(doc []docSection, images map[string][]byte) ([]byte, error) {
 			if t.Caption != "" {
 				fmt.Fprintf(&b, "<p class=\"caption\">%s</p>\n", inlineHTML(t.Caption))
 			}
-			b.WriteString("<table>\n<thead><tr>")
+			b.WriteString("<div class=\"table\"><table>\n<thead><tr>")
 			for i, h := range t.Head {
 				cl := ""
 				if i < len(t.Right) && t.Right[i] {
@@ -119,7 +121,7 @@ func renderHTML(doc []docSection, images map[string][]byte) ([]byte, error) {
 				}
 				b.WriteString("</tr>\n")
 			}
-			b.WriteString("</tbody>\n</table>\n")
+			b.WriteString("</tbody>\n</table></div>\n")
 		}
 		if len(s.Bullets) > 0 {
 			b.WriteString("<ul class=\"bullets\">\n")

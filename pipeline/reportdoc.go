@@ -197,7 +197,7 @@ func (rep *Report) plots() ([]renderedPlot, error) {
 			curves = append(curves, c)
 		}
 		if len(curves) > 0 {
-			png, err := renderLines(fmt.Sprintf("Linear probe with a share of the labels on %s (mean over seeds and draws)", d), "labels used (% of the training split)", "top-1 accuracy (%)",
+			png, err := renderLines(fmt.Sprintf("Linear probe with few labels on %s (mean over seeds, draws)", d), "labels used (% of the training split)", "top-1 accuracy (%)",
 				curves, LineOptions{LogX: true, Dots: true})
 			if err := keep(LowShotPlot, png, err); err != nil {
 				return nil, err
