@@ -66,7 +66,9 @@ const (
 		"replacement, take the mean of δ over each resample; the interval is the (1 − level)/2 and (1 + level)/2 " +
 		"percentiles of the resampled means (linear interpolation between order statistics, as numpy.percentile)"
 	MethodSeedsNeeded = "the least n ≥ 2 with t_{(1+level)/2, n−1} · s_d/√n < |d̄| at the observed d̄ and s_d, " +
-		"found by counting n up; reported when the seed interval includes zero"
+		"found by counting n up; reported when the seed interval includes zero. It is the n at which the observed " +
+		"difference would just be resolved, not a power calculation: a true difference of that size and spread " +
+		"would then be resolved about half the time (80 % of the time needs about twice as many seeds)"
 	MethodVerdict = "better (worse) when every interval there is excludes zero above (below) it; otherwise " +
 		"not resolved. The seed interval measures training randomness with the test images fixed, the bootstrap " +
 		"measures the finite test set with the encoders fixed; no correction for multiple comparisons"
