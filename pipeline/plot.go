@@ -377,6 +377,55 @@ func turnGroupLabels(p *plot.Plot, groups []string, dataWidth vg.Length) vg.Leng
 }
 
 func renderCurvePlot(title, xlabel, ylabel string, curves []PlotCurve, logY bool) ([]byte, error) {
+	return renderLines(title, xlabel, ylabel, curves, LineOptions{LogY: logY})
+}
+
+// LineOptions are the axes and markers of WriteLinePlot.
+type LineOptions struct {
+	LogY, LogX bool
+	// XTicks, when not empty, are the x axis's only labelled ticks, at
+	// these values with these labels (the layers of a network, say).
+	XTicks  []float64
+	XLabels []string
+	// Dots marks every point with a dot, not only lone ones.
+	Dots bool
+}
+
+// WriteLinePlot is WriteCurvePlot with more say over the axes: a log x
+// axis, fixed x ticks, a dot on every point.
+func WriteLinePlot(path, title, xlabel, ylabel string, curves []PlotCurve, o LineOptions) error {
+	png, err := renderLines(title, xlabel, ylabel, curves, o)
+	if err == nil {
+		err = fsutil.Replace(path, func(w io.Writer) error { _, err := w.Write(png); return err })
+	}
+	if err != nil {
+		return fmt.Errorf("pipeline: line plot %q: %w", path, err)
+	}
+	return nil
+}
+
+// plotFixedTicks labels the axis at the given values only.
+type plotFixedTicks struct {
+	at     []float64
+	labels []string
+}
+
+// Ticks implements plot.Ticker.
+func (t plotFixedTicks) Ticks(lo, hi float64) []plot.Tick {
+	var ticks []plot.Tick
+	for i, v := range t.at {
+		if v >= lo && v <= hi {
+			ticks = append(ticks, plot.Tick{Value: v, Label: t.labels[i]})
+		}
+	}
+	return ticks
+}
+
+func renderLines(title, xlabel, ylabel string, curves []PlotCurve, o LineOptions) ([]byte, error) {
+	logY, logX := o.LogY, o.LogX
+	if len(o.XTicks) != len(o.XLabels) {
+		return nil, fmt.Errorf("%d x ticks but %d labels", len(o.XTicks), len(o.XLabels))
+	}
 	if len(curves) == 0 {
 		return nil, fmt.Errorf("%w: no curves", ErrNoPlotData)
 	}
@@ -403,6 +452,9 @@ func renderCurvePlot(title, xlabel, ylabel string, curves []PlotCurve, logY bool
 			Dashes: plotDashes[i/len(plotPalette)%len(plotDashes)],
 		}
 		dot := draw.GlyphStyle{Color: style.Color, Radius: width * 1.5, Shape: draw.CircleGlyph{}}
+		if o.Dots {
+			dot.Radius = width * 2.2
+		}
 		var seg plotter.XYs
 		flush := func() {
 			switch len(seg) {
@@ -413,12 +465,16 @@ func renderCurvePlot(title, xlabel, ylabel string, curves []PlotCurve, logY bool
 			default:
 				p.Add(&plotter.Line{XYs: seg, LineStyle: style})
 			}
+
+			if o.Dots && len(seg) > 1 {
+				p.Add(&plotter.Scatter{XYs: seg, GlyphStyle: dot})
+			}
 			seg = nil
 		}
 		points := 0
 		for j, x := range c.X {
 			y := c.Y[j]
-			if math.IsNaN(x) || math.IsInf(x, 0) || math.IsNaN(y) || math.IsInf(y, 0) || (logY && y <= 0) {
+			if math.IsNaN(x) || math.IsInf(x, 0) || math.IsNaN(y) || math.IsInf(y, 0) || (logY && y <= 0) || (logX && x <= 0) {
 				flush()
 				continue
 			}
@@ -441,11 +497,31 @@ func renderCurvePlot(title, xlabel, ylabel string, curves []PlotCurve, logY bool
 		return nil, fmt.Errorf("%w: no curve has a finite point", ErrNoPlotData)
 	}
 
-	if xmin == xmax {
-		xmin, xmax = xmin-0.5, xmax+0.5
+	switch {
+	case logX:
+		l0, l1 := math.Log10(xmin), math.Log10(xmax)
+		pad := 0.05 * (l1 - l0)
+		if l0 == l1 {
+			pad = 0.1
+		}
+		p.X.Min, p.X.Max = math.Pow(10, l0-pad), math.Pow(10, l1+pad)
+		p.X.Scale = plot.LogScale{}
+		p.X.Tick.Marker = plotLogTicks{}
+	default:
+		if xmin == xmax {
+			xmin, xmax = xmin-0.5, xmax+0.5
+		}
+		if len(o.XTicks) > 0 {
+			pad := 0.05 * (xmax - xmin)
+			p.X.Min, p.X.Max = xmin-pad, xmax+pad
+		} else {
+			p.X.Min, p.X.Max = plotNiceRange(xmin, xmax, plotCurveTicks)
+			p.X.Tick.Marker = plotLinearTicks{n: plotCurveTicks}
+		}
 	}
-	p.X.Min, p.X.Max = plotNiceRange(xmin, xmax, plotCurveTicks)
-	p.X.Tick.Marker = plotLinearTicks{n: plotCurveTicks}
+	if len(o.XTicks) > 0 {
+		p.X.Tick.Marker = plotFixedTicks{at: o.XTicks, labels: o.XLabels}
+	}
 	if logY {
 		l0, l1 := math.Log10(ymin), math.Log10(ymax)
 		pad := 0.03 * (l1 - l0)

@@ -102,57 +102,19 @@ func Probe(ctx context.Context, req ProbeRequest, p Progress) (*probe.Result, er
 	if err != nil {
 		return nil, err
 	}
-	for _, ds := range []*data.Dataset{req.Train, req.Test} {
-		m := ds.Manifest()
-		if len(m.Classes) < 2 {
-			return nil, fmt.Errorf("pipeline: probe: dataset %q has no labels (%d classes): a probe needs labelled images", ds.Dir(), len(m.Classes))
-		}
-	}
-	if req.Train.Len(data.Train) == 0 {
-		return nil, fmt.Errorf("pipeline: probe: dataset %q has no %q split", req.Train.Dir(), data.Train)
-	}
-	testSplit := data.Test
-	if req.Test.Len(data.Test) == 0 {
-		testSplit = data.Val
-	}
-	if req.Test.Len(testSplit) == 0 {
-		return nil, fmt.Errorf("pipeline: probe: dataset %q has neither a %q nor a %q split to score the probes on (ingest it with --val-fraction)", req.Test.Dir(), data.Test, data.Val)
-	}
-	a, b := req.Train.Manifest(), req.Test.Manifest()
-	if len(a.Classes) != len(b.Classes) || a.Size != b.Size || a.Channels != b.Channels {
-		return nil, fmt.Errorf("pipeline: probe: training dataset %q (%d classes, %d×%d×%d) and test dataset %q (%d classes, %d×%d×%d) do not match",
-			req.Train.Dir(), len(a.Classes), a.Size, a.Size, a.Channels, req.Test.Dir(), len(b.Classes), b.Size, b.Size, b.Channels)
-	}
-	if !slices.Equal(a.Classes, b.Classes) {
-		return nil, fmt.Errorf("pipeline: probe: training dataset %q and test dataset %q name their classes differently (%s and %s): a label must mean the same class in both",
-			req.Train.Dir(), req.Test.Dir(), strings.Join(a.Classes, ", "), strings.Join(b.Classes, ", "))
-	}
-
-	var f probe.Featurizer = probe.Pixels{}
-	encHash := "pixels"
-	if fe := req.Encoder; fe != nil {
-		if err := fe.checkDataset(req.Train); err != nil {
-			return nil, err
-		}
-		f = &featurizer{fe: fe, stage: cfg.Stage, pooled: cfg.Pooled}
-		encHash = fe.Hash
-	}
-	features := func(ds *data.Dataset, split string) (*probe.Features, error) {
-		compute := func() (*probe.Features, error) {
-			return probe.Extract(ctx, ds, split, f, cfg.Batch, p)
-		}
-		if req.CacheDir == "" {
-			return compute()
-		}
-		key := probe.CacheKey{Encoder: encHash, Dataset: ds.ID(), Split: split, Stage: cfg.Stage, Pooled: cfg.Pooled}
-		x, _, err := probe.Cached(req.CacheDir, key, compute)
-		return x, err
-	}
-	train, err := features(req.Train, data.Train)
+	testSplit, err := req.check()
 	if err != nil {
 		return nil, err
 	}
-	test, err := features(req.Test, testSplit)
+	encHash := "pixels"
+	if req.Encoder != nil {
+		encHash = req.Encoder.Hash
+	}
+	train, err := req.features(ctx, req.Train, data.Train, cfg.Stage, cfg.Pooled, cfg.Batch, p)
+	if err != nil {
+		return nil, err
+	}
+	test, err := req.features(ctx, req.Test, testSplit, cfg.Stage, cfg.Pooled, cfg.Batch, p)
 	if err != nil {
 		return nil, err
 	}
@@ -163,6 +125,67 @@ func Probe(ctx context.Context, req ProbeRequest, p Progress) (*probe.Result, er
 	res.Protocol.Stage, res.Protocol.Pooled = cfg.Stage, cfg.Pooled
 	res.Protocol.Train, res.Protocol.Test, res.Protocol.TestSplit = req.Train.ID(), req.Test.ID(), testSplit
 	res.Protocol.Encoder = encHash
-	res.Classes = a.Classes
+	res.Classes = req.Train.Manifest().Classes
 	return res, nil
+}
+
+// check returns an error if the request's datasets cannot be probed, or
+// its encoder cannot take their images; else the split of req.Test that
+// scores the probes: "test", or "val" when it has no test split.
+func (req ProbeRequest) check() (string, error) {
+	for _, ds := range []*data.Dataset{req.Train, req.Test} {
+		m := ds.Manifest()
+		if len(m.Classes) < 2 {
+			return "", fmt.Errorf("pipeline: probe: dataset %q has no labels (%d classes): a probe needs labelled images", ds.Dir(), len(m.Classes))
+		}
+	}
+	if req.Train.Len(data.Train) == 0 {
+		return "", fmt.Errorf("pipeline: probe: dataset %q has no %q split", req.Train.Dir(), data.Train)
+	}
+	testSplit := data.Test
+	if req.Test.Len(data.Test) == 0 {
+		testSplit = data.Val
+	}
+	if req.Test.Len(testSplit) == 0 {
+		return "", fmt.Errorf("pipeline: probe: dataset %q has neither a %q nor a %q split to score the probes on (ingest it with --val-fraction)", req.Test.Dir(), data.Test, data.Val)
+	}
+	a, b := req.Train.Manifest(), req.Test.Manifest()
+	if len(a.Classes) != len(b.Classes) || a.Size != b.Size || a.Channels != b.Channels {
+		return "", fmt.Errorf("pipeline: probe: training dataset %q (%d classes, %d×%d×%d) and test dataset %q (%d classes, %d×%d×%d) do not match",
+			req.Train.Dir(), len(a.Classes), a.Size, a.Size, a.Channels, req.Test.Dir(), len(b.Classes), b.Size, b.Size, b.Channels)
+	}
+	if !slices.Equal(a.Classes, b.Classes) {
+		return "", fmt.Errorf("pipeline: probe: training dataset %q and test dataset %q name their classes differently (%s and %s): a label must mean the same class in both",
+			req.Train.Dir(), req.Test.Dir(), strings.Join(a.Classes, ", "), strings.Join(b.Classes, ", "))
+	}
+	if req.Encoder != nil {
+		if err := req.Encoder.checkDataset(req.Train); err != nil {
+			return "", err
+		}
+	}
+	return testSplit, nil
+}
+
+// features returns the features of split of ds: the raw pixels when the
+// request has no encoder, else block stage of its encoder average-pooled
+// to pooled×pooled, computed batch images at a time; cached in
+// req.CacheDir when it is set.
+func (req ProbeRequest) features(ctx context.Context, ds *data.Dataset, split string, stage, pooled, batch int, p Progress) (*probe.Features, error) {
+	var f probe.Featurizer = probe.Pixels{}
+	encHash := "pixels"
+	if fe := req.Encoder; fe != nil {
+		f = &featurizer{fe: fe, stage: stage, pooled: pooled}
+		encHash = fe.Hash
+	} else {
+		stage, pooled = 0, 0
+	}
+	compute := func() (*probe.Features, error) {
+		return probe.Extract(ctx, ds, split, f, batch, p)
+	}
+	if req.CacheDir == "" {
+		return compute()
+	}
+	key := probe.CacheKey{Encoder: encHash, Dataset: ds.ID(), Split: split, Stage: stage, Pooled: pooled}
+	x, _, err := probe.Cached(req.CacheDir, key, compute)
+	return x, err
 }

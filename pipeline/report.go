@@ -1,22 +1,21 @@
 package pipeline
 
 import (
-	"encoding/json"
 	"fmt"
-	"io"
 	"math"
 	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
 
-	"github.com/patchwise-ml/patchwise/internal/fsutil"
 	"github.com/patchwise-ml/patchwise/pretext"
 	"github.com/patchwise-ml/patchwise/probe"
 )
 
-// ReportVersion is report.json's format_version.
-const ReportVersion = 2
+// ReportVersion is report.json's format_version: 3 added the
+// comparisons, budgets, sweeps, layer-wise and low-shot probes and the
+// methods (docs/report.schema.json describes it).
+const ReportVersion = 3
 
 // Report is report.json: the comparison of a run's pretexts, every number
 // with the protocol that produced it. It holds no wall-clock times of the
@@ -32,6 +31,20 @@ type Report struct {
 	Rows []ReportRow `json:"rows"`
 	// Entries are the per-seed results.
 	Entries []ReportEntry `json:"entries"`
+	// Comparisons are the paired differences of each row to the random
+	// encoder and to the best row, per dataset, on the linear probe, and
+	// to the random encoder on each low-shot probe.
+	Comparisons []Comparison `json:"comparisons"`
+	// Budgets are what each trained pretext's pretraining cost.
+	Budgets []Budget `json:"budgets"`
+	// Sweeps are the learning-rate sweeps (PretextOverride.LRSweep).
+	Sweeps []SweepRecord `json:"sweeps,omitempty"`
+	// Layers are the layer-wise probes over seeds, per row and dataset.
+	Layers []LayerRow `json:"layers,omitempty"`
+	// LowShot are the low-shot probes over seeds, per row and dataset.
+	LowShot []LowShotRow `json:"low_shot,omitempty"`
+	// Methods states how the statistics were computed.
+	Methods Methods `json:"methods"`
 }
 
 // ReportRow summarises one pretext on one probed dataset over seeds.
@@ -92,6 +105,10 @@ type ReportEntry struct {
 type ReportProbe struct {
 	Dataset string        `json:"dataset"`
 	Result  *probe.Result `json:"result"`
+	// LowShot holds the low-shot probes (RunConfig.LowShot), by fraction.
+	LowShot []probe.LowShotResult `json:"low_shot,omitempty"`
+	// Layers holds the layer-wise probes (RunConfig.Layers).
+	Layers *LayerProbe `json:"layers,omitempty"`
 }
 
 // TrainingSummary describes a pretraining from its metrics.
@@ -108,6 +125,10 @@ type TrainingSummary struct {
 	// resolved config (1/8 for relpos's accuracy).
 	Chance  map[string]float64 `json:"chance,omitempty"`
 	Seconds float64            `json:"seconds"` // wall time of the training, summed over resumptions
+	// Optimizer, LR and Batch are the resolved settings it trained with.
+	Optimizer string  `json:"optimizer"`
+	LR        float64 `json:"lr"`
+	Batch     int     `json:"batch"`
 	// Curve is the training loss, averaged over windows of steps.
 	Curve []CurvePoint `json:"curve"`
 }
@@ -132,7 +153,7 @@ func (e *ReportEntry) summarise(dir string) error {
 	if err != nil {
 		return err
 	}
-	t := &TrainingSummary{Dir: dir}
+	t := &TrainingSummary{Dir: dir, Optimizer: cfg.Optimizer, LR: cfg.LR, Batch: cfg.Batch}
 	if spec, err := pretext.Lookup(cfg.Pretext); err == nil {
 		for _, m := range spec.Metrics {
 			if m.Chance != nil {
@@ -217,47 +238,8 @@ func newReport(cfg RunConfig, datasets []RunDataset, entries []ReportEntry) *Rep
 			rep.Rows = append(rep.Rows, row)
 		}
 	}
+	rep.analyse()
 	return rep
-}
-
-// write writes report.json, report.md and the plots into dir, each
-// replacing the earlier one atomically.
-func (rep *Report) write(dir string) error {
-	js, err := json.MarshalIndent(rep, "", "  ")
-	if err != nil {
-		return err
-	}
-	js = append(js, '\n')
-	if err := fsutil.Replace(filepath.Join(dir, ReportJSONFile), func(w io.Writer) error { _, err := w.Write(js); return err }); err != nil {
-		return fmt.Errorf("pipeline: report: %w", err)
-	}
-	md := rep.Markdown()
-	if err := fsutil.Replace(filepath.Join(dir, ReportMDFile), func(w io.Writer) error { _, err := io.WriteString(w, md); return err }); err != nil {
-		return fmt.Errorf("pipeline: report: %w", err)
-	}
-	var bars []PlotBar
-	for _, r := range rep.Rows {
-		bars = append(bars,
-			PlotBar{Group: r.Pretext, Series: r.Dataset + " linear", Mean: orNaN(r.Linear), Std: r.Linear.Std},
-			PlotBar{Group: r.Pretext, Series: r.Dataset + " k-NN 20", Mean: orNaN(r.KNN20), Std: r.KNN20.Std})
-	}
-	title := fmt.Sprintf("Probe top-1 accuracy (mean ± std over %d seed%s)", len(rep.Config.Seeds), plural(len(rep.Config.Seeds)))
-	if err := WriteBarPlot(filepath.Join(dir, AccuracyPlot), title, "top-1 accuracy", bars); err != nil {
-		return fmt.Errorf("pipeline: report: %w", err)
-	}
-	if bars := rep.perClassBars(); len(bars) > 0 {
-		d := rep.probed()[0]
-		title := fmt.Sprintf("Linear probe accuracy per class on %s (mean ± std over %d seed%s)", d.Name, len(rep.Config.Seeds), plural(len(rep.Config.Seeds)))
-		if err := WriteBarPlot(filepath.Join(dir, PerClassPlot), title, "top-1 accuracy", bars); err != nil {
-			return fmt.Errorf("pipeline: report: %w", err)
-		}
-	}
-	if curves := rep.curves(); len(curves) > 0 {
-		if err := WriteCurvePlot(filepath.Join(dir, CurvesPlot), "Pretext training loss (mean over seeds)", "step", "training loss", curves, true); err != nil {
-			return fmt.Errorf("pipeline: report: %w", err)
-		}
-	}
-	return nil
 }
 
 // classNames returns the names of the classes of the dataset d: its
@@ -337,155 +319,6 @@ func (rep *Report) curves() []PlotCurve {
 		out = append(out, PlotCurve{Label: name, X: steps, Y: sum})
 	}
 	return out
-}
-
-// Markdown renders the report's tables: probe accuracy per pretext and
-// dataset, then the pretext training summary, then the protocol.
-func (rep *Report) Markdown() string {
-	var b strings.Builder
-	cfg := rep.Config
-	fmt.Fprintf(&b, "# Pretext comparison\n\n")
-	pre := rep.Datasets[0]
-	fmt.Fprintf(&b, "Pretrained on **%s** (`%.12s`)", pre.Name, pre.ID)
-	if len(rep.Datasets) > 1 {
-		var ts []string
-		for _, d := range rep.Datasets[1:] {
-			ts = append(ts, fmt.Sprintf("**%s** (`%.12s`)", d.Name, d.ID))
-		}
-		fmt.Fprintf(&b, "; transfer to %s", strings.Join(ts, ", "))
-	}
-	fmt.Fprintf(&b, ". Mean ± standard deviation over %d seed%s (%s). Top-1 accuracy on each dataset's test split (its val split when it has no test split).\n\n",
-		len(cfg.Seeds), plural(len(cfg.Seeds)), joinSeeds(cfg.Seeds))
-	probed := rep.probed()
-	for _, d := range rep.Datasets {
-		if d.NotProbed != "" {
-			fmt.Fprintf(&b, "**%s** is not probed: %s.\n\n", d.Name, d.NotProbed)
-		}
-	}
-
-	b.WriteString("| pretext |")
-	for _, d := range probed {
-		fmt.Fprintf(&b, " %s linear | %s k-NN 20 | %s k-NN 200 |", d.Name, d.Name, d.Name)
-	}
-	b.WriteString("\n|---|")
-	for range probed {
-		b.WriteString("---:|---:|---:|")
-	}
-	b.WriteString("\n")
-	var notes []string
-	for _, name := range cfg.Pretexts {
-		fmt.Fprintf(&b, "| %s |", name)
-		failed := 0
-		for _, d := range probed {
-			for _, r := range rep.Rows {
-				if r.Pretext == name && r.Dataset == d.Name {
-					fmt.Fprintf(&b, " %s | %s | %s |", pct(r.Linear), pct(r.KNN20), pct(r.KNN200))
-					failed = r.Failed
-				}
-			}
-		}
-		b.WriteString("\n")
-		if failed > 0 {
-			notes = append(notes, fmt.Sprintf("%s: the pretraining of %d of %d seeds diverged (see `error` in report.json); its numbers are over the others.", name, failed, len(cfg.Seeds)))
-		}
-		if i := slices.IndexFunc(rep.Entries, func(e ReportEntry) bool { return e.Pretext == name && e.Skipped != "" }); i >= 0 {
-			notes = append(notes, fmt.Sprintf("%s: %s.", name, rep.Entries[i].Skipped))
-		}
-	}
-	for _, n := range notes {
-		fmt.Fprintf(&b, "\n%s\n", n)
-	}
-	rep.perClassMarkdown(&b)
-
-	b.WriteString("\n## Pretext training\n\n")
-	b.WriteString("| pretext | steps | final loss | pretext validation | training time (s) |\n|---|---:|---:|---|---:|\n")
-	for _, name := range cfg.Pretexts {
-		var loss, secs []float64
-		var trained []*TrainingSummary
-		steps := 0
-		for _, e := range rep.Entries {
-			if t := e.Training; e.Pretext == name && t != nil {
-				steps = t.Steps
-				loss, secs = append(loss, t.Loss), append(secs, t.Seconds)
-				trained = append(trained, t)
-			}
-		}
-		if len(loss) == 0 {
-			fmt.Fprintf(&b, "| %s | – | – | – | – |\n", name)
-			continue
-		}
-		fmt.Fprintf(&b, "| %s | %d | %s | %s | %s |\n", name, steps, num(statOf(loss), "%.4f"),
-			validationSummary(name, trained), num(statOf(secs), "%.1f"))
-	}
-
-	b.WriteString("\n## Protocol\n\n")
-	p := cfg.Pretrain
-	widths := p.Encoder.Widths
-	fmt.Fprintf(&b, "- Encoder: blocks of conv 3×3 → batch norm → ReLU → max-pool 2, widths %v", widths)
-	if len(widths) == 0 {
-		b.WriteString(" (default 32, 64, 128, 256)")
-	}
-	fmt.Fprintf(&b, "; the same for every pretext.\n")
-	for _, e := range rep.Entries {
-		if e.Training != nil {
-			fmt.Fprintf(&b, "- Pretraining: %d steps each (settings in report.json, `config.pretrain`; resolved in each run's `config.json`).\n", e.Training.Steps)
-			break
-		}
-	}
-	b.WriteString("- Baselines: `random` is the encoder as initialised from the seed, never trained; `pixels` probes the raw pixels; `supervised` is trained with the labels (an upper bound).\n")
-	if q := rep.probeProtocol(); q != nil {
-		fmt.Fprintf(&b, "- Probe: features of the last block, globally average-pooled (stage %d), computed in evaluation mode. ", q.Stage)
-		fmt.Fprintf(&b, "Linear: standardised with the training split's mean and std, multinomial logistic regression with L2 by L-BFGS, the L2 strength chosen from %v on %.0f %% of the training split held out (seeded), then refitted on all of it. ", q.Grid, 100*q.ValFraction)
-		var ks []string
-		for _, k := range q.KNN {
-			ks = append(ks, fmt.Sprintf("k = %d, T = %g", k.K, k.T))
-		}
-		fmt.Fprintf(&b, "k-NN: cosine similarity, votes weighted by exp(sim/T), %s. Per-seed chosen L2, per-class accuracy and confusion matrices are in report.json.\n", strings.Join(ks, "; "))
-	}
-	fmt.Fprintf(&b, "\nPlots: `%s` (probe accuracy), `%s` (per-class accuracy), `%s` (training loss).\n", AccuracyPlot, PerClassPlot, CurvesPlot)
-	return b.String()
-}
-
-// perClassMarkdown writes a table per dataset of the linear probe's
-// accuracy on each class (rows, by name) for each pretext (columns).
-func (rep *Report) perClassMarkdown(b *strings.Builder) {
-	var pretexts []string
-	for _, name := range rep.Config.Pretexts {
-		for _, r := range rep.Rows {
-			if r.Pretext == name && len(r.PerClass) > 0 {
-				pretexts = append(pretexts, name)
-				break
-			}
-		}
-	}
-	if len(pretexts) == 0 {
-		return
-	}
-	b.WriteString("\n## Per-class accuracy\n\nLinear probe top-1 accuracy (%) on each class of each dataset's test split, mean over seeds; the standard deviations are in report.json (`rows[].per_class_linear`).\n")
-	for _, d := range rep.probed() {
-		fmt.Fprintf(b, "\n### %s\n\n| class |", mdCell(d.Name))
-		for _, p := range pretexts {
-			fmt.Fprintf(b, " %s |", mdCell(p))
-		}
-		b.WriteString("\n|---|")
-		for range pretexts {
-			b.WriteString("---:|")
-		}
-		b.WriteString("\n")
-		for c, class := range rep.classNames(d) {
-			fmt.Fprintf(b, "| %s |", mdCell(class))
-			for _, p := range pretexts {
-				cell := "–"
-				for _, r := range rep.Rows {
-					if r.Pretext == p && r.Dataset == d.Name && c < len(r.PerClass) && r.PerClass[c].N > 0 {
-						cell = fmt.Sprintf("%.1f", 100*r.PerClass[c].Mean)
-					}
-				}
-				fmt.Fprintf(b, " %s |", cell)
-			}
-			b.WriteString("\n")
-		}
-	}
 }
 
 // probed returns the datasets the run probed.

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -55,6 +56,21 @@ type RunConfig struct {
 	Pretrain PretrainConfig `json:"pretrain"`
 	// Probe is the probe protocol, the same for every encoder.
 	Probe ProbeConfig `json:"probe"`
+	// Overrides replace shared pretraining settings for one pretext, by
+	// name (a trained pretext of Pretexts): a fair comparison may give
+	// each pretext its own optimiser, learning rate, batch or steps, or a
+	// learning-rate sweep chosen on its own validation loss.
+	Overrides map[string]PretextOverride `json:"overrides,omitempty"`
+	// Layers, when set, adds the layer-wise probes: every block of each
+	// encoder, on the pretraining dataset (and the transfer datasets if
+	// asked).
+	Layers *LayersConfig `json:"layers,omitempty"`
+	// LowShot, when set, adds the low-shot probes: the linear probe with
+	// a share of the labels (probe.LowShot), on every probed dataset and
+	// for every row, the raw pixels too.
+	LowShot *probe.LowShotConfig `json:"low_shot,omitempty"`
+	// Stats configures the report's confidence intervals.
+	Stats StatsConfig `json:"stats,omitzero"`
 }
 
 // DatasetSpec names a dataset by exactly one of Path, Builtin and Ingest.
@@ -190,24 +206,76 @@ func (c RunConfig) Validate() error {
 	if _, err := c.Probe.resolve(depth); err != nil {
 		errs = append(errs, err)
 	}
+	for _, name := range slices.Sorted(maps.Keys(c.Overrides)) {
+		if !slices.Contains(c.Pretexts, name) || name == BaselineRandom || name == BaselinePixels {
+			errs = append(errs, fmt.Errorf("overrides[%q]: not a pretext of this run that is trained", name))
+		}
+		if err := c.Overrides[name].validate(name); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if c.Layers != nil {
+		if err := c.Layers.validate(); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if c.LowShot != nil {
+		if err := c.LowShot.Validate(); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if err := c.Stats.Validate(); err != nil {
+		errs = append(errs, err)
+	}
 	return errors.Join(errs...)
 }
 
 // stages counts the stages of a run: the ingests, a pretraining per
 // trained pretext and seed, and a probe per pretext, seed and dataset.
-func (c RunConfig) stages() int {
+func (c RunConfig) stages() int { return c.countStages(nil, nil) }
+
+// countStages counts the stages a run of c logs: probed[i] says whether
+// dataset i (the pretraining dataset, then the transfer datasets) is
+// probed, nil meaning all; trained says whether a pretext is trained, nil
+// meaning all.
+func (c RunConfig) countStages(probed []bool, trained func(string) bool) int {
 	specs := append([]DatasetSpec{c.Dataset}, c.Transfer...)
+	isProbed := func(i int) bool { return probed == nil || probed[i] }
 	n := 0
 	for _, s := range specs {
 		if s.Ingest != nil {
 			n++
 		}
 	}
+	sweeps := false
+	seeds := len(c.Seeds)
 	for _, p := range c.Pretexts {
-		if p != BaselineRandom && p != BaselinePixels {
-			n += len(c.Seeds)
+		baseline := p == BaselineRandom || p == BaselinePixels
+		if !baseline && trained != nil && !trained(p) {
+			continue
 		}
-		n += len(c.Seeds) * len(specs)
+		if !baseline {
+			n += seeds + 1 // pretrainings and the budget
+			if k := len(c.Overrides[p].LRSweep); k > 0 {
+				n += k
+				sweeps = true
+			}
+		}
+		for i := range specs {
+			if !isProbed(i) {
+				continue
+			}
+			n += seeds // the probes
+			if c.LowShot != nil {
+				n += seeds
+			}
+			if c.Layers != nil && p != BaselinePixels && (i == 0 || c.Layers.Transfer) {
+				n += seeds
+			}
+		}
+	}
+	if sweeps {
+		n++ // the validation carve, when the dataset has no val split
 	}
 	return n
 }
@@ -363,6 +431,12 @@ type runner struct {
 	// stages is the number of stages the run plans, done how many of
 	// them have been carried out or skipped, for the log.
 	stages, done int
+	// chosenLR holds the learning rates chosen by sweeps, by pretext;
+	// sweepDS is the dataset the sweeps validate on, once made.
+	chosenLR map[string]float64
+	sweepDS  *data.Dataset
+	sweeps   []SweepRecord
+	budgets  map[string]*StepCost
 }
 
 func (r *runner) log(format string, args ...any) {
@@ -454,7 +528,16 @@ func (r *runner) run(ctx context.Context) (*Report, error) {
 	}
 	var entries []ReportEntry
 	var failed []error
+	r.chosenLR, r.budgets = map[string]float64{}, map[string]*StepCost{}
 	for _, name := range r.cfg.Pretexts {
+		if len(r.cfg.Overrides[name].LRSweep) > 0 && r.untrainable(name) == "" {
+			rec, err := r.sweep(ctx, name)
+			if err != nil {
+				return nil, err
+			}
+			r.sweeps = append(r.sweeps, *rec)
+			r.chosenLR[name] = rec.Chosen
+		}
 		for _, seed := range r.cfg.Seeds {
 			e, err := r.entry(ctx, name, seed)
 			if errors.Is(err, ErrNonFinite) && ctx.Err() == nil {
@@ -467,8 +550,16 @@ func (r *runner) run(ctx context.Context) (*Report, error) {
 			}
 			entries = append(entries, *e)
 		}
+		if name != BaselineRandom && name != BaselinePixels && r.untrainable(name) == "" {
+			c, err := r.budget(ctx, name)
+			if err != nil {
+				return nil, err
+			}
+			r.budgets[name] = c
+		}
 	}
 	rep := newReport(r.cfg, r.man.Datasets, entries)
+	rep.addBudgets(r.budgets, r.sweeps)
 	if err := rep.write(r.dir); err != nil {
 		return rep, err
 	}
@@ -497,13 +588,11 @@ func (r *runner) planProbes() error {
 	if probed == 0 {
 		return fmt.Errorf("pipeline: run: no dataset to probe: %s has no labels; add a labelled transfer dataset", r.names[0])
 	}
-	seeds := len(r.cfg.Seeds)
-	r.stages -= (len(r.datasets) - probed) * len(r.cfg.Pretexts) * seeds
-	for _, name := range r.cfg.Pretexts {
-		if r.untrainable(name) != "" {
-			r.stages -= seeds * (1 + probed)
-		}
+	isProbed := make([]bool, len(r.man.Datasets))
+	for i, d := range r.man.Datasets {
+		isProbed[i] = d.NotProbed == ""
 	}
+	r.stages = r.cfg.countStages(isProbed, func(name string) bool { return r.untrainable(name) == "" })
 	return nil
 }
 
@@ -628,7 +717,9 @@ func (r *runner) entry(ctx context.Context, name string, seed uint64) (*ReportEn
 			return nil, err
 		}
 	default:
-		ckpt, err := r.pretrain(ctx, name, seed, e)
+		cfg := r.pretrainConfig(name)
+		cfg.Seed = seed
+		ckpt, err := r.pretrain(ctx, r.datasets[0], cfg, fmt.Sprintf("%s seed %d", name, seed), fmt.Sprintf("%s-seed%d", name, seed), e)
 		if err != nil {
 			return nil, err
 		}
@@ -653,7 +744,8 @@ func (r *runner) entry(ctx context.Context, name string, seed uint64) (*ReportEn
 		out := filepath.Join(r.dir, "probe", fmt.Sprintf("%s-seed%d-%s-%s.json", name, seed, r.names[i], hashOf(struct {
 			Encoder, Dataset string
 			Probe            ProbeConfig
-		}{encHash, ds.ID(), pc})))
+			Result           int
+		}{encHash, ds.ID(), pc, probeResultVersion})))
 		t0 := time.Now()
 		what := fmt.Sprintf("%s on %s", label, r.names[i])
 		res, err := readProbeResult(out)
@@ -670,18 +762,34 @@ func (r *runner) entry(ctx context.Context, name string, seed uint64) (*ReportEn
 		if err := r.stage("probe", what, out, status, t0); err != nil {
 			return nil, err
 		}
-		e.Probes = append(e.Probes, ReportProbe{Dataset: r.names[i], Result: res})
+		rp := ReportProbe{Dataset: r.names[i], Result: res}
+		stem := fmt.Sprintf("%s-seed%d", name, seed)
+		if r.cfg.LowShot != nil {
+			if rp.LowShot, err = r.lowShot(ctx, enc, i, pc, stem); err != nil {
+				return nil, err
+			}
+		}
+		if r.cfg.Layers != nil && enc != nil && (i == 0 || r.cfg.Layers.Transfer) {
+			if rp.Layers, err = r.layers(ctx, enc, i, pc, stem); err != nil {
+				return nil, err
+			}
+		}
+		e.Probes = append(e.Probes, rp)
 	}
 	return e, nil
 }
 
-// pretrain runs, resumes or skips the pretraining of name with seed and
-// returns its final checkpoint; it fills e's training summary.
-func (r *runner) pretrain(ctx context.Context, name string, seed uint64, e *ReportEntry) (string, error) {
+// probeResultVersion is part of a probe stage's hash: results of an
+// earlier version are computed again (2: with the correct test images,
+// probe.Result.Correct).
+const probeResultVersion = 2
+
+// pretrain runs, resumes or skips the pretraining cfg (with its pretext
+// and seed set) on ds, in a directory pretrain/PREFIX-HASH named by the
+// dataset and cfg, and returns its final checkpoint; it fills e's
+// training summary. label names it in the log.
+func (r *runner) pretrain(ctx context.Context, ds *data.Dataset, cfg PretrainConfig, label, prefix string, e *ReportEntry) (string, error) {
 	t0 := time.Now()
-	ds := r.datasets[0]
-	cfg := r.cfg.Pretrain
-	cfg.Pretext, cfg.Seed = name, seed
 	hashed := cfg
 	hashed.Workers = 0 // results do not depend on it
 	hash := hashOf(struct {
@@ -689,8 +797,7 @@ func (r *runner) pretrain(ctx context.Context, name string, seed uint64, e *Repo
 		Config  PretrainConfig
 	}{ds.ID(), hashed})
 	cfg.Dataset = ds.Dir()
-	cfg.Out = filepath.Join(r.dir, "pretrain", fmt.Sprintf("%s-seed%d-%s", name, seed, hash))
-	label := fmt.Sprintf("%s seed %d", name, seed)
+	cfg.Out = filepath.Join(r.dir, "pretrain", fmt.Sprintf("%s-%s", prefix, hash))
 
 	status := "done"
 	resume := false

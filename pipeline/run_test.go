@@ -100,7 +100,7 @@ func TestRunSkipsFinishedStages(t *testing.T) {
 	if _, err := Run(context.Background(), cfg, p2); err != nil {
 		t.Fatal(err)
 	}
-	if len(p2.lines) != 3 { // pretrain, probe ae-linear, probe random
+	if len(p2.lines) != 4 { // pretrain, probe ae-linear, probe random, budget
 		t.Errorf("second run logged %q", p2.lines)
 	}
 	for _, l := range p2.lines {
@@ -119,7 +119,7 @@ func TestRunSkipsFinishedStages(t *testing.T) {
 	if b, err := os.ReadFile(filepath.Join(cfg.Out, RunManifestFile)); err != nil || json.Unmarshal(b, &man) != nil {
 		t.Fatalf("run.json: %v", err)
 	}
-	if !man.Finished || man.Patchwise == "" || man.Go == "" || len(man.Datasets) != 1 || len(man.Stages) != 3 {
+	if !man.Finished || man.Patchwise == "" || man.Go == "" || len(man.Datasets) != 1 || len(man.Stages) != 4 {
 		t.Errorf("run.json %+v", man)
 	}
 
@@ -384,9 +384,9 @@ func TestReportPerClass(t *testing.T) {
 		return &probe.Result{LinearTop1: acc[0], PerClass: acc}
 	}
 	entries := []ReportEntry{
-		{Pretext: "relpos", Seed: 1, Probes: []ReportProbe{{"fm", result(0.5, 0.25, 1)}, {"old", result(0.5, 0.5)}}},
-		{Pretext: "relpos", Seed: 2, Probes: []ReportProbe{{"fm", result(0.7, 0.75, 0)}, {"old", result(0.5, 0.5)}}},
-		{Pretext: BaselinePixels, Seed: 1, Probes: []ReportProbe{{"fm", result(0.1, 0.2, 0.3)}, {"old", result(1, 0)}}},
+		{Pretext: "relpos", Seed: 1, Probes: []ReportProbe{{Dataset: "fm", Result: result(0.5, 0.25, 1)}, {Dataset: "old", Result: result(0.5, 0.5)}}},
+		{Pretext: "relpos", Seed: 2, Probes: []ReportProbe{{Dataset: "fm", Result: result(0.7, 0.75, 0)}, {Dataset: "old", Result: result(0.5, 0.5)}}},
+		{Pretext: BaselinePixels, Seed: 1, Probes: []ReportProbe{{Dataset: "fm", Result: result(0.1, 0.2, 0.3)}, {Dataset: "old", Result: result(1, 0)}}},
 		{Pretext: BaselinePixels, Seed: 2, Error: "diverged"},
 	}
 	rep := newReport(cfg, datasets, entries)
@@ -508,15 +508,15 @@ func TestRunUnlabelledPretraining(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(cfg.Out, PerClassPlot)); err != nil {
 		t.Errorf("no per-class plot of the transfer dataset: %v", err)
 	}
-	// The log counts the stages the run carries out: one pretraining and
-	// two probes.
+	// The log counts the stages the run carries out: one pretraining, its
+	// budget and two probes.
 	var last string
 	for _, l := range p.lines {
 		if strings.HasPrefix(l, "[") {
 			last = l
 		}
 	}
-	if !strings.HasPrefix(last, "[3/3] ") {
+	if !strings.HasPrefix(last, "[4/4] ") {
 		t.Errorf("last stage line %q, lines %q", last, p.lines)
 	}
 

@@ -31,6 +31,12 @@ type Result struct {
 	KNN        []KNNResult `json:"knn"`         // every k-NN probe, in Config.KNN order
 	PerClass   []float64   `json:"per_class"`   // [Classes]: linear probe accuracy on each class's test samples; 0 for a class with none
 	Confusion  [][]int     `json:"confusion"`   // [Classes][Classes]: linear probe counts, [true class][predicted class]
+	// Correct marks the test samples the linear probe classified
+	// correctly, so that a report can pair test images across encoders
+	// (a bootstrap over images): a bitset in the test features' order
+	// (the split's record order), EncodeCorrect's format. Empty in
+	// results written before it existed.
+	Correct string `json:"linear_correct,omitempty"`
 	// Classes are the class names in label order: the names of PerClass's
 	// entries and of Confusion's rows and columns. Evaluate leaves it nil,
 	// since features carry label indices only; the caller that knows the
@@ -113,6 +119,48 @@ func Evaluate(ctx context.Context, train, test *Features, cfg Config, p Progress
 		return nil, err
 	}
 	cfg = cfg.WithDefaults()
+	res, err := evaluateLinear(ctx, train, test, cfg, p)
+	if err != nil {
+		return nil, err
+	}
+	preds, kUsed, err := knnClassify(ctx, train, test, cfg.KNN, p)
+	if err != nil {
+		return nil, err
+	}
+	res.KNN = make([]KNNResult, len(cfg.KNN))
+	for i, c := range cfg.KNN {
+		res.KNN[i] = KNNResult{K: c.K, T: c.T, KUsed: kUsed[i], Top1: top1(preds[i], test.Labels)}
+	}
+	if i := slices.IndexFunc(res.KNN, func(r KNNResult) bool { return r.K == 20 }); i >= 0 {
+		res.KNN20Top1 = res.KNN[i].Top1
+	}
+	if i := slices.IndexFunc(res.KNN, func(r KNNResult) bool { return r.K == 200 }); i >= 0 {
+		res.KNN200Top1 = res.KNN[i].Top1
+	}
+	return res, nil
+}
+
+// EvaluateLinear is Evaluate without the k-NN probes: the result's KNN is
+// empty and its k-NN top-1 fields are 0; its Protocol.KNN lists none.
+func EvaluateLinear(ctx context.Context, train, test *Features, cfg Config, p Progress) (*Result, error) {
+	if p == nil {
+		p = NoProgress{}
+	}
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	cfg = cfg.WithDefaults()
+	res, err := evaluateLinear(ctx, train, test, cfg, p)
+	if err != nil {
+		return nil, err
+	}
+	res.Protocol.KNN, res.Protocol.KNNMetric = nil, ""
+	return res, nil
+}
+
+// evaluateLinear checks the features and runs the linear probe of the
+// resolved cfg.
+func evaluateLinear(ctx context.Context, train, test *Features, cfg Config, p Progress) (*Result, error) {
 	if err := train.Check(); err != nil {
 		return nil, fmt.Errorf("probe: train features: %w", err)
 	}
@@ -167,21 +215,7 @@ func Evaluate(ctx context.Context, train, test *Features, cfg Config, p Progress
 			res.PerClass[c] = float64(row[c]) / float64(n)
 		}
 	}
-
-	preds, kUsed, err := knnClassify(ctx, train, test, cfg.KNN, p)
-	if err != nil {
-		return nil, err
-	}
-	res.KNN = make([]KNNResult, len(cfg.KNN))
-	for i, c := range cfg.KNN {
-		res.KNN[i] = KNNResult{K: c.K, T: c.T, KUsed: kUsed[i], Top1: top1(preds[i], test.Labels)}
-	}
-	if i := slices.IndexFunc(res.KNN, func(r KNNResult) bool { return r.K == 20 }); i >= 0 {
-		res.KNN20Top1 = res.KNN[i].Top1
-	}
-	if i := slices.IndexFunc(res.KNN, func(r KNNResult) bool { return r.K == 200 }); i >= 0 {
-		res.KNN200Top1 = res.KNN[i].Top1
-	}
+	res.Correct = EncodeCorrect(pred, test.Labels)
 	return res, nil
 }
 

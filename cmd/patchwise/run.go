@@ -21,8 +21,17 @@ Run carries out the experiment CONFIG.json describes (pipeline.RunConfig;
 examples/run.json is a commented example): it ingests or opens the
 datasets, pretrains an encoder with each pretext and seed, probes each
 encoder on the pretraining dataset and on every transfer dataset, and
-writes report.json, report.md and PNG plots into the run directory
-("out" in the config, or -o).
+writes report.json, report.md, report.html and PNG plots into the run
+directory ("out" in the config, or -o). It prints the report's answer:
+whether each pretext beats the untrained encoder, with its intervals,
+and the probes' accuracy.
+
+Besides the shared settings, a config can give a pretext its own budget
+("overrides": {"relpos": {"lr": 0.1, "batch": 64, "steps": 400}}) or a
+learning-rate sweep chosen on the pretext's own validation loss
+({"lr_sweep": [0.02, 0.05, 0.1]}), and add layer-wise probes ("layers":
+{}) and low-shot probes ("low_shot": {"fractions": [0.01, 0.1]}); see
+pipeline.RunConfig.
 
 Every stage's output is named by a hash of its inputs and settings: running
 the same config again skips the finished stages (the log says so), resumes
@@ -79,8 +88,9 @@ func runExperiment(ctx context.Context, verb string, cfg pipeline.RunConfig, std
 		return &usageError{verb: verb, err: err}
 	}
 	if rep != nil { // also when some pretrainings diverged
-		fmt.Fprint(stdout, rep.Markdown())
-		fmt.Fprintf(stdout, "\nwritten: %s\n", filepath.Join(cfg.Out, pipeline.ReportMDFile))
+		fmt.Fprint(stdout, rep.Summary())
+		fmt.Fprintf(stdout, "\nwritten: %s, %s (and %s)\n", filepath.Join(cfg.Out, pipeline.ReportMDFile),
+			filepath.Join(cfg.Out, pipeline.ReportHTMLFile), pipeline.ReportJSONFile)
 	}
 	if err != nil && ctx.Err() != nil {
 		fmt.Fprintf(stderr, "interrupted; run the same command again to go on from the last checkpoint\n")

@@ -41,8 +41,8 @@ func TestRunAndCompareVerbs(t *testing.T) {
 	if code := run(context.Background(), []string{"run", cfgFile}, &stdout, &stderr); code != exitOK {
 		t.Fatalf("rerun: exit %d; stderr:\n%s", code, stderr.String())
 	}
-	if n := strings.Count(stderr.String(), "finished earlier, skipped"); n != 3 {
-		t.Errorf("rerun skipped %d stages, want 3:\n%s", n, stderr.String())
+	if n := strings.Count(stderr.String(), "finished earlier, skipped"); n != 4 {
+		t.Errorf("rerun skipped %d stages, want 4:\n%s", n, stderr.String())
 	}
 
 	// compare is run with a generated config; a directory holding another
@@ -64,6 +64,8 @@ func TestRunAndCompareVerbs(t *testing.T) {
 	for _, bad := range [][]string{
 		{"compare", "--seeds", "0"},
 		{"compare", "--widths", "4,x"},
+		{"compare", "--low-shot", "0.01,x"},
+		{"compare", "--lr-sweep", "-1"},
 		{"compare", "--pretexts", "no-such-pretext", "-o", filepath.Join(dir, "x")},
 		{"run"},
 		{"run", filepath.Join(dir, "missing.json")},

@@ -22,6 +22,7 @@ import (
 // a row when the last tile of a row is partial). DirectConv panics if it
 // has not, or if a size is inconsistent.
 func DirectConv(out, xp []float32, n, hp, wp, c, k int, b []float32, cols int) {
+	countProduct(n*(hp-k+1)*(wp-k+1), cols, k*k*c)
 	directConv(convKernel(cols), out, xp, n, hp, wp, c, k, b, cols)
 }
 
@@ -143,6 +144,7 @@ func reuseInts(s []int, n int) []int {
 // the result does not depend on the number of cores. It panics if a size
 // is inconsistent.
 func DirectConvWeightGrad(g, xp []float32, n, hp, wp, c, k int, dy []float32, cols int) {
+	countProduct(n*(hp-k+1)*(wp-k+1), cols, k*k*c)
 	directConvWeightGrad(convKernel(cols), g, xp, n, hp, wp, c, k, dy, cols)
 }
 

@@ -16,6 +16,7 @@ func Gemm(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int,
 		return
 	}
 	checkGemmArgs(transA, transB, m, n, k, len(a), lda, len(b), ldb, len(c), ldc)
+	countProduct(m, n, k)
 	mk := active
 	if roundUp(n, activeConv.nr) < roundUp(n, mk.nr) {
 		// The convolutions' narrower tile pads fewer columns of C.

@@ -1,0 +1,70 @@
+package pipeline
+
+import (
+	"context"
+	"slices"
+	"testing"
+
+	"github.com/patchwise-ml/patchwise/data"
+	"github.com/patchwise-ml/patchwise/data/builtin"
+	"github.com/patchwise-ml/patchwise/pretext"
+)
+
+// TestSeedsArePaired checks what the report's paired statistics assume
+// (MethodPairing): seed s gives every registered pretext the same initial
+// encoder as the random baseline of seed s, and the same order of
+// training images; another seed gives others.
+func TestSeedsArePaired(t *testing.T) {
+	path, err := builtin.Materialize("mnist-small", t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ds, err := data.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	enc := pretext.EncoderConfig{Widths: []int{4, 8}}
+	ctx := context.Background()
+	hashes := map[uint64]string{}
+	for _, seed := range []uint64{1, 2} {
+		random, err := RandomEncoder(pretext.EncoderConfig{Channels: 1, Widths: enc.Widths}, 28, 0, seed)
+		if err != nil {
+			t.Fatal(err)
+		}
+		hashes[seed] = random.Hash
+		var order []int
+		for _, name := range pretext.Names() {
+			cfg := PretrainConfig{Dataset: path, Pretext: name, Seed: seed, Batch: 16, Workers: 2, Config: pretext.Config{Encoder: enc}}
+			tr, err := newTrainer(ds, cfg)
+			if err != nil {
+				t.Fatalf("%s: %v", name, err)
+			}
+			tr.val = nil // no mean image: it does not touch the weights
+			if err := tr.build(ctx); err != nil {
+				t.Fatalf("%s: %v", name, err)
+			}
+			if h := EncoderHash(tr.model.Encoder()); h != random.Hash {
+				t.Errorf("seed %d: %s's initial encoder differs from the random baseline's", seed, name)
+			}
+			s := tr.train.Stream(ctx, 0, 0)
+			var images []int
+			for range 3 {
+				b, err := s.Next()
+				if err != nil {
+					t.Fatal(err)
+				}
+				images = append(images, b.Images...)
+				b.Release()
+			}
+			s.Close()
+			if order == nil {
+				order = images
+			} else if !slices.Equal(images, order) {
+				t.Errorf("seed %d: %s draws its first batches from images %v…, %s from %v…", seed, name, images[:5], pretext.Names()[0], order[:5])
+			}
+		}
+	}
+	if hashes[1] == hashes[2] {
+		t.Error("seeds 1 and 2 give the same random encoder")
+	}
+}
