@@ -20,7 +20,8 @@
 //     sharing their kernels, with upsampling undoing the pools;
 //   - Denoising: any of the autoencoders trained on a corrupted input
 //     (Gaussian noise or masked squares) against the clean image, the
-//     corruption drawn from Batch.Seed.
+//     corruption drawn from Batch.Seed, with batch-norm running
+//     statistics kept apart for clean and for corrupted inputs.
 //
 // New builds them by the names in Names ("relpos", "ae-mirrored",
 // "ae-linear", "ae-tied", "dae-mirrored", "dae-linear", "dae-tied",
