@@ -50,6 +50,16 @@ type FrozenEncoder struct {
 // at path (a ckpt-step-… directory, or a run directory: its latest
 // checkpoint), checking every checksum. The rest of the model (heads,
 // decoders) and the optimiser state are not loaded.
+//
+// A probe runs the encoder in evaluation mode, so its batch norms use the
+// running statistics saved under the encoder's names: those of the
+// training images as pretraining fed them, resized to Size. For the
+// autoencoders (dae-* included: pretext.Denoising keeps the statistics of
+// clean inputs there, those of corrupted ones apart) and for supervised
+// these describe the clean whole images a probe feeds. For relpos they
+// describe crops resized up to Size and standardised; the probe feeds
+// whole images standardised the same way (Normalize), which the
+// encoder's batch norms see with somewhat different statistics.
 func LoadEncoder(path string) (*FrozenEncoder, error) {
 	ckpt, err := checkpointOf(path)
 	if err != nil {

@@ -314,7 +314,10 @@ type MetricsRecord struct {
 	// ValMSE is an autoencoder's reconstruction error of the clean val
 	// images (for dae-*, with no corruption); ValMSEMeanImage is the error
 	// of predicting the training split's mean image on the same batches:
-	// the baseline to beat.
+	// the baseline to beat. Like ValLoss it is measured in evaluation mode,
+	// batch norm using its running statistics: for dae-*, those of clean
+	// inputs, while ValLoss, the denoising loss, uses those of corrupted
+	// ones (pretext.Denoising keeps both).
 	ValMSE          *float64 `json:"val_mse,omitempty"`
 	ValMSEMeanImage *float64 `json:"val_mse_mean_image,omitempty"`
 }
