@@ -50,6 +50,17 @@ type FrozenEncoder struct {
 // checkpoint's config describes and loads its encoder (Model.Encoder)
 // alone: the rest of the model (heads, decoders) and the optimiser state
 // are not read into it.
+//
+// A probe runs the encoder in evaluation mode, so its batch norms use the
+// running statistics saved under the encoder's names: those of the
+// pretext's training inputs, resized to Size. For the autoencoders (dae-*
+// included: pretext.Denoising keeps the statistics of clean inputs there,
+// those of corrupted ones apart) and for supervised these describe the
+// clean whole images a probe feeds. For pretexts that train on crops or
+// tiles (relpos, jigsaw) they describe crops resized to the encoder's
+// input side and normalised; the probe feeds whole images normalised the
+// same way (Normalize), which the encoder's batch norms see with somewhat
+// different statistics.
 func LoadEncoder(path string) (*FrozenEncoder, error) {
 	ckpt, err := checkpointOf(path)
 	if err != nil {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"slices"
 
 	"github.com/patchwise-ml/patchwise/nn"
 )
@@ -74,6 +75,7 @@ func (c Corruption) Validate(side int) error {
 // fit is Step with an input other than its target, returning the loss.
 type autoencoder interface {
 	Model
+	Reconstruct(x *nn.Tensor, train bool) *nn.Tensor
 	fit(in, target *nn.Tensor, train bool) float64
 	metrics(loss, mse float64, x *nn.Tensor, train bool) Metrics
 	setMean(mean []float32)
@@ -123,14 +125,29 @@ const corruptStream = 0xda3e39cb94b95bdb
 // too, so their loss is the denoising loss; they also report the plain
 // reconstruction error of the clean images ("mse") next to the mean
 // image's. Clean returns the wrapped model.
+//
+// Batch norm's running statistics describe the inputs they were gathered
+// on, and corrupted images are distributed differently from clean ones
+// (noise widens every channel's spread; a max pool over noisy activations
+// raises their mean), so no one set serves both. A Denoising keeps two:
+// the wrapped model's buffers hold those of clean images, which
+// evaluation on clean images (Clean, the encoder's features for a probe,
+// the "mse" an evaluation step reports) uses, and a second set, named "corrupted." + the buffer's name, holds
+// those of corrupted images, which the denoising loss of evaluation steps
+// uses. A training step gathers both: a forward pass of the clean
+// batch in training mode updates the first set (it computes no
+// gradient and does not change the loss), and the corrupted pass that
+// trains updates the second. That extra forward pass is the price.
 type Denoising struct {
 	Corruption Corruption // as given, before defaults
 
-	ae    autoencoder
-	noisy *nn.Tensor // the corrupted input, reused
-	pcg   rand.PCG
-	rng   *rand.Rand
-	cells []int // square indices, for masking
+	ae        autoencoder
+	clean     []*nn.Param // ae.Buffers(): running statistics of clean inputs
+	corrupted []*nn.Param // those of corrupted inputs, one for each of clean
+	noisy     *nn.Tensor  // the corrupted input, reused
+	pcg       rand.PCG
+	rng       *rand.Rand
+	cells     []int // square indices, for masking
 }
 
 // NewDenoising returns the denoising variant of ae. It panics if ae is not
@@ -143,7 +160,10 @@ func NewDenoising(ae Model, c Corruption) *Denoising {
 	if err := c.Validate(0); err != nil {
 		panic(err)
 	}
-	d := &Denoising{Corruption: c, ae: a}
+	d := &Denoising{Corruption: c, ae: a, clean: a.Buffers()}
+	for _, b := range d.clean {
+		d.corrupted = append(d.corrupted, &nn.Param{Name: "corrupted." + b.Name, Value: b.Value.Clone()})
+	}
 	d.rng = rand.New(&d.pcg)
 	return d
 }
@@ -153,15 +173,33 @@ func NewDenoising(ae Model, c Corruption) *Denoising {
 func (d *Denoising) Clean() Model { return d.ae }
 
 // Step implements Model: the input is Corrupt(b.Views[0], b.Seed), the
-// target b.Views[0].
+// target b.Views[0]. In training it first runs the clean images forward,
+// for the running statistics of clean inputs (see the type's comment).
 func (d *Denoising) Step(b Batch, train bool) Metrics {
 	x := b.Views[0]
-	loss := d.ae.fit(d.Corrupt(x, b.Seed), x, train)
+	in := d.Corrupt(x, b.Seed)
+	if train {
+		d.ae.Reconstruct(x, true)
+	}
+	d.exchange()
+	loss := d.ae.fit(in, x, train)
+	d.exchange()
 	mse := loss
 	if !train {
 		mse = d.ae.fit(x, x, false)
 	}
 	return d.ae.metrics(loss, mse, x, train)
+}
+
+// exchange swaps the values of the wrapped model's buffers with those of
+// their counterparts for corrupted inputs.
+func (d *Denoising) exchange() {
+	for i, b := range d.clean {
+		u, v := b.Value.Data, d.corrupted[i].Value.Data
+		for j := range u {
+			u[j], v[j] = v[j], u[j]
+		}
+	}
 }
 
 // Corrupt returns a corrupted copy of x [N, H, W, C] drawn from seed: x
@@ -226,8 +264,11 @@ func (d *Denoising) Corrupt(x *nn.Tensor, seed uint64) *nn.Tensor {
 // Params implements Model.
 func (d *Denoising) Params() []*nn.Param { return d.ae.Params() }
 
-// Buffers implements Model.
-func (d *Denoising) Buffers() []*nn.Param { return d.ae.Buffers() }
+// Buffers implements Model: the wrapped model's buffers (statistics of
+// clean inputs), then their counterparts for corrupted inputs.
+func (d *Denoising) Buffers() []*nn.Param {
+	return append(slices.Clip(d.clean), d.corrupted...)
+}
 
 // Encoder implements Model.
 func (d *Denoising) Encoder() *Encoder { return d.ae.Encoder() }

@@ -150,3 +150,57 @@ func TestBatchSeed(t *testing.T) {
 		}
 	}
 }
+
+// TestDenoisingStatistics checks the two sets of running statistics: a
+// training step leaves in the model's buffers what a training-mode pass of
+// the clean batch through the wrapped model gathers, and in the
+// "corrupted." ones what the corrupted batch gathers; an evaluation step
+// uses the latter, the wrapped model (Clean) the former.
+func TestDenoisingStatistics(t *testing.T) {
+	for _, name := range []string{"mirrored", "linear", "tied"} {
+		for _, c := range []Corruption{{}, {Kind: CorruptMask}} {
+			t.Run(name+"/"+c.Kind, func(t *testing.T) {
+				cfg := tinyConfig()
+				cfg.Corruption = c
+				d := mustNew(t, "dae-"+name, cfg, 1).(*Denoising)
+				onClean := mustNew(t, "ae-"+name, cfg, 1).(autoencoder)
+				onNoisy := mustNew(t, "ae-"+name, cfg, 1).(autoencoder)
+				b := tinyBatch("dae-"+name, cfg, 6, rand.New(rand.NewPCG(3, 4)))
+				x := b.Views[0]
+				noisy := d.Corrupt(x, b.Seed).Clone()
+
+				got := d.Step(b, true).Loss
+				onClean.Reconstruct(x, true)
+				want := onNoisy.fit(noisy, x, true)
+				if got != want {
+					t.Errorf("training loss %v, want %v (the wrapped model's on the corrupted batch)", got, want)
+				}
+				clean, corrupted := d.Buffers()[:len(d.clean)], d.Buffers()[len(d.clean):]
+				for i, p := range onClean.Buffers() {
+					if !slices.Equal(clean[i].Value.Data, p.Value.Data) {
+						t.Errorf("%s: %v, want the clean batch's %v", clean[i].Name, clean[i].Value.Data, p.Value.Data)
+					}
+				}
+				for i, p := range onNoisy.Buffers() {
+					if corrupted[i].Name != "corrupted."+p.Name || !slices.Equal(corrupted[i].Value.Data, p.Value.Data) {
+						t.Errorf("%s: %v, want the corrupted batch's %s %v", corrupted[i].Name, corrupted[i].Value.Data, p.Name, p.Value.Data)
+					}
+				}
+				if slices.Equal(clean[0].Value.Data, corrupted[0].Value.Data) {
+					t.Errorf("clean and corrupted inputs gathered the same %s", clean[0].Name)
+				}
+
+				// Evaluation: the denoising loss with the corrupted
+				// statistics, plain reconstruction with the clean ones.
+				ev := d.Step(b, false)
+				if got, want := ev.Loss, onNoisy.fit(noisy, x, false); got != want {
+					t.Errorf("evaluation loss %v, want %v", got, want)
+				}
+				clean1 := Batch{Views: []*nn.Tensor{x}}
+				if got, want := d.Clean().Step(clean1, false).Loss, onClean.Step(clean1, false).Loss; got != want || ev.Values["mse"] != want {
+					t.Errorf("clean evaluation loss %v (reported by the denoising step: %v), want %v", got, ev.Values["mse"], want)
+				}
+			})
+		}
+	}
+}

@@ -23,7 +23,8 @@
 //     sharing their kernels, with upsampling undoing the pools;
 //   - Denoising: any of the autoencoders trained on a corrupted input
 //     (Gaussian noise or masked squares) against the clean image, the
-//     corruption drawn from Batch.Seed.
+//     corruption drawn from Batch.Seed, with batch-norm running
+//     statistics kept apart for clean and for corrupted inputs.
 //
 // Each pretext is described by a Spec, registered under its name (Names,
 // Lookup): the augment.Sampler that makes its samples, the constructor of
