@@ -22,7 +22,9 @@ const (
 	MethodBest = "the row with the highest mean linear top-1 on the dataset among the rows that pretrain " +
 		"without labels (the random encoder and the raw pixels included, the supervised upper bound not)"
 	MethodPairing = "seed s gives every row the same initial encoder weights (the encoder is drawn first " +
-		"from the seed, by pretraining as by the random baseline) and the same order of training images " +
+		"from the seed, by pretraining as by the random baseline; the tied autoencoders scale each kernel by " +
+		"a constant for their decoder, which the batch norm after it undoes, so their encoder computes the " +
+		"same function) and the same order of training images " +
 		"(the loader's permutation depends on the seed and the dataset only), and the probe of seed s carves " +
 		"the same validation images and draws the same low-shot subsets for every row; a comparison pairs " +
 		"the seeds both rows have, and for the bootstrap the same test images"
