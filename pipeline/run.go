@@ -558,7 +558,7 @@ func (r *runner) run(ctx context.Context) (*Report, error) {
 			r.budgets[name] = c
 		}
 	}
-	rep := newReport(r.cfg, r.man.Datasets, entries)
+	rep := newReport(r.reportConfig(), r.reportDatasets(), r.reportEntries(entries))
 	rep.addBudgets(r.budgets, r.sweeps)
 	if err := rep.write(r.dir); err != nil {
 		return rep, err
@@ -568,6 +568,52 @@ func (r *runner) run(ctx context.Context) (*Report, error) {
 			len(failed), len(entries), errors.Join(failed...))
 	}
 	return rep, nil
+}
+
+// reportConfig is the configuration as report.json states it: the run
+// directory is ".", the directory the report is in.
+func (r *runner) reportConfig() RunConfig {
+	c := r.cfg
+	c.Out = "."
+	return c
+}
+
+// reportDatasets are the run's datasets with the directories inside the
+// run directory written relative to it.
+func (r *runner) reportDatasets() []RunDataset {
+	ds := slices.Clone(r.man.Datasets)
+	for i := range ds {
+		ds[i].Dir = r.rel(ds[i].Dir)
+	}
+	return ds
+}
+
+// reportEntries returns entries with their training directories relative
+// to the run directory.
+func (r *runner) reportEntries(entries []ReportEntry) []ReportEntry {
+	for i, e := range entries {
+		if e.Training != nil {
+			t := *e.Training
+			t.Dir = r.rel(t.Dir)
+			entries[i].Training = &t
+		}
+	}
+	return entries
+}
+
+// rel returns path relative to the run directory, with slashes, when it
+// is inside it, and path unchanged otherwise.
+func (r *runner) rel(path string) string {
+	dir, err1 := filepath.Abs(r.dir)
+	p, err2 := filepath.Abs(path)
+	if err1 != nil || err2 != nil {
+		return path
+	}
+	rel, err := filepath.Rel(dir, p)
+	if err != nil || rel == ".." || strings.HasPrefix(rel, ".."+string(filepath.Separator)) {
+		return path
+	}
+	return filepath.ToSlash(rel)
 }
 
 // planProbes marks the datasets without labels as not probed and the
