@@ -406,8 +406,11 @@ func Run(ctx context.Context, cfg RunConfig, p Progress) (*Report, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("%w:\n%w", ErrInvalidConfig, err)
 	}
-	r := &runner{cfg: cfg, dir: cfg.Out, p: p, start: time.Now(), stages: cfg.stages()}
+	r := newRunner(cfg, p)
 	if err := r.claim(); err != nil {
+		return nil, err
+	}
+	if err := r.refuseClaimed(); err != nil {
 		return nil, err
 	}
 	rep, err := r.run(ctx)
@@ -425,6 +428,9 @@ type runner struct {
 	p     Progress
 	start time.Time
 	man   RunManifest
+	// stageOnly: the runner carries out one stage of a shared run
+	// (Work), and leaves run.json as it is once it exists.
+	stageOnly bool
 	// datasets: the pretraining one first, then the transfer ones.
 	datasets []*data.Dataset
 	names    []string
@@ -439,6 +445,11 @@ type runner struct {
 	budgets  map[string]*StepCost
 }
 
+func newRunner(cfg RunConfig, p Progress) *runner {
+	return &runner{cfg: cfg, dir: cfg.Out, p: p, start: time.Now(), stages: cfg.stages(),
+		chosenLR: map[string]float64{}, budgets: map[string]*StepCost{}}
+}
+
 func (r *runner) log(format string, args ...any) {
 	if l, ok := r.p.(Logger); ok {
 		l.Log(fmt.Sprintf(format, args...))
@@ -446,22 +457,39 @@ func (r *runner) log(format string, args ...any) {
 }
 
 // claim creates the run directory, or checks that the one there holds
-// this configuration.
+// this configuration. Processes that start at once on a new directory
+// agree: one creates run.json, the others read it.
 func (r *runner) claim() error {
 	r.man = RunManifest{FormatVersion: RunManifestVersion, Config: r.cfg, Patchwise: Version(), Go: GoVersion()}
 	path := filepath.Join(r.dir, RunManifestFile)
-	b, err := os.ReadFile(path)
-	switch {
-	case errors.Is(err, fs.ErrNotExist):
-		if entries, err := os.ReadDir(r.dir); err == nil && len(entries) > 0 {
-			return fmt.Errorf("pipeline: run: %q exists and is not a run directory (no %s): choose a new directory", r.dir, RunManifestFile)
+	var b []byte
+	for {
+		var err error
+		b, err = os.ReadFile(path)
+		if err == nil {
+			break
+		}
+		if !errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("pipeline: run: %w", err)
+		}
+		entries, _ := os.ReadDir(r.dir)
+		for _, e := range entries {
+			// Another process's run.json, being written or just written.
+			if e.Name() != RunManifestFile && !strings.HasPrefix(e.Name(), "."+RunManifestFile+".tmp-") {
+				return fmt.Errorf("pipeline: run: %q exists and is not a run directory (no %s): choose a new directory", r.dir, RunManifestFile)
+			}
 		}
 		if err := os.MkdirAll(r.dir, 0o755); err != nil {
 			return fmt.Errorf("pipeline: run: %w", err)
 		}
-		return r.writeManifest()
-	case err != nil:
-		return fmt.Errorf("pipeline: run: %w", err)
+		mb, err := r.manifestJSON()
+		if err != nil {
+			return err
+		}
+		err = fsutil.WriteNew(path, func(w io.Writer) error { _, err := w.Write(mb); return err })
+		if !errors.Is(err, fs.ErrExist) {
+			return err
+		}
 	}
 	var old RunManifest
 	if err := json.Unmarshal(b, &old); err != nil {
@@ -481,12 +509,22 @@ func (r *runner) claim() error {
 	return nil
 }
 
-func (r *runner) writeManifest() error {
+func (r *runner) manifestJSON() ([]byte, error) {
 	b, err := json.MarshalIndent(r.man, "", "  ")
+	if err != nil {
+		return nil, err
+	}
+	return append(b, '\n'), nil
+}
+
+func (r *runner) writeManifest() error {
+	if r.stageOnly {
+		return nil
+	}
+	b, err := r.manifestJSON()
 	if err != nil {
 		return err
 	}
-	b = append(b, '\n')
 	return fsutil.Replace(filepath.Join(r.dir, RunManifestFile), func(w io.Writer) error { _, err := w.Write(b); return err })
 }
 
@@ -500,6 +538,9 @@ func (r *runner) stage(kind, name, out, status string, t0 time.Time) error {
 	r.done++
 	n := fmt.Sprint(r.stages)
 	prefix := fmt.Sprintf("[%*d/%s] ", len(n), r.done, n)
+	if r.stageOnly {
+		prefix = "  " // the worker numbers the stages of the plan
+	}
 	switch status {
 	case "skipped":
 		r.log("%s%s %s: finished earlier, skipped (%s)", prefix, kind, name, rel)
@@ -509,12 +550,14 @@ func (r *runner) stage(kind, name, out, status string, t0 time.Time) error {
 	return r.writeManifest()
 }
 
-func (r *runner) run(ctx context.Context) (*Report, error) {
+// openDatasets opens, materialises or ingests the run's datasets and
+// plans which are probed.
+func (r *runner) openDatasets(ctx context.Context) error {
 	specs := append([]DatasetSpec{r.cfg.Dataset}, r.cfg.Transfer...)
 	for i, s := range specs {
 		ds, err := r.dataset(ctx, s)
 		if err != nil {
-			return nil, err
+			return err
 		}
 		role := "pretrain"
 		if i > 0 {
@@ -523,20 +566,33 @@ func (r *runner) run(ctx context.Context) (*Report, error) {
 		r.datasets, r.names = append(r.datasets, ds), append(r.names, s.name())
 		r.man.Datasets = append(r.man.Datasets, RunDataset{Name: s.name(), ID: ds.ID(), Dir: ds.Dir(), Role: role, Classes: ds.Manifest().Classes})
 	}
-	if err := r.planProbes(); err != nil {
+	return r.planProbes()
+}
+
+// chooseLR runs (or reads, when finished) the learning-rate sweep of
+// pretext name, if it has one that can train, and keeps its choice.
+func (r *runner) chooseLR(ctx context.Context, name string) error {
+	if len(r.cfg.Overrides[name].LRSweep) == 0 || r.untrainable(name) != "" {
+		return nil
+	}
+	rec, err := r.sweep(ctx, name)
+	if err != nil {
+		return err
+	}
+	r.sweeps = append(r.sweeps, *rec)
+	r.chosenLR[name] = rec.Chosen
+	return nil
+}
+
+func (r *runner) run(ctx context.Context) (*Report, error) {
+	if err := r.openDatasets(ctx); err != nil {
 		return nil, err
 	}
 	var entries []ReportEntry
 	var failed []error
-	r.chosenLR, r.budgets = map[string]float64{}, map[string]*StepCost{}
 	for _, name := range r.cfg.Pretexts {
-		if len(r.cfg.Overrides[name].LRSweep) > 0 && r.untrainable(name) == "" {
-			rec, err := r.sweep(ctx, name)
-			if err != nil {
-				return nil, err
-			}
-			r.sweeps = append(r.sweeps, *rec)
-			r.chosenLR[name] = rec.Chosen
+		if err := r.chooseLR(ctx, name); err != nil {
+			return nil, err
 		}
 		for _, seed := range r.cfg.Seeds {
 			e, err := r.entry(ctx, name, seed)
@@ -575,6 +631,7 @@ func (r *runner) run(ctx context.Context) (*Report, error) {
 func (r *runner) reportConfig() RunConfig {
 	c := r.cfg
 	c.Out = "."
+	c.Pretrain.Workers = 0 // results do not depend on it
 	return c
 }
 
@@ -677,14 +734,11 @@ func (r *runner) dataset(ctx context.Context, s DatasetSpec) (*data.Dataset, err
 		}
 		return data.Open(path)
 	}
-	inputs, err := inputStats(s.Ingest.Inputs)
+	rel, err := ingestDir(s)
 	if err != nil {
 		return nil, err
 	}
-	out := filepath.Join(r.dir, "datasets", fmt.Sprintf("%s-%s", s.name(), hashOf(struct {
-		Spec   *IngestSpec
-		Inputs []fileStat
-	}{s.Ingest, inputs})))
+	out := filepath.Join(r.dir, rel)
 	if _, err := os.Stat(filepath.Join(out, "manifest.json")); err == nil {
 		ds, err := data.Open(out)
 		if err != nil {
@@ -836,14 +890,8 @@ const probeResultVersion = 2
 // training summary. label names it in the log.
 func (r *runner) pretrain(ctx context.Context, ds *data.Dataset, cfg PretrainConfig, label, prefix string, e *ReportEntry) (string, error) {
 	t0 := time.Now()
-	hashed := cfg
-	hashed.Workers = 0 // results do not depend on it
-	hash := hashOf(struct {
-		Dataset string
-		Config  PretrainConfig
-	}{ds.ID(), hashed})
 	cfg.Dataset = ds.Dir()
-	cfg.Out = filepath.Join(r.dir, "pretrain", fmt.Sprintf("%s-%s", prefix, hash))
+	cfg.Out = filepath.Join(r.dir, pretrainDir(ds.ID(), cfg, prefix))
 
 	status := "done"
 	resume := false
@@ -876,6 +924,20 @@ func (r *runner) pretrain(ctx context.Context, ds *data.Dataset, cfg PretrainCon
 		return "", err
 	}
 	return res.Checkpoint, r.stage("pretrain", label, cfg.Out, status, t0)
+}
+
+// pretrainDir is the training directory, relative to the run directory,
+// of the pretraining cfg on the dataset of ID dsID: pretrain/PREFIX-HASH,
+// HASH of the dataset and the settings.
+func pretrainDir(dsID string, cfg PretrainConfig, prefix string) string {
+	hashed := cfg
+	hashed.Workers = 0 // results do not depend on it
+	hashed.Dataset, hashed.Out = "", ""
+	hash := hashOf(struct {
+		Dataset string
+		Config  PretrainConfig
+	}{dsID, hashed})
+	return filepath.Join("pretrain", fmt.Sprintf("%s-%s", prefix, hash))
 }
 
 func readProbeResult(path string) (*probe.Result, error) {

@@ -9,6 +9,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -45,6 +46,15 @@ func Self(owner string) Identity {
 		owner = fmt.Sprintf("%s pid %d", host, pid)
 	}
 	return Identity{Owner: owner, Host: host, PID: pid}
+}
+
+// String is the owner's label, with the host and process ID when the
+// label does not say them.
+func (id Identity) String() string {
+	if id.Owner == fmt.Sprintf("%s pid %d", id.Host, id.PID) {
+		return id.Owner
+	}
+	return fmt.Sprintf("%s (host %s, pid %d)", id.Owner, id.Host, id.PID)
 }
 
 // Record is a claim file, T.claim-N.
@@ -230,13 +240,47 @@ func (d Dir) State(task string) (State, error) {
 	return st, nil
 }
 
+// Tasks lists the tasks that have files in the directory, sorted; none
+// when it does not exist.
+func (d Dir) Tasks() ([]string, error) {
+	entries, err := os.ReadDir(d.Path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("claim: %w", err)
+	}
+	seen := map[string]bool{}
+	var tasks []string
+	for _, e := range entries {
+		name := e.Name()
+		if strings.HasPrefix(name, ".") {
+			continue // a file being written
+		}
+		task := ""
+		if i := strings.LastIndex(name, ".claim-"); i > 0 {
+			task = name[:i]
+		} else if t, ok := strings.CutSuffix(name, ".done"); ok {
+			task = t
+		} else if t, ok := strings.CutSuffix(name, ".err"); ok {
+			task = t
+		}
+		if task != "" && !seen[task] {
+			seen[task] = true
+			tasks = append(tasks, task)
+		}
+	}
+	slices.Sort(tasks)
+	return tasks, nil
+}
+
 // HeldError is Claim's error when a live owner holds the task; it
 // matches ErrHeld.
 type HeldError struct{ State State }
 
 func (e *HeldError) Error() string {
 	c := e.State.Claim
-	return fmt.Sprintf("claim: %s is claimed by %s (host %s, pid %d; heartbeat %s ago)", e.State.Task, c.Owner, c.Host, c.PID, e.State.Age.Round(time.Second))
+	return fmt.Sprintf("claim: %s is claimed by %v, heartbeat %s ago", e.State.Task, c.Identity, e.State.Age.Round(time.Second))
 }
 
 func (e *HeldError) Is(target error) bool { return target == ErrHeld }
