@@ -178,8 +178,8 @@ func holder(st claim.State) string {
 
 func (wk *worker) loop(ctx context.Context) error {
 	deadline := time.Now().Add(wk.w.Wait)
-	for {
-		ran, status, err := wk.pass(ctx)
+	for first := true; ; first = false {
+		ran, status, err := wk.pass(ctx, first)
 		if err != nil {
 			return err
 		}
@@ -215,8 +215,9 @@ type passStatus struct {
 }
 
 // pass looks at the worker's stages in order and carries out the first
-// that is ready and unclaimed. ran reports whether it did.
-func (wk *worker) pass(ctx context.Context) (ran bool, ps passStatus, err error) {
+// that is ready and unclaimed. ran reports whether it did; first, whether
+// this is the worker's first look.
+func (wk *worker) pass(ctx context.Context, first bool) (ran bool, ps passStatus, err error) {
 	for _, k := range wk.order {
 		s := wk.plan.Stages[k]
 		st, err := wk.claims.State(s.ID)
@@ -224,7 +225,7 @@ func (wk *worker) pass(ctx context.Context) (ran bool, ps passStatus, err error)
 			return false, ps, err
 		}
 		if st.Done != nil {
-			if wk.single {
+			if wk.single && first {
 				wk.log("%s: finished earlier (by %v)", wk.name(s), st.Done.Identity)
 			}
 			continue
@@ -337,7 +338,7 @@ func (wk *worker) carry(ctx context.Context, s Stage, before claim.State, c *cla
 	case before.Failed():
 		how = fmt.Sprintf("; it failed before: %s", before.Failure.Error)
 	}
-	wk.log("%s: claimed by %v (claim %d)%s", wk.name(s), rec.Identity, rec.Generation, how)
+	wk.log("%s: claimed by %v, claim %d%s", wk.name(s), rec.Identity, rec.Generation, how)
 	t0 := time.Now()
 	kctx, stop := c.Keep(ctx, wk.w.heartbeat())
 	err := wk.do(kctx, s)
