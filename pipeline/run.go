@@ -615,7 +615,7 @@ func (r *runner) run(ctx context.Context) (*Report, error) {
 		}
 	}
 	rep := newReport(r.reportConfig(), r.reportDatasets(), r.reportEntries(entries))
-	rep.addBudgets(r.budgets, r.sweeps)
+	rep.addBudgets(r.budgets, r.reportSweeps(r.sweeps))
 	if err := rep.write(r.dir); err != nil {
 		return rep, err
 	}
@@ -645,8 +645,8 @@ func (r *runner) reportDatasets() []RunDataset {
 	return ds
 }
 
-// reportEntries returns entries with their training directories relative
-// to the run directory.
+// reportEntries returns entries with their training directories, and
+// the paths in their errors, relative to the run directory.
 func (r *runner) reportEntries(entries []ReportEntry) []ReportEntry {
 	for i, e := range entries {
 		if e.Training != nil {
@@ -654,8 +654,28 @@ func (r *runner) reportEntries(entries []ReportEntry) []ReportEntry {
 			t.Dir = r.rel(t.Dir)
 			entries[i].Training = &t
 		}
+		entries[i].Error = r.relText(e.Error)
 	}
 	return entries
+}
+
+// reportSweeps returns sweeps with the paths in their errors relative to
+// the run directory.
+func (r *runner) reportSweeps(sweeps []SweepRecord) []SweepRecord {
+	out := slices.Clone(sweeps)
+	for i := range out {
+		out[i].Trials = slices.Clone(out[i].Trials)
+		for j := range out[i].Trials {
+			out[i].Trials[j].Error = r.relText(out[i].Trials[j].Error)
+		}
+	}
+	return out
+}
+
+// relText returns s with the run directory's path, where it begins a
+// path in s, taken out.
+func (r *runner) relText(s string) string {
+	return strings.ReplaceAll(s, filepath.Clean(r.dir)+string(filepath.Separator), "")
 }
 
 // rel returns path relative to the run directory, with slashes, when it
@@ -892,6 +912,10 @@ func (r *runner) pretrain(ctx context.Context, ds *data.Dataset, cfg PretrainCon
 	t0 := time.Now()
 	cfg.Dataset = ds.Dir()
 	cfg.Out = filepath.Join(r.dir, pretrainDir(ds.ID(), cfg, prefix))
+	if b, err := os.ReadFile(filepath.Join(cfg.Out, DivergedFile)); err == nil {
+		// Training again would diverge again, at the same step.
+		return "", fmt.Errorf("pipeline: run: pretrain %s: %w", label, divergedError(strings.TrimSpace(string(b))))
+	}
 
 	status := "done"
 	resume := false
@@ -917,6 +941,12 @@ func (r *runner) pretrain(ctx context.Context, ds *data.Dataset, cfg PretrainCon
 		}
 	}
 	res, err := Pretrain(ctx, cfg, resume, r.p)
+	if errors.Is(err, ErrNonFinite) && ctx.Err() == nil {
+		msg := []byte(err.Error() + "\n")
+		if werr := fsutil.WriteNew(filepath.Join(cfg.Out, DivergedFile), func(w io.Writer) error { _, err := w.Write(msg); return err }); werr != nil && !errors.Is(werr, fs.ErrExist) {
+			err = errors.Join(err, werr)
+		}
+	}
 	if err != nil {
 		return "", fmt.Errorf("pipeline: run: pretrain %s: %w", label, err)
 	}
@@ -925,6 +955,17 @@ func (r *runner) pretrain(ctx context.Context, ds *data.Dataset, cfg PretrainCon
 	}
 	return res.Checkpoint, r.stage("pretrain", label, cfg.Out, status, t0)
 }
+
+// DivergedFile, in a training directory of a run, holds the error of a
+// pretraining that diverged (ErrNonFinite): the run reports it again
+// instead of training again to the same divergence.
+const DivergedFile = "diverged.txt"
+
+// divergedError is the error of a pretraining that diverged earlier.
+type divergedError string
+
+func (e divergedError) Error() string { return string(e) }
+func (e divergedError) Unwrap() error { return ErrNonFinite }
 
 // pretrainDir is the training directory, relative to the run directory,
 // of the pretraining cfg on the dataset of ID dsID: pretrain/PREFIX-HASH,
