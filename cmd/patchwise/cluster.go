@@ -110,9 +110,6 @@ func owner() string {
 
 func (c *clusterFlags) run(ctx context.Context, cfgPath string, cfg pipeline.RunConfig, stdout, stderr io.Writer) error {
 	usage := func(err error) error { return &usageError{verb: runCmd.name, err: err} }
-	if err := c.check(); err != nil {
-		return usage(err)
-	}
 	if cfg.Out == "" {
 		return usage(errors.New("no run directory: give -o or \"out\" in the config"))
 	}
@@ -158,6 +155,13 @@ func (c *clusterFlags) run(ctx context.Context, cfgPath string, cfg pipeline.Run
 				return usage(fmt.Errorf("--stage %w", err))
 			}
 			w.Stage = strconv.Itoa(k)
+		}
+		plan, err := pipeline.PlanRun(cfg)
+		if err != nil {
+			return wrap(err)
+		}
+		if _, err := plan.ResolveStage(w.Stage); err != nil {
+			return usage(fmt.Errorf("--stage: %w", err))
 		}
 	} else {
 		i, n, ok := strings.Cut(c.shard, "/")

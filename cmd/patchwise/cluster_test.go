@@ -398,3 +398,68 @@ func TestSlurm(t *testing.T) {
 	}
 	t.Logf("cluster started, job submitted, stopped, requeued and finished in %.1f s", time.Since(t0).Seconds())
 }
+
+// TestRunClusterFlags checks run's flags for a run spread over workers,
+// without running a stage.
+func TestRunClusterFlags(t *testing.T) {
+	isolateCache(t)
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "cfg.json")
+	if err := os.WriteFile(cfg, []byte(clusterConfig), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(dir, "run")
+	call := func(args ...string) (int, string, string) {
+		var stdout, stderr bytes.Buffer
+		code := run(context.Background(), append([]string{"run", cfg, "-o", out}, args...), &stdout, &stderr)
+		return code, stdout.String(), stderr.String()
+	}
+	code, stdout, _ := call("--plan")
+	if code != exitOK || !strings.Contains(stdout, "3  probe-rotation-seed1      pretrain-rotation-seed1") {
+		t.Errorf("--plan: exit %d\n%s", code, stdout)
+	}
+	var plan pipeline.Plan
+	if code, stdout, _ = call("--plan", "--json"); code != exitOK || json.Unmarshal([]byte(stdout), &plan) != nil || len(plan.Stages) != 6 {
+		t.Errorf("--plan --json: exit %d\n%s", code, stdout)
+	}
+	if _, err := os.Stat(out); err == nil {
+		t.Error("--plan wrote the run directory")
+	}
+	// A stage whose inputs have not finished: exit 4 at once with --wait 0.
+	t.Setenv("JOB_COMPLETION_INDEX", "3")
+	code, _, stderr := call("--stage", "array", "--wait", "0")
+	if code != exitNotReady || !strings.Contains(stderr, "probe-rotation-seed1: needs pretrain-rotation-seed1 (pending)") {
+		t.Errorf("--stage array (3) without its inputs: exit %d\n%s", code, stderr)
+	}
+	code, stdout, _ = call("--status")
+	if code != exitOK || !strings.Contains(stdout, "3  probe-rotation-seed1      pending  needs pretrain-rotation-seed1") || !strings.Contains(stdout, "6 pending") {
+		t.Errorf("--status: exit %d\n%s", code, stdout)
+	}
+	code, stdout, _ = call("--slurm", "--partition", "cpu")
+	if code != exitOK || !strings.Contains(stdout, "#SBATCH --array=0-4") || !strings.Contains(stdout, "sbatch --dependency=afterok:") {
+		t.Errorf("--slurm: exit %d\n%s", code, stdout)
+	}
+	for _, f := range []string{"stages.sbatch", "report.sbatch"} {
+		if b, err := os.ReadFile(filepath.Join(out, "slurm", f)); err != nil || !strings.Contains(stdout, string(b)) {
+			t.Errorf("%s: %v, or not what was printed", f, err)
+		}
+	}
+	t.Setenv("JOB_COMPLETION_INDEX", "x")
+	for _, bad := range [][]string{
+		{"--json"},
+		{"--plan", "--status"},
+		{"--submit"},
+		{"--partition", "cpu"},
+		{"--shard", "2/2"},
+		{"--shard", "1"},
+		{"--stage", "9"},
+		{"--stage", "pretrain-nothing"},
+		{"--stage", "array"},
+		{"--stage", "1", "--claim-timeout", "0s"},
+		{"--slurm", "--time", "4h"},
+	} {
+		if code, _, stderr := call(bad...); code != exitUsage {
+			t.Errorf("%q: exit %d, want %d\n%s", bad, code, exitUsage, stderr)
+		}
+	}
+}

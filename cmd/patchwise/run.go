@@ -109,6 +109,9 @@ func runRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if *workers != 0 {
 		cfg.Pretrain.Workers = *workers
 	}
+	if err := c.check(); err != nil {
+		return usage(err)
+	}
 	if c.any() {
 		return c.run(ctx, pos[0], cfg, stdout, stderr)
 	}
