@@ -83,7 +83,7 @@ func (c *clusterFlags) check() error {
 // Kubernetes Indexed Job.
 func arrayIndex() (int, error) {
 	for _, v := range []string{"SLURM_ARRAY_TASK_ID", "JOB_COMPLETION_INDEX"} {
-		if s, ok := os.LookupEnv(v); ok {
+		if s := os.Getenv(v); s != "" {
 			k, err := strconv.Atoi(s)
 			if err != nil || k < 0 {
 				return 0, fmt.Errorf("$%s = %q is not an index", v, s)

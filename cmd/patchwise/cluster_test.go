@@ -129,6 +129,13 @@ func startWorker(t *testing.T, bin string, args ...string) *worker {
 	t.Helper()
 	w := &worker{cmd: exec.Command(bin, args...)}
 	w.cmd.Stderr = &w.stderr
+	// Not a task of the batch job the test may run in: its claims are
+	// labelled with the host and pid.
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "SLURM_") && !strings.HasPrefix(kv, "JOB_COMPLETION_INDEX=") {
+			w.cmd.Env = append(w.cmd.Env, kv)
+		}
+	}
 	if err := w.cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -426,6 +433,7 @@ func TestRunClusterFlags(t *testing.T) {
 		t.Error("--plan wrote the run directory")
 	}
 	// A stage whose inputs have not finished: exit 4 at once with --wait 0.
+	t.Setenv("SLURM_ARRAY_TASK_ID", "") // unset: JOB_COMPLETION_INDEX is read
 	t.Setenv("JOB_COMPLETION_INDEX", "3")
 	code, _, stderr := call("--stage", "array", "--wait", "0")
 	if code != exitNotReady || !strings.Contains(stderr, "probe-rotation-seed1: needs pretrain-rotation-seed1 (pending)") {
