@@ -153,6 +153,32 @@ func (c EncoderConfig) MinSize() int {
 	return m
 }
 
+// BlockWidths returns the output channels of each block (each stage of a
+// ResNet), the defaults filled in.
+func (c EncoderConfig) BlockWidths() []int { return slices.Clone(c.withDefaults().Widths) }
+
+// MapSides returns the side of each block's output map for inputs of side
+// size: halved (rounded down) by each max pool of the reference encoder;
+// for a ResNet halved (rounded up) by each stride-2 convolution and by the
+// ImageNet stem's pool, as in PyTorch.
+func (c EncoderConfig) MapSides(size int) []int {
+	c = c.withDefaults()
+	sides := make([]int, len(c.Widths))
+	for k, st := range c.Strides() {
+		switch {
+		case !c.IsResNet():
+			size /= 2
+		case st == 4:
+			size = (size + 1) / 2
+			size = (size + 1) / 2
+		case st == 2:
+			size = (size + 1) / 2
+		}
+		sides[k] = size
+	}
+	return sides
+}
+
 // InputSize is the input side the encoder takes images of side pixels at
 // by default: side rounded up to a multiple of MinSize (28 → 32 for four
 // blocks), so that every block divides a whole side.

@@ -92,10 +92,14 @@ func TestResNetStructure(t *testing.T) {
 		rng, _ := nn.NewRNG(1)
 		e := NewEncoder("encoder", tc.cfg, rng)
 		x := randImages(rng, 1, tc.side, e.Config.Channels)
+		sides := tc.cfg.MapSides(tc.side)
 		for k, b := range e.Blocks {
 			x = b.Forward(x, false)
 			if !slices.Equal(x.Shape, tc.maps[k]) {
 				t.Errorf("%s: block %d gives %v, want %v", tc.cfg.Describe(), k+1, x.Shape, tc.maps[k])
+			}
+			if sides[k] != x.Shape[1] {
+				t.Errorf("%s: MapSides says block %d gives side %d, it gives %d", tc.cfg.Describe(), k+1, sides[k], x.Shape[1])
 			}
 		}
 		count := func(ps []*nn.Param) int {
