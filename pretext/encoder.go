@@ -6,6 +6,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"slices"
+	"strings"
 
 	"github.com/patchwise-ml/patchwise/nn"
 )
@@ -109,9 +110,16 @@ func (c EncoderConfig) Validate() error {
 	case c.Arch != "" && c.Arch != ArchSmall:
 		errs = append(errs, fmt.Errorf("pretext: encoder arch %q: want %q, %q or %q", c.Arch, ArchSmall, ArchResNet18, ArchResNet34))
 	default:
-		if c.Stem != "" || c.Width != 0 {
-			errs = append(errs, fmt.Errorf("pretext: encoder stem %q and width %v apply to the ResNets: set arch to %q or %q, or leave them out",
-				c.Stem, c.Width, ArchResNet18, ArchResNet34))
+		var set []string
+		if c.Stem != "" {
+			set = append(set, fmt.Sprintf("stem %q", c.Stem))
+		}
+		if c.Width != 0 {
+			set = append(set, fmt.Sprintf("width %v", c.Width))
+		}
+		if len(set) > 0 {
+			errs = append(errs, fmt.Errorf("pretext: encoder %s: only the ResNets have these: set arch to %q or %q, or leave them out",
+				strings.Join(set, " and "), ArchResNet18, ArchResNet34))
 		}
 	}
 	for i, w := range c.Widths {
