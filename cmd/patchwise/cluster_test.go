@@ -349,7 +349,34 @@ func TestSlurm(t *testing.T) {
 	// limit's warning would.
 	rotationCheckpoint(t, out, logs)
 	task := array + "_1"
-	slurm("scancel", "--batch", "--signal=TERM", task)
+	// scancel tries again 5 s later when the job is being requeued as it
+	// signals: the task may requeue itself that fast. Once the signal has
+	// come, stop scancel so that it does not signal the requeued task.
+	scancel := exec.Command("scancel", "--batch", "--signal=TERM", task)
+	scancel.Env = env
+	var scancelOut bytes.Buffer
+	scancel.Stdout, scancel.Stderr = &scancelOut, &scancelOut
+	if err := scancel.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- scancel.Wait() }()
+	taskLog := filepath.Join(out, "slurm", "stages-"+task+".out")
+	for signalled := false; !signalled; {
+		select {
+		case err := <-exited:
+			if err != nil {
+				t.Fatalf("scancel: %v\n%s", err, scancelOut.String())
+			}
+			signalled = true
+		case <-time.After(100 * time.Millisecond):
+			if b, _ := os.ReadFile(taskLog); bytes.Contains(b, []byte("interrupted; claim released")) {
+				scancel.Process.Kill()
+				<-exited
+				signalled = true
+			}
+		}
+	}
 
 	deadline := time.Now().Add(150 * time.Second)
 	for strings.TrimSpace(slurm("squeue", "-h", "-j", array+","+report)) != "" {
@@ -364,7 +391,7 @@ func TestSlurm(t *testing.T) {
 	if s := slurm("scontrol", "show", "job", task); !strings.Contains(s, "Restarts=1") || !strings.Contains(s, "JobState=COMPLETED") {
 		t.Errorf("the stopped task was not requeued once:\n%s", s)
 	}
-	tlog, err := os.ReadFile(filepath.Join(out, "slurm", "stages-"+task+".out"))
+	tlog, err := os.ReadFile(taskLog)
 	if err != nil {
 		t.Fatal(err)
 	}
