@@ -1,6 +1,8 @@
 package pretext
 
 import (
+	"cmp"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"slices"
@@ -35,15 +37,28 @@ var relposSpec = Spec{
 		if c.Hidden == 0 {
 			c.Hidden = DefaultHidden
 		}
+		if c.PairSize == 0 {
+			// A geometry that does not fit is the sampler's error.
+			if g, err := c.Pairs.Geometry(side, side); err == nil && g.Patch >= c.Encoder.MinSize() {
+				c.PairSize = g.Patch
+			}
+		}
 	},
 	Check: func(c Config, side int) error {
+		var errs []error
 		if c.Hidden < 0 {
-			return fmt.Errorf("pretext: relpos: hidden width %d is negative", c.Hidden)
+			errs = append(errs, fmt.Errorf("pretext: relpos: hidden width %d is negative", c.Hidden))
 		}
-		return nil
+		if least := c.Encoder.MinSize(); c.PairSize < 0 {
+			errs = append(errs, fmt.Errorf("pretext: relpos: pair size %d is negative", c.PairSize))
+		} else if c.PairSize > 0 && c.PairSize < least {
+			errs = append(errs, fmt.Errorf("pretext: relpos: pair size %d is too small for an encoder of %d blocks: need at least %d",
+				c.PairSize, len(c.Encoder.Widths), least))
+		}
+		return errors.Join(errs...)
 	},
 	Sampler: func(c Config, side, ch int, train bool) (augment.Sampler, error) {
-		return augment.NewPairSampler(c.Pairs, *c.Transform, side, ch, c.Size)
+		return augment.NewPairSampler(c.Pairs, *c.Transform, side, ch, cmp.Or(c.PairSize, c.Size))
 	},
 	New: func(c Config, rng *rand.Rand) (Model, error) {
 		return NewRelPos(c.Encoder, c.Hidden, rng), nil
