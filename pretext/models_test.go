@@ -505,15 +505,16 @@ func TestRelposPairSize(t *testing.T) {
 	for _, tc := range []struct {
 		side, ch       int
 		cfg            Config
-		pairSize, view int // resolved PairSize, the sampler's view side
+		pairSize, view int  // resolved PairSize, the sampler's view side
+		photo          bool // the default transform is PhotoTransform
 	}{
-		{28, 1, Config{}, 0, 32},   // 6-px crops enlarged, as before
-		{64, 3, Config{}, 0, 64},   // 14-px crops: below 16, enlarged
-		{96, 3, Config{}, 21, 21},  // native
-		{128, 3, Config{}, 28, 28}, // native
-		{96, 3, Config{Pairs: augment.PairConfig{Patch: 24, Gap: 8, Jitter: 3}}, 24, 24}, // a given patch, native
-		{96, 3, Config{PairSize: 64}, 64, 64},                                            // a given side is kept
-		{96, 3, Config{Encoder: EncoderConfig{Widths: []int{8, 8, 8, 8, 8}}}, 0, 96},     // 21 < 32 for five blocks
+		{28, 1, Config{}, 0, 32, false},  // 6-px crops enlarged, as before
+		{64, 3, Config{}, 0, 64, false},  // 14-px crops: below 16, enlarged
+		{96, 3, Config{}, 21, 21, true},  // native
+		{128, 3, Config{}, 28, 28, true}, // native
+		{96, 3, Config{Pairs: augment.PairConfig{Patch: 24, Gap: 8, Jitter: 3}}, 24, 24, true}, // a given patch, native
+		{96, 3, Config{PairSize: 64}, 64, 64, true},                                            // a given side is kept
+		{96, 3, Config{Encoder: EncoderConfig{Widths: []int{8, 8, 8, 8, 8}}}, 0, 96, false},    // 21 < 32 for five blocks
 	} {
 		c, err := spec.Resolve(tc.cfg, tc.side, tc.ch)
 		if err != nil {
@@ -526,9 +527,21 @@ func TestRelposPairSize(t *testing.T) {
 		if v := s.Views(); c.PairSize != tc.pairSize || v[0].Side != tc.view || v[1].Side != tc.view {
 			t.Errorf("%d px %+v: pair size %d, views %d; want %d, %d", tc.side, tc.cfg, c.PairSize, v[0].Side, tc.pairSize, tc.view)
 		}
+		want := augment.ModernDefaults()
+		if tc.photo {
+			want = PhotoTransform()
+		}
+		if *c.Transform != want {
+			t.Errorf("%d px %+v: transform %+v, want %+v", tc.side, tc.cfg, *c.Transform, want)
+		}
 		b, _ := json.Marshal(c)
 		if has := strings.Contains(string(b), "pair_size"); has != (tc.pairSize != 0) {
 			t.Errorf("%d px: pair_size in the JSON is %v, want %v: %s", tc.side, has, tc.pairSize != 0, b)
 		}
+	}
+	// A given transform is kept.
+	given := augment.Transform{Color: augment.ColorDrop}
+	if c, err := spec.Resolve(Config{Transform: &given}, 96, 3); err != nil || *c.Transform != given {
+		t.Errorf("given transform: %+v, %v", c.Transform, err)
 	}
 }

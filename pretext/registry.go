@@ -24,7 +24,8 @@ type Config struct {
 	// Hidden is the relpos head's width; default DefaultHidden.
 	Hidden int `json:"hidden"`
 	// Pairs and Transform: how relpos draws and transforms its crop
-	// pairs. Transform defaults (nil) to augment.ModernDefaults().
+	// pairs. Transform defaults (nil) to augment.ModernDefaults(), or to
+	// PhotoTransform() (none) where the crops go in at their own size.
 	Pairs     augment.PairConfig `json:"pairs"`
 	Transform *augment.Transform `json:"transform,omitempty"`
 	// PairSize is the side, in pixels, that relpos resizes each crop of a
