@@ -108,3 +108,19 @@ func TestEachPretextOn96PixelImages(t *testing.T) {
 		})
 	}
 }
+
+// TestLoadPhotosExample checks that examples/photos.json, the config
+// scripts/photo-experiment writes, loads and validates.
+func TestLoadPhotosExample(t *testing.T) {
+	cfg, err := LoadRunConfig("../examples/photos.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	in := cfg.Dataset.Ingest
+	if in == nil || !in.Unlabelled || in.Preprocess.Crops.N != 150 || len(cfg.Transfer) != 1 || len(cfg.Seeds) != 3 {
+		t.Errorf("example config read as %+v", cfg)
+	}
+}
