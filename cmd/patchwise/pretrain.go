@@ -37,9 +37,13 @@ val_loss are kept).
 
 --config reads every setting of pipeline.PretrainConfig from a JSON file
 (unknown fields are refused); flags given on the command line override it.
-Images and crops are resized to the encoder's input side, by default the
-dataset's side rounded up to a multiple of 2^blocks (28 → 32; 8 for a
-ResNet with the small stem, 32 with the ImageNet stem).
+Images are resized to the encoder's input side, by default the dataset's
+side rounded up to a multiple of 2^blocks (28 → 32; 8 for a ResNet with
+the small stem, 32 with the ImageNet stem). Relpos crops and jigsaw tiles
+at least the encoder's least side (16 for 4 blocks) go in at their own
+side (the 21-pixel crops of 96-pixel images at 21: "pair_size" and
+"jigsaw.size" in config.json); smaller ones are enlarged (relpos: to the
+input side).
 
 --resume continues the training in DIR from its latest checkpoint with its
 saved configuration (DATASET and the other flags, but --workers, are not
