@@ -12,5 +12,10 @@
 // implementations (MPICH's integer handles) are refused with an error
 // that says so.
 //
+// Built with the nompi tag (CGO_ENABLED=0 go build -tags nompi), the
+// package opens nothing and Init returns an error, and patchwise is a
+// static binary; otherwise it is linked against the C library, which
+// purego's dlopen needs.
+//
 // The package imports nothing of the project; pipeline uses it.
 package mpi

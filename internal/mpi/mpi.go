@@ -1,3 +1,5 @@
+//go:build !nompi
+
 package mpi
 
 import (
@@ -10,18 +12,6 @@ import (
 
 	"github.com/ebitengine/purego"
 )
-
-// DefaultLibrary is the Open MPI library Init opens unless the environment
-// variable PATCHWISE_MPI_LIB names another file.
-const DefaultLibrary = "libmpi.so.40"
-
-// LibraryEnv is the environment variable that names the MPI library to
-// open instead of DefaultLibrary.
-const LibraryEnv = "PATCHWISE_MPI_LIB"
-
-// ErrUnavailable is wrapped by the errors of Probe and Init when the MPI
-// library cannot be opened or is not Open MPI.
-var ErrUnavailable = errors.New("mpi: Open MPI's library is not available")
 
 // Open MPI's values of the constants the binding uses (mpi.h).
 const (
@@ -75,7 +65,7 @@ func open(path string) (*lib, error) {
 	// resolve their symbols against it.
 	h, err := purego.Dlopen(path, purego.RTLD_NOW|purego.RTLD_GLOBAL)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %s: %v (install Open MPI, e.g. Debian's libopenmpi-dev, or set %s)", ErrUnavailable, path, err, LibraryEnv)
+		return nil, fmt.Errorf("%w: %v (install Open MPI, e.g. Debian's openmpi-bin, or name the library in %s)", ErrUnavailable, err, LibraryEnv)
 	}
 	l := &lib{path: path}
 	for _, s := range []struct {
