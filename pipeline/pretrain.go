@@ -489,6 +489,28 @@ type PretrainResult struct {
 // infinite loss stops the training with an error wrapping ErrNonFinite
 // that names the step; the last checkpoint saved before it stays. Progress
 // gets one unit per step (and Report calls if it is a StepReporter).
+//
+// With Distributed set to DistributedMPI, every process that mpirun or srun
+// started calls Pretrain with the same config and trains data-parallel:
+// process r of P makes samples [r·B/P, (r+1)·B/P) of every global batch of
+// B (a multiple of P) from the same loader order, its model's batch norms
+// normalise with the global batch's statistics (nn.SyncBatchNorm), the
+// batch's loss and metrics are summed over the processes and the gradients
+// averaged (MPI_Allreduce), so every process takes the same optimiser step
+// and the losses are those of one process on the same batch, up to the
+// order of the sums. Validation is split and summed the same way. Rank 0
+// alone writes the training directory and reports progress; on resume it
+// loads the checkpoint and hands the others its config, weights and
+// optimiser state, so they need no view of the directory (the dataset they
+// do need, at the same path). The processes check that they start from
+// the same config and weights. ctx, cancelled on any process, stops every
+// process after the same step (rank 0 saves the checkpoint), and each
+// returns ctx's error; any other error is this process's alone, and the
+// caller must end the others (AbortMPI), which would wait for it forever.
+// The trajectory is one process's for every pretext whose loss is a mean
+// over its samples: simclr's negatives are those of a process's own slice,
+// and the denoising autoencoders draw each slice's corruption from a seed
+// of its own, so these train well but not on one process's trajectory.
 func Pretrain(ctx context.Context, cfg PretrainConfig, resume bool, p Progress) (*PretrainResult, error) {
 	if resume && cfg.Distributed == "" {
 		// One process resuming a training that was distributed goes on
