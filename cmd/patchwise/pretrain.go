@@ -200,6 +200,9 @@ func printPretrainSummary(w io.Writer, res *pipeline.PretrainResult) {
 	if v := res.LastVal; v != nil {
 		fmt.Fprintf(w, "val_loss   %.4f%s\n", *v.ValLoss, formatValues(" ", "val_", v.Values))
 	}
+	if n := res.Steps - res.StartStep; res.ReduceS > 0 && n > 0 {
+		fmt.Fprintf(w, "all-reduce %.3f s, %.1f ms a step (rank 0: the metrics and gradients, waits included)\n", res.ReduceS, 1000*res.ReduceS/float64(n))
+	}
 	fmt.Fprintf(w, "checkpoint %s\n", res.Checkpoint)
 	if res.Best != "" && res.Best != res.Checkpoint {
 		fmt.Fprintf(w, "best       %s\n", res.Best)
