@@ -82,10 +82,11 @@ func (l *BatchNorm) rows(x *Tensor) int {
 }
 
 // Forward normalises x. In training it panics if a channel has fewer than
-// two values (N·H·W < 2), where the variance is undefined.
+// two values (N·H·W < 2), where the variance is undefined; synchronised
+// (SyncBatchNorm), if it has none here or fewer than two in all.
 func (l *BatchNorm) Forward(x *Tensor, train bool) *Tensor {
 	m := l.rows(x)
-	if train && m < 2 {
+	if train && m < 2 && (l.RunningMean.reducer == nil || m < 1) {
 		panic(fmt.Sprintf("nn: BatchNorm %s: training needs at least 2 values per channel, got %d", l.Weight.Name, m))
 	}
 	l.x, l.trainedLast = x, train
@@ -103,7 +104,9 @@ func (l *BatchNorm) Forward(x *Tensor, train bool) *Tensor {
 		}
 		s1, s2 := l.sums.Sums(x.Data, nil, shift, nil, nil)
 		if r != nil {
-			s1, s2, m = l.sync.sum(r, s1, s2, m)
+			if s1, s2, m = l.sync.sum(r, s1, s2, m); m < 2 {
+				panic(fmt.Sprintf("nn: BatchNorm %s: training needs at least 2 values per channel, got %d over every process", l.Weight.Name, m))
+			}
 		}
 		for ch := 0; ch < c; ch++ {
 			d := s1[ch] / float64(m)

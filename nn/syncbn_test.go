@@ -216,3 +216,16 @@ func TestSyncBatchNormMatchesWhole(t *testing.T) {
 	}
 	SyncBatchNorm(whole.Buffers(), nil)
 }
+
+// TestSyncBatchNormOneValueEach checks that a synchronised batch norm
+// trains on one value per channel per process, two in all.
+func TestSyncBatchNormOneValueEach(t *testing.T) {
+	s := newSyncedBN(2, func() *BatchNorm { return NewBatchNorm1D("bn", 3) })
+	x := FromData([]float32{1, 2, 3, 3, 6, 9}, 2, 3)
+	y := s.Forward(x, true)
+	for i, want := range []float32{-1, -1, -1, 1, 1, 1} {
+		if math.Abs(float64(y.Data[i]-want)) > 1e-3 {
+			t.Fatalf("y = %v, want ±1", y.Data)
+		}
+	}
+}
