@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 // requireMPI skips the test when Open MPI's library (or, with launcher,
@@ -60,8 +61,12 @@ const helperEnv = "PATCHWISE_MPI_TEST_HELPER"
 // each sums its rank-dependent vectors with the others' and checks the
 // result.
 func TestAllreduce(t *testing.T) {
-	if os.Getenv(helperEnv) == "1" {
+	switch os.Getenv(helperEnv) {
+	case "1":
 		allreduceHelper()
+		return
+	case "bench":
+		timingHelper()
 		return
 	}
 	requireMPI(t, true)
@@ -120,4 +125,74 @@ func allreduceHelper() {
 		fail("%v", err)
 	}
 	fmt.Printf("rank %d of %d ok\n", r, p)
+}
+
+// benchEnv gives timingHelper the number of float32 values and of
+// all-reduces.
+const benchEnv = "PATCHWISE_MPI_BENCH"
+
+// BenchmarkAllreduce measures an in-place float32 sum over two processes
+// started by mpirun (on one machine: through shared memory), per
+// all-reduce, for sizes around a small encoder's gradient (1M values, 4
+// MB) and a batch norm's statistics (hundreds of values). The metric is
+// ns/allreduce, timed by rank 0 between two barriers; ns/op includes
+// mpirun's start.
+func BenchmarkAllreduce(b *testing.B) {
+	if _, _, err := Probe(); err != nil {
+		b.Skip(err)
+	}
+	if _, err := exec.LookPath("mpirun"); err != nil {
+		b.Skip(err)
+	}
+	for _, n := range []int{256, 1 << 16, 1 << 20} {
+		b.Run(fmt.Sprintf("floats=%d", n), func(b *testing.B) {
+			cmd := exec.Command("mpirun", "--allow-run-as-root", "--oversubscribe", "-np", "2",
+				os.Args[0], "-test.run=^TestAllreduce$", "-test.count=1")
+			cmd.Env = append(os.Environ(), helperEnv+"=bench", fmt.Sprintf("%s=%d %d", benchEnv, n, b.N))
+			out, err := cmd.CombinedOutput()
+			if err != nil {
+				b.Fatalf("mpirun: %v\n%s", err, out)
+			}
+			var ns float64
+			for line := range strings.Lines(string(out)) {
+				if _, err := fmt.Sscanf(line, "allreduce ns %g", &ns); err == nil {
+					break
+				}
+			}
+			if ns == 0 {
+				b.Fatalf("no timing in the output:\n%s", out)
+			}
+			b.ReportMetric(ns, "ns/allreduce")
+			b.ReportMetric(float64(4*n)/ns*1e9/(1<<20), "MB/s")
+		})
+	}
+}
+
+// timingHelper is one process of BenchmarkAllreduce.
+func timingHelper() {
+	var n, reps int
+	fmt.Sscanf(os.Getenv(benchEnv), "%d %d", &n, &reps)
+	c, err := Init()
+	if err != nil {
+		fmt.Println("init:", err)
+		os.Exit(1)
+	}
+	v := make([]float32, n)
+	barrier := []float64{0}
+	for range 3 { // warm up
+		c.SumFloat32(v)
+	}
+	c.SumFloat64(barrier)
+	t0 := time.Now()
+	for range reps {
+		if err := c.SumFloat32(v); err != nil {
+			fmt.Println(err)
+			c.Abort(1)
+		}
+	}
+	c.SumFloat64(barrier)
+	if c.Rank() == 0 {
+		fmt.Printf("allreduce ns %g\n", float64(time.Since(t0).Nanoseconds())/float64(max(reps, 1)))
+	}
+	c.Finalize()
 }
