@@ -7,10 +7,12 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 
 	"github.com/patchwise-ml/patchwise/pipeline/checkpoint"
+	"github.com/patchwise-ml/patchwise/pretext"
 )
 
 // group stands for the processes of a distributed training with
@@ -148,13 +150,18 @@ func closeTo(a, b float64) bool { return math.Abs(a-b) <= 2e-4*(1+math.Abs(a)) }
 // every step and validation, for every pretext whose loss is a mean over
 // its samples and whose model draws nothing of its own.
 func TestDistributedSameTrajectory(t *testing.T) {
-	names := []string{"relpos", "rotation", "jigsaw", "inpaint", "ae-mirrored", "ae-tied", "supervised"}
+	names := []string{"relpos", "rotation", "jigsaw", "inpaint", "ae-mirrored", "ae-tied", "supervised", "rotation/resnet18"}
 	if testing.Short() {
 		names = []string{"rotation", "ae-mirrored"}
 	}
 	for _, name := range names {
 		t.Run(name, func(t *testing.T) {
-			cfg := tinyConfig(t, name)
+			pt, arch, _ := strings.Cut(name, "/")
+			cfg := tinyConfig(t, pt)
+			if arch != "" {
+				// Batch norms in residual blocks and their shortcuts.
+				cfg.Encoder = pretext.EncoderConfig{Arch: arch, Widths: []int{4, 4, 8, 8}}
+			}
 			cfg.Steps = 8
 			if _, err := Pretrain(context.Background(), cfg, false, nil); err != nil {
 				t.Fatal(err)
