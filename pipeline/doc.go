@@ -6,7 +6,9 @@
 //     training loop of one step and hooks (the metrics log, validation,
 //     checkpoints with package checkpoint, the non-finite guard) drives
 //     its model, and an interrupted training resumes with the losses of an
-//     uninterrupted one.
+//     uninterrupted one. With Distributed "mpi" it trains data-parallel
+//     over the processes mpirun or srun started (Open MPI, bound at run
+//     time by internal/mpi), with the losses of one process.
 //   - LoadEncoder and RandomEncoder give frozen encoders; Probe scores
 //     their features (package probe); ExportEncoder writes one as
 //     safetensors (package nn/safetensors) with PyTorch's key names.
