@@ -27,6 +27,15 @@ var (
 	binErr  error
 )
 
+// TestMain removes the binary that patchwiseBinary built.
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if binPath != "" {
+		os.RemoveAll(filepath.Dir(binPath))
+	}
+	os.Exit(code)
+}
+
 // patchwiseBinary builds patchwise once for the tests that run it as
 // separate processes.
 func patchwiseBinary(t *testing.T) string {
