@@ -14,7 +14,11 @@
 //     safetensors (package nn/safetensors) with PyTorch's key names.
 //   - Run carries out a multi-stage experiment (ingest, pretrain, probe,
 //     report) in a run directory whose stages are named by the hash of
-//     their inputs; its Report compares the pretexts.
+//     their inputs; its Report compares the pretexts. PlanRun lists those
+//     stages and what each needs; Work carries them out as one of several
+//     workers sharing the run directory, on one machine or many (claims:
+//     package claim), and Plan.Slurm writes the batch scripts that do so
+//     on a Slurm cluster.
 //   - Bench times the reference models, for comparison with PyTorch.
 //
 // It never prints: progress goes through the Progress interface that the

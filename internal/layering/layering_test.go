@@ -32,8 +32,9 @@ var allowed = map[string][]string{
 	"pretext":             {"nn", "nn/kernel", "augment", "data", "internal/fsutil"},
 	"probe":               {"nn", "nn/kernel", "data", "internal/fsutil"},
 	"pipeline/checkpoint": {"nn", "nn/kernel", "internal/fsutil"},
-	"pipeline":            {"nn", "nn/kernel", "nn/safetensors", "data", "data/builtin", "augment", "pretext", "probe", "pipeline/checkpoint", "internal/fsutil", "internal/mpi"},
-	"cmd/patchwise":       {"nn", "nn/kernel", "nn/safetensors", "data", "data/builtin", "augment", "pretext", "probe", "pipeline", "pipeline/checkpoint", "internal/fsutil", "internal/mpi"},
+	"pipeline/claim":      {"internal/fsutil"},
+	"pipeline":            {"nn", "nn/kernel", "nn/safetensors", "data", "data/builtin", "augment", "pretext", "probe", "pipeline/checkpoint", "pipeline/claim", "internal/fsutil", "internal/mpi"},
+	"cmd/patchwise":       {"nn", "nn/kernel", "nn/safetensors", "data", "data/builtin", "augment", "pretext", "probe", "pipeline", "pipeline/checkpoint", "pipeline/claim", "internal/fsutil", "internal/mpi"},
 }
 
 // forbidden lists import-path prefixes a package and everything it depends
