@@ -76,8 +76,9 @@ var (
 )
 
 // clusterSetup writes clusterConfig into a new folder and returns its
-// path, with the report.json of the config run in one process.
-func clusterSetup(t *testing.T) (cfg string, want []byte) {
+// path, with the report.json of the config run in one process of bin
+// (the same binary as the workers': a report names the build).
+func clusterSetup(t *testing.T, bin string) (cfg string, want []byte) {
 	t.Helper()
 	dir := t.TempDir()
 	cfg = filepath.Join(dir, "cfg.json")
@@ -87,9 +88,8 @@ func clusterSetup(t *testing.T) (cfg string, want []byte) {
 	localOnce.Do(func() {
 		defer func(t0 time.Time) { t.Logf("the run in one process took %.1f s", time.Since(t0).Seconds()) }(time.Now())
 		out := filepath.Join(dir, "local")
-		var stdout, stderr bytes.Buffer
-		if code := run(context.Background(), []string{"run", cfg, "-o", out}, &stdout, &stderr); code != exitOK {
-			localErr = fmt.Errorf("local run: exit %d\n%s", code, stderr.String())
+		if b, err := exec.Command(bin, "run", cfg, "-o", out).CombinedOutput(); err != nil {
+			localErr = fmt.Errorf("local run: %v\n%s", err, b)
 			return
 		}
 		localReport, localErr = os.ReadFile(filepath.Join(out, pipeline.ReportJSONFile))
@@ -108,7 +108,13 @@ func checkReport(t *testing.T, dir string, want []byte) {
 		t.Fatal(err)
 	}
 	if !bytes.Equal(got, want) {
-		t.Errorf("%s differs from the report of a run in one process", filepath.Join(dir, pipeline.ReportJSONFile))
+		i := 0
+		for i < len(got) && i < len(want) && got[i] == want[i] {
+			i++
+		}
+		from := max(0, i-200)
+		t.Errorf("%s differs from the report of a run in one process at byte %d:\ngot  …%s…\nwant …%s…",
+			filepath.Join(dir, pipeline.ReportJSONFile), i, got[from:min(len(got), i+200)], want[from:min(len(want), i+200)])
 	}
 }
 
@@ -167,7 +173,7 @@ func TestShardWorkers(t *testing.T) {
 	}
 	isolateCache(t)
 	bin := patchwiseBinary(t)
-	cfg, want := clusterSetup(t)
+	cfg, want := clusterSetup(t, bin)
 
 	t.Run("once", func(t *testing.T) {
 		out := filepath.Join(t.TempDir(), "run")
@@ -292,7 +298,7 @@ func TestSlurm(t *testing.T) {
 	}
 	isolateCache(t)
 	bin := patchwiseBinary(t)
-	cfg, want := clusterSetup(t)
+	cfg, want := clusterSetup(t, bin)
 
 	// The cluster.
 	script, err := filepath.Abs("../../scripts/slurm-local")
