@@ -1,0 +1,143 @@
+package nn
+
+import (
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"runtime"
+	"slices"
+	"testing"
+)
+
+// upconvShapes are input shapes [N, H, W, InC] with an output channel
+// count: odd and even sides, rows shorter and longer than the kernels'
+// tiles, channel counts below, at and above a tile.
+var upconvShapes = []struct{ n, h, w, in, out int }{
+	{1, 1, 1, 1, 1},
+	{2, 3, 2, 2, 3},
+	{1, 2, 5, 3, 16},
+	{2, 4, 4, 16, 32},
+	{1, 3, 9, 24, 20},
+	{2, 8, 8, 32, 16},
+	{1, 2, 17, 8, 40},
+}
+
+// TestUpsampleConv2DGradients checks the fused layer's input, weight and
+// bias gradients against finite differences, in training and evaluation
+// passes.
+func TestUpsampleConv2DGradients(t *testing.T) {
+	for i, s := range upconvShapes[:5] {
+		for _, train := range []bool{false, true} {
+			for _, bias := range []bool{false, true} {
+				if i >= 3 && train != bias {
+					continue // the larger shapes twice, not four times: the check is slow
+				}
+				t.Run(fmt.Sprintf("%+v/train=%v/bias=%v", s, train, bias), func(t *testing.T) {
+					rng := rand.New(rand.NewPCG(71, 72))
+					l := NewUpsampleConv2D("up", s.in, s.out, bias, rng)
+					if bias {
+						Uniform(l.Bias.Value, 1, rng)
+					}
+					checkLayer(t, l, randTensor(rng, s.n, s.h, s.w, s.in), train, checkOpts{})
+				})
+			}
+		}
+	}
+}
+
+// TestUpsampleConv2DIsUpsampleThenConv checks that the fused layer computes
+// what Upsample2D(2) then Conv2D with the same weight computes: outputs,
+// input gradients and parameter gradients, to float32 rounding (on the
+// kernel path in use), and that both draw the same initial weights.
+func TestUpsampleConv2DIsUpsampleThenConv(t *testing.T) {
+	for _, s := range upconvShapes {
+		for _, bias := range []bool{false, true} {
+			t.Run(fmt.Sprintf("%+v/bias=%v", s, bias), func(t *testing.T) {
+				r1, r2 := rand.New(rand.NewPCG(3, 4)), rand.New(rand.NewPCG(3, 4))
+				fused := NewUpsampleConv2D("c", s.in, s.out, bias, r1)
+				conv := NewConv2D("c", s.in, s.out, 3, 1, 1, bias, r2)
+				if !slices.Equal(fused.Weight.Value.Data, conv.Weight.Value.Data) {
+					t.Fatal("the fused layer draws other initial weights than Conv2D")
+				}
+				if bias {
+					Uniform(fused.Bias.Value, 1, r1)
+					copy(conv.Bias.Value.Data, fused.Bias.Value.Data)
+				}
+				pair := NewSequential(NewUpsample2D(2), conv)
+				rng := rand.New(rand.NewPCG(5, 6))
+				x := randTensor(rng, s.n, s.h, s.w, s.in)
+				for _, train := range []bool{true, false} {
+					ZeroGrads(fused.Params())
+					ZeroGrads(pair.Params())
+					y := fused.Forward(x, train)
+					want := pair.Forward(x, train)
+					if !slices.Equal(y.Shape, want.Shape) {
+						t.Fatalf("output %v, want %v", y.Shape, want.Shape)
+					}
+					near(t, "output", y.Data, want.Data, 9*s.in)
+					dy := randTensor(rng, y.Shape...)
+					near(t, "input gradient", fused.Backward(dy).Data, pair.Backward(dy).Data, 9*s.out)
+					near(t, "weight gradient", fused.Weight.Grad.Data, conv.Weight.Grad.Data, 4*s.n*s.h*s.w)
+					if bias {
+						near(t, "bias gradient", fused.Bias.Grad.Data, conv.Bias.Grad.Data, 4*s.n*s.h*s.w)
+					}
+				}
+			})
+		}
+	}
+}
+
+// near fails unless got and want agree to float32 rounding of sums of
+// terms terms of order 1.
+func near(t *testing.T, what string, got, want []float32, terms int) {
+	t.Helper()
+	if len(got) != len(want) {
+		t.Fatalf("%s: %d values, want %d", what, len(got), len(want))
+	}
+	tol := 1e-6 * float64(terms+10)
+	for i := range got {
+		if d := math.Abs(float64(got[i] - want[i])); d > tol*(1+math.Abs(float64(want[i]))) || math.IsNaN(d) {
+			t.Fatalf("%s[%d] = %v, want %v", what, i, got[i], want[i])
+		}
+	}
+}
+
+// TestUpsampleConv2DWorkerCountInvariance checks that the fused layer's
+// outputs and gradients are bitwise the same with one worker and with
+// four.
+func TestUpsampleConv2DWorkerCountInvariance(t *testing.T) {
+	run := func(procs int) [][]float32 {
+		defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(procs))
+		rng := rand.New(rand.NewPCG(81, 82))
+		l := NewUpsampleConv2D("up", 24, 32, true, rng)
+		x := randTensor(rng, 13, 6, 10, 24)
+		y := l.Forward(x, true)
+		dx := l.Backward(randTensor(rng, y.Shape...))
+		return [][]float32{slices.Clone(y.Data), slices.Clone(dx.Data), slices.Clone(l.Weight.Grad.Data), slices.Clone(l.Bias.Grad.Data)}
+	}
+	one, four := run(1), run(4)
+	for i, name := range []string{"output", "input gradient", "weight gradient", "bias gradient"} {
+		if !slices.Equal(one[i], four[i]) {
+			t.Errorf("%s differs between GOMAXPROCS 1 and 4", name)
+		}
+	}
+}
+
+// TestUpsampleConv2DPanics checks the messages for misuse.
+func TestUpsampleConv2DPanics(t *testing.T) {
+	mustPanic := func(name string, fn func()) {
+		t.Helper()
+		defer func() {
+			if recover() == nil {
+				t.Errorf("%s: no panic", name)
+			}
+		}()
+		fn()
+	}
+	rng := rand.New(rand.NewPCG(1, 2))
+	mustPanic("zero channels", func() { NewUpsampleConv2D("up", 0, 3, false, rng) })
+	l := NewUpsampleConv2D("up", 2, 3, false, rng)
+	mustPanic("wrong channels", func() { l.Forward(NewTensor(1, 2, 2, 3), false) })
+	l.Forward(NewTensor(1, 2, 2, 2), true)
+	mustPanic("wrong gradient shape", func() { l.Backward(NewTensor(1, 2, 2, 3)) })
+}
