@@ -19,51 +19,46 @@ import "fmt"
 // (or column) ky of the 3×3 kernel folds into.
 var upTap = [2][3]int{{0, 1, 1}, {0, 0, 1}}
 
-// UpConvWeights sets b, 16·c × cols, to the four phase kernels of the 3×3
-// weight w [cols, 3, 3, c]: row (4·p + t)·c + ci, column o holds the sum
-// of w[o, ky, kx, ci] over the taps (ky, kx) that phase p folds into tap
-// t. Phase p's kernel is rows 4·p·c to 4·(p+1)·c. It panics if a slice is
-// too short.
-func UpConvWeights(b, w []float32, cols, c int) {
-	if len(b) < 16*c*cols || len(w) < 9*c*cols {
-		panic(fmt.Sprintf("kernel: UpConvWeights: %d and %d floats for %d×3×3×%d", len(b), len(w), cols, c))
+// UpConvWeights sets wk to the four phase kernels of the 3×3 weight w
+// [cols, 3, 3, c]: phase p's kernel is wk[p·cols·4c : (p+1)·cols·4c],
+// [cols, 2, 2, c] as a Conv2D weight, whose tap t of filter o is the sum
+// of the taps w[o, ky, kx] that phase p folds into t. It panics if a slice
+// is too short.
+func UpConvWeights(wk, w []float32, cols, c int) {
+	if len(wk) < 16*c*cols || len(w) < 9*c*cols {
+		panic(fmt.Sprintf("kernel: UpConvWeights: %d and %d floats for %d×3×3×%d", len(wk), len(w), cols, c))
 	}
-	b = b[:16*c*cols]
-	clear(b)
-	for p := 0; p < 4; p++ {
-		py, px := p>>1, p&1
-		for o := 0; o < cols; o++ {
+	For(4*cols, max(1, 4096/(16*c)), func(_, lo, hi int) {
+		for r := lo; r < hi; r++ { // r = p·cols + o
+			p, o := r/cols, r%cols
+			dst := wk[r*4*c : (r+1)*4*c]
+			clear(dst)
 			for ky := 0; ky < 3; ky++ {
 				for kx := 0; kx < 3; kx++ {
-					t := 2*upTap[py][ky] + upTap[px][kx]
-					src := w[((o*3+ky)*3+kx)*c : ((o*3+ky)*3+kx+1)*c]
-					dst := b[(4*p+t)*c*cols+o:]
-					for ci, v := range src {
-						dst[ci*cols] += v
-					}
+					t := 2*upTap[p>>1][ky] + upTap[p&1][kx]
+					Axpy(1, w[((o*3+ky)*3+kx)*c:((o*3+ky)*3+kx+1)*c], dst[t*c:(t+1)*c])
 				}
 			}
 		}
-	}
+	})
 }
 
-// AddUpConvWeightGrad adds the gradient of the phase kernels g (16·c ×
-// cols, laid out as UpConvWeights writes them) into the gradient of the
-// 3×3 weight they were made from, gw [cols, 3, 3, c]: the adjoint of
-// UpConvWeights. It panics if a slice is too short.
-func AddUpConvWeightGrad(gw, g []float32, cols, c int) {
-	if len(g) < 16*c*cols || len(gw) < 9*c*cols {
-		panic(fmt.Sprintf("kernel: AddUpConvWeightGrad: %d and %d floats for %d×3×3×%d", len(g), len(gw), cols, c))
+// AddUpConvWeightGrad adds the gradient of the phase kernels gk (laid out
+// as UpConvWeights writes them) into the gradient of the 3×3 weight they
+// were made from, gw [cols, 3, 3, c]: the adjoint of UpConvWeights. It
+// panics if a slice is too short.
+func AddUpConvWeightGrad(gw, gk []float32, cols, c int) {
+	if len(gk) < 16*c*cols || len(gw) < 9*c*cols {
+		panic(fmt.Sprintf("kernel: AddUpConvWeightGrad: %d and %d floats for %d×3×3×%d", len(gk), len(gw), cols, c))
 	}
-	For(cols, 1, func(_, o, _ int) {
-		for ky := 0; ky < 3; ky++ {
-			for kx := 0; kx < 3; kx++ {
-				dst := gw[((o*3+ky)*3+kx)*c : ((o*3+ky)*3+kx+1)*c]
-				for p := 0; p < 4; p++ {
-					t := 2*upTap[p>>1][ky] + upTap[p&1][kx]
-					src := g[(4*p+t)*c*cols+o:]
-					for ci := range dst {
-						dst[ci] += src[ci*cols]
+	For(cols, max(1, 4096/(36*c)), func(_, lo, hi int) {
+		for o := lo; o < hi; o++ {
+			for ky := 0; ky < 3; ky++ {
+				for kx := 0; kx < 3; kx++ {
+					dst := gw[((o*3+ky)*3+kx)*c : ((o*3+ky)*3+kx+1)*c]
+					for p := 0; p < 4; p++ {
+						t := 2*upTap[p>>1][ky] + upTap[p&1][kx]
+						Axpy(1, gk[((p*cols+o)*4+t)*c:((p*cols+o)*4+t+1)*c], dst)
 					}
 				}
 			}
@@ -82,23 +77,19 @@ var (
 )
 
 // UpConvInputWeights sets bx, 16·cols × c, to the weight matrix of the
-// input gradient (see UpConvInputGrad) from the phase kernels b that
-// UpConvWeights made: row (4·r + s)·cols + o, column ci holds the phase
-// kernel entry that takes input channel ci at window pixel (r, s) to
-// output channel o. It panics if a slice is too short.
-func UpConvInputWeights(bx, b []float32, cols, c int) {
-	if len(b) < 16*c*cols || len(bx) < 16*c*cols {
-		panic(fmt.Sprintf("kernel: UpConvInputWeights: %d and %d floats for %d×3×3×%d", len(bx), len(b), cols, c))
+// input gradient (see UpConvInputGrad) from the phase kernels wk that
+// UpConvWeights made: row (4·r + s)·cols + o holds the phase kernel's
+// taps that take the c input channels to output channel o at window
+// pixel (r, s). It panics if a slice is too short.
+func UpConvInputWeights(bx, wk []float32, cols, c int) {
+	if len(wk) < 16*c*cols || len(bx) < 16*c*cols {
+		panic(fmt.Sprintf("kernel: UpConvInputWeights: %d and %d floats for %d×3×3×%d", len(bx), len(wk), cols, c))
 	}
 	for r := 0; r < 4; r++ {
 		for s := 0; s < 4; s++ {
 			p, t := 2*upPhase[r]+upPhase[s], 2*upRow[r]+upRow[s]
-			src := b[(4*p+t)*c*cols : (4*p+t+1)*c*cols]  // c × cols
-			dst := bx[(4*r+s)*cols*c : (4*r+s+1)*cols*c] // cols × c
-			for ci := 0; ci < c; ci++ {
-				for o, v := range src[ci*cols : (ci+1)*cols] {
-					dst[o*c+ci] = v
-				}
+			for o := 0; o < cols; o++ {
+				copy(bx[((4*r+s)*cols+o)*c:((4*r+s)*cols+o+1)*c], wk[((p*cols+o)*4+t)*c:((p*cols+o)*4+t+1)*c])
 			}
 		}
 	}
@@ -108,16 +99,97 @@ func UpConvInputWeights(bx, b []float32, cols, c int) {
 // upsampled images:
 //
 //	out[i, 2y+py, 2x+px, o] = Σ over a, b < 2 and ci < c of
-//	    xp[i, y+py+a, x+px+b, ci] · w[(4·(2py+px) + 2a+b)·c + ci, o]
+//	    xp[i, y+py+a, x+px+b, ci] · wk[((p·cols + o)·4 + 2a+b)·c + ci]
 //
-// xp is the low-resolution input [n, h, w, c] zero-padded by one pixel on
-// every side, [n, h+2, w+2, c], with Slack·c floats of zeros after it (as
-// for DirectConv); wk is the phase kernels from UpConvWeights (16·c ×
-// cols); out is [n, 2h, 2w, cols] and is overwritten. It panics if a size
+// with p = 2·py + px. xp is the low-resolution input [n, h, w, c]
+// zero-padded by one pixel on every side, [n, h+2, w+2, c], with Slack·c
+// floats of zeros after it (as for DirectConv); wk is the phase kernels
+// from UpConvWeights (4 × [cols, 2, 2, c]); out is [n, 2h, 2w, cols] and is overwritten. It panics if a size
 // is inconsistent.
 func UpConv(out, xp []float32, n, h, w, c int, wk []float32, cols int) {
+	mk := convKernel(cols)
+	if upPacked(mk, w) {
+		upConvPacked(out, xp, n, h, w, c, wk, cols)
+		return
+	}
 	countProduct(4*n*h*w, cols, 4*c)
-	upConv(convKernel(cols), out, xp, n, h, w, c, wk, cols)
+	upConv(mk, out, xp, n, h, w, c, wk, cols)
+}
+
+// upPacked reports whether the passes over rows of w positions gather
+// their taps into packed rows and multiply them with Gemm rather than
+// run the micro-kernel on the images in place: when in-place tiles of
+// mk.mr positions, along a row or running on across its padding, would
+// compute more than a fifth more rows than there are positions (rows of
+// 2 or 4 pixels under 8-row tiles). Packing costs a copy of the taps,
+// which on such small images is cheap next to the wasted arithmetic.
+func upPacked(mk microKernel, w int) bool {
+	return 5*min(roundUp(w, mk.mr), w+2) > 6*w
+}
+
+// gatherTaps copies the taps of every position of an h×w grid of n
+// samples into dst, one row of len(offs)·c floats per position, in
+// sample, row, column order: row (i·h + y)·w + x holds, for each tap t,
+// the c floats of src from ((i·hp + y)·wp + x)·rs + offs[t] on.
+func gatherTaps(dst, src []float32, n, h, w, hp, wp, rs int, offs []int, c int) {
+	k := len(offs) * c
+	For(n*h, max(1, 8192/(w*k)), func(_, lo, hi int) {
+		for r := lo; r < hi; r++ {
+			i, y := r/h, r%h
+			for x := 0; x < w; x++ {
+				row := dst[(r*w+x)*k : (r*w+x+1)*k]
+				base := ((i*hp+y)*wp + x) * rs
+				for t, off := range offs {
+					copy(row[t*c:(t+1)*c], src[base+off:base+off+c])
+				}
+			}
+		}
+	})
+}
+
+// upOffsets sets offs[4·p + t] to the offset of phase p's tap t from a
+// position of the padded input, rows wp pixels of c floats.
+func upOffsets(offs []int, wp, c int) {
+	for p := 0; p < 4; p++ {
+		py, px := p>>1, p&1
+		for t := 0; t < 4; t++ {
+			offs[4*p+t] = ((py+t>>1)*wp + px + t&1) * c
+		}
+	}
+}
+
+// upConvPacked is UpConv by Gemm: per phase, the taps of every position
+// gathered into rows of 4·c, times the phase kernel, into a buffer of the
+// four phases side by side that is then spread over the output's pixels.
+func upConvPacked(out, xp []float32, n, h, w, c int, wk []float32, cols int) {
+	hp, wp := h+2, w+2
+	if n < 1 || h < 1 || w < 1 || c < 1 || cols < 1 || cap(xp) < n*hp*wp*c+Slack*c || len(wk) < 16*c*cols || len(out) < n*4*h*w*cols {
+		panic(fmt.Sprintf("kernel: UpConv: bad sizes n=%d h=%d w=%d c=%d cols=%d (len xp %d cap %d, w %d, out %d)",
+			n, h, w, c, cols, len(xp), cap(xp), len(wk), len(out)))
+	}
+	m := n * h * w
+	buf := packPool.Get().(*packBuffers)
+	defer packPool.Put(buf)
+	buf.a = reuseFloats(buf.a, m*4*c)
+	buf.ct = reuseFloats(buf.ct, m*4*cols)
+	buf.offs = reuseInts(buf.offs, 16)
+	upOffsets(buf.offs, wp, c)
+	for p := 0; p < 4; p++ {
+		gatherTaps(buf.a, xp, n, h, w, hp, wp, c, buf.offs[4*p:4*p+4], c)
+		Gemm(false, true, m, cols, 4*c, 1, buf.a, 4*c, wk[4*p*c*cols:], 4*c, 0, buf.ct[p*cols:], 4*cols)
+	}
+	ct := buf.ct
+	For(n*h, max(1, 8192/(4*w*cols)), func(_, lo, hi int) {
+		for r := lo; r < hi; r++ {
+			i, y := r/h, r%h
+			for py := 0; py < 2; py++ {
+				dst := out[((i*2*h+2*y+py)*2*w)*cols : ((i*2*h+2*y+py+1)*2*w)*cols]
+				for x := 0; x < w; x++ {
+					copy(dst[2*x*cols:(2*x+2)*cols], ct[(r*w+x)*4*cols+2*py*cols:(r*w+x)*4*cols+(2*py+2)*cols])
+				}
+			}
+		}
+	})
 }
 
 func upConv(mk microKernel, out, xp []float32, n, h, w, c int, wk []float32, cols int) {
@@ -132,12 +204,9 @@ func upConv(mk microKernel, out, xp []float32, n, h, w, c int, wk []float32, col
 	panelSize := roundUp(cols, mk.nr) * k
 	buf.b = reuseFloats(buf.b, 4*panelSize)
 	buf.offs = reuseInts(buf.offs, 16)
+	upOffsets(buf.offs, wp, c)
 	for p := 0; p < 4; p++ {
-		py, px := p>>1, p&1
-		packB(buf.b[p*panelSize:], wk[p*k*cols:], cols, false, 0, k, 0, cols, mk)
-		for t := 0; t < 4; t++ {
-			buf.offs[4*p+t] = ((py+t>>1)*wp + px + t&1) * c
-		}
+		packB(buf.b[p*panelSize:], wk[p*k*cols:], k, true, 0, k, 0, cols, mk)
 	}
 	phases := make([]tapPhase, 4)
 	for p := range phases {
@@ -187,8 +256,42 @@ func PadSpaceToDepth(dst, dy []float32, n, h, w, cols int) {
 // output gradient around each input pixel. It panics if a size is
 // inconsistent.
 func UpConvInputGrad(dx, dys []float32, n, h, w, cols int, bx []float32, c int) {
+	mk := convKernel(c)
+	if upPacked(mk, w) {
+		upConvInputGradPacked(dx, dys, n, h, w, cols, bx, c)
+		return
+	}
 	countProduct(n*h*w, c, 16*cols)
-	upConvInputGrad(convKernel(c), dx, dys, n, h, w, cols, bx, c)
+	upConvInputGrad(mk, dx, dys, n, h, w, cols, bx, c)
+}
+
+// upInputOffsets sets offs[4·r + s] to the offset of the input
+// gradient's window pixel (r, s) in the rearranged output gradient, rows
+// wp pixels of 4·cols floats.
+func upInputOffsets(offs []int, wp, cols int) {
+	for r := 0; r < 4; r++ {
+		for s := 0; s < 4; s++ {
+			offs[4*r+s] = (upShift[r]*wp+upShift[s])*4*cols + (2*upPhase[r]+upPhase[s])*cols
+		}
+	}
+}
+
+// upConvInputGradPacked is UpConvInputGrad by Gemm: the 16 window pixels
+// of every input pixel gathered into rows of 16·cols, times bx.
+func upConvInputGradPacked(dx, dys []float32, n, h, w, cols int, bx []float32, c int) {
+	hp, wp, c4 := h+2, w+2, 4*cols
+	if n < 1 || h < 1 || w < 1 || c < 1 || cols < 1 || len(dys) < n*hp*wp*c4+Slack*c4 || len(bx) < 16*cols*c || len(dx) < n*h*w*c {
+		panic(fmt.Sprintf("kernel: UpConvInputGrad: bad sizes n=%d h=%d w=%d cols=%d c=%d (len dys %d, w %d, dx %d)",
+			n, h, w, cols, c, len(dys), len(bx), len(dx)))
+	}
+	m := n * h * w
+	buf := packPool.Get().(*packBuffers)
+	defer packPool.Put(buf)
+	buf.a = reuseFloats(buf.a, m*16*cols)
+	buf.offs = reuseInts(buf.offs, 16)
+	upInputOffsets(buf.offs, wp, cols)
+	gatherTaps(buf.a, dys, n, h, w, hp, wp, c4, buf.offs, cols)
+	Gemm(false, false, m, c, 16*cols, 1, buf.a, 16*cols, bx, c, 0, dx, c)
 }
 
 func upConvInputGrad(mk microKernel, dx, dys []float32, n, h, w, cols int, bx []float32, c int) {
@@ -203,11 +306,7 @@ func upConvInputGrad(mk microKernel, dx, dys []float32, n, h, w, cols int, bx []
 	buf.b = reuseFloats(buf.b, roundUp(c, mk.nr)*k)
 	packB(buf.b, bx, c, false, 0, k, 0, c, mk)
 	buf.offs = reuseInts(buf.offs, 16)
-	for r := 0; r < 4; r++ {
-		for s := 0; s < 4; s++ {
-			buf.offs[4*r+s] = (upShift[r]*wp+upShift[s])*c4 + (2*upPhase[r]+upPhase[s])*cols
-		}
-	}
+	upInputOffsets(buf.offs, wp, cols)
 	tapConv(mk, tapGrid{n: n, h: h, w: w, hp: hp, wp: wp, rs: c4, c: cols,
 		outSample: h * w * c, outRow: w * c, outPix: c},
 		[]tapPhase{{offs: buf.offs, b: buf.b}}, dys, dx, c)
@@ -292,21 +391,52 @@ func tapConv(mk microKernel, g tapGrid, phases []tapPhase, in, out []float32, co
 }
 
 // UpConvWeightGrad computes the gradient of UpConv's phase kernels,
-// g (16·c × cols, laid out as UpConvWeights writes them; overwritten):
+// g (laid out as UpConvWeights writes them; overwritten):
 //
-//	g[(4·(2py+px) + 2a+b)·c + ci, o] = Σ over i, y, x of
+//	g[((p·cols + o)·4 + 2a+b)·c + ci] = Σ over i, y, x of
 //	    xp[i, y+py+a, x+px+b, ci] · dy[i, 2y+py, 2x+px, o]
 //
+// with p = 2·py + px
 // from the padded input xp as for UpConv and dys, the output gradient
 // rearranged by PadSpaceToDepth. Add it to the 3×3 weight's gradient with
 // AddUpConvWeightGrad. As DirectConvWeightGrad, it reads xp in place as
 // the transposed A of a GEMM over positions, sums the padding columns of
-// each row as zeros, and sums a fixed number of parts in order, so the
-// result does not depend on the number of cores. It panics if a size is
+// each row as zeros, and sums a fixed number of parts in order (then
+// transposes the sum into g), so the result does not depend on the number
+// of cores. It panics if a size is
 // inconsistent.
 func UpConvWeightGrad(g, xp []float32, n, h, w, c int, dys []float32, cols int) {
+	mk := convKernel(cols)
+	if upPacked(mk, w) {
+		upConvWeightGradPacked(g, xp, n, h, w, c, dys, cols)
+		return
+	}
 	countProduct(4*c, cols, 4*n*h*w)
-	upConvWeightGrad(convKernel(cols), g, xp, n, h, w, c, dys, cols)
+	upConvWeightGrad(mk, g, xp, n, h, w, c, dys, cols)
+}
+
+// upConvWeightGradPacked is UpConvWeightGrad by Gemm: per phase, the
+// transposed rows of gathered taps (as upConvPacked makes them) times the
+// phase's output gradient, gathered once for all phases.
+func upConvWeightGradPacked(g, xp []float32, n, h, w, c int, dys []float32, cols int) {
+	hp, wp, c4 := h+2, w+2, 4*cols
+	if n < 1 || h < 1 || w < 1 || c < 1 || cols < 1 || cap(xp) < n*hp*wp*c+Slack*c || len(dys) < n*hp*wp*c4+Slack*c4 || len(g) < 16*c*cols {
+		panic(fmt.Sprintf("kernel: UpConvWeightGrad: bad sizes n=%d h=%d w=%d c=%d cols=%d", n, h, w, c, cols))
+	}
+	m := n * h * w
+	buf := packPool.Get().(*packBuffers)
+	defer packPool.Put(buf)
+	buf.a = reuseFloats(buf.a, m*4*c)
+	buf.ct = reuseFloats(buf.ct, m*c4)
+	buf.offs = reuseInts(buf.offs, 17)
+	// The output gradient of position (y, x) is dys pixel (y+1, x+1).
+	buf.offs[16] = (wp + 1) * c4
+	gatherTaps(buf.ct, dys, n, h, w, hp, wp, c4, buf.offs[16:], c4)
+	upOffsets(buf.offs, wp, c)
+	for p := 0; p < 4; p++ {
+		gatherTaps(buf.a, xp, n, h, w, hp, wp, c, buf.offs[4*p:4*p+4], c)
+		Gemm(true, false, cols, 4*c, m, 1, buf.ct[p*cols:], c4, buf.a, 4*c, 0, g[4*p*c*cols:], 4*c)
+	}
 }
 
 func upConvWeightGrad(mk microKernel, g, xp []float32, n, h, w, c int, dys []float32, cols int) {
@@ -370,8 +500,11 @@ func upConvWeightGrad(mk microKernel, g, xp []float32, n, h, w, c int, dys []flo
 			q += kc
 		}
 	})
-	copy(g[:kk*cols], partial[:kk*cols])
+	sum := partial[:kk*cols] // phase p's [4c, cols] at p·4c·cols
 	for part := 1; part < parts; part++ {
-		Axpy(1, partial[part*kk*cols:(part+1)*kk*cols], g[:kk*cols])
+		Axpy(1, partial[part*kk*cols:(part+1)*kk*cols], sum)
+	}
+	for p := 0; p < 4; p++ {
+		transposeInto(g[p*4*c*cols:], 4*c, sum[p*4*c*cols:], cols, 4*c, true)
 	}
 }

@@ -23,6 +23,32 @@ var upGeoms = []struct{ n, h, w, c, cols int }{
 	{1, 3, 17, 5, 64},
 }
 
+// upVariant is one way of running the three passes: in place with one
+// micro-kernel, or packed (by Gemm, on the path in use).
+type upVariant struct {
+	name string
+	fwd  func(out, xp []float32, n, h, w, c int, wk []float32, cols int)
+	dx   func(dx, dys []float32, n, h, w, cols int, bx []float32, c int)
+	dw   func(g, xp []float32, n, h, w, c int, dys []float32, cols int)
+}
+
+func upVariants() []upVariant {
+	vs := []upVariant{{"packed", upConvPacked, upConvInputGradPacked, upConvWeightGradPacked}}
+	for _, mk := range kernels {
+		vs = append(vs, upVariant{mk.name,
+			func(out, xp []float32, n, h, w, c int, wk []float32, cols int) {
+				upConv(mk, out, xp, n, h, w, c, wk, cols)
+			},
+			func(dx, dys []float32, n, h, w, cols int, bx []float32, c int) {
+				upConvInputGrad(mk, dx, dys, n, h, w, cols, bx, c)
+			},
+			func(g, xp []float32, n, h, w, c int, dys []float32, cols int) {
+				upConvWeightGrad(mk, g, xp, n, h, w, c, dys, cols)
+			}})
+	}
+	return vs
+}
+
 // upNaive returns the 3×3, pad-1 convolution of x [n, h, w, c] upsampled
 // 2× by nearest neighbour, with w3 [cols, 3, 3, c], in float64.
 func upNaive(x, w3 []float32, n, h, w, c, cols int) []float64 {
@@ -105,9 +131,9 @@ func upNaiveAdjoint(x, w3, dy []float32, n, h, w, c, cols int) (dx, dw []float64
 // written.
 func TestUpConv(t *testing.T) {
 	rng := rand.New(rand.NewPCG(21, 22))
-	for _, mk := range kernels {
+	for _, v := range upVariants() {
 		for _, g := range upGeoms {
-			t.Run(fmt.Sprintf("%s/%+v", mk.name, g), func(t *testing.T) {
+			t.Run(fmt.Sprintf("%s/%+v", v.name, g), func(t *testing.T) {
 				x := randSlice(rng, g.n*g.h*g.w*g.c)
 				w3 := randSlice(rng, g.cols*9*g.c)
 				wk := make([]float32, 16*g.c*g.cols)
@@ -117,7 +143,7 @@ func TestUpConv(t *testing.T) {
 				for i := range out {
 					out[i] = float32(math.NaN())
 				}
-				upConv(mk, out, padOne(x, g.n, g.h, g.w, g.c), g.n, g.h, g.w, g.c, wk, g.cols)
+				v.fwd(out, padOne(x, g.n, g.h, g.w, g.c), g.n, g.h, g.w, g.c, wk, g.cols)
 				want := upNaive(x, w3, g.n, g.h, g.w, g.c, g.cols)
 				for i, v := range want {
 					if !closeTo(out[i], v, math.Abs(v)+float64(9*g.c)) {
@@ -139,9 +165,9 @@ func TestUpConv(t *testing.T) {
 // convolution, with PadSpaceToDepth's output and the weight folds.
 func TestUpConvGrads(t *testing.T) {
 	rng := rand.New(rand.NewPCG(23, 24))
-	for _, mk := range kernels {
+	for _, v := range upVariants() {
 		for _, g := range upGeoms {
-			t.Run(fmt.Sprintf("%s/%+v", mk.name, g), func(t *testing.T) {
+			t.Run(fmt.Sprintf("%s/%+v", v.name, g), func(t *testing.T) {
 				nx, nw := g.n*g.h*g.w*g.c, g.cols*9*g.c
 				x, w3 := randSlice(rng, nx), randSlice(rng, nw)
 				dy := randSlice(rng, g.n*4*g.h*g.w*g.cols)
@@ -155,9 +181,9 @@ func TestUpConvGrads(t *testing.T) {
 				bx := make([]float32, 16*g.c*g.cols)
 				UpConvInputWeights(bx, wk, g.cols, g.c)
 				dx := randSlice(rng, nx) // overwritten
-				upConvInputGrad(mk, dx, dys, g.n, g.h, g.w, g.cols, bx, g.c)
+				v.dx(dx, dys, g.n, g.h, g.w, g.cols, bx, g.c)
 				gk := randSlice(rng, 16*g.c*g.cols) // overwritten
-				upConvWeightGrad(mk, gk, padOne(x, g.n, g.h, g.w, g.c), g.n, g.h, g.w, g.c, dys, g.cols)
+				v.dw(gk, padOne(x, g.n, g.h, g.w, g.c), g.n, g.h, g.w, g.c, dys, g.cols)
 				gw := make([]float32, nw)
 				AddUpConvWeightGrad(gw, gk, g.cols, g.c)
 
@@ -183,19 +209,19 @@ func TestUpConvCoreCountInvariant(t *testing.T) {
 	rng := rand.New(rand.NewPCG(25, 26))
 	const n, h, w, c, cols = 9, 6, 10, 24, 40
 	xp := padOne(randSlice(rng, n*h*w*c), n, h, w, c)
-	wk := randSlice(rng, 16*c*cols)
+	wk := randSlice(rng, 16*c*cols) // also as the input-gradient weights
 	dys := make([]float32, n*(h+2)*(w+2)*4*cols+Slack*4*cols)
 	PadSpaceToDepth(dys, randSlice(rng, n*4*h*w*cols), n, h, w, cols)
-	for _, mk := range kernels {
+	for _, v := range upVariants() {
 		var ref [][]float32
 		for _, procs := range []int{1, 2, 3, 8} {
 			old := runtime.GOMAXPROCS(procs)
 			out := make([]float32, n*4*h*w*cols)
-			upConv(mk, out, xp, n, h, w, c, wk, cols)
+			v.fwd(out, xp, n, h, w, c, wk, cols)
 			dx := make([]float32, n*h*w*c)
-			upConvInputGrad(mk, dx, dys, n, h, w, cols, wk, c)
+			v.dx(dx, dys, n, h, w, cols, wk, c)
 			g := make([]float32, 16*c*cols)
-			upConvWeightGrad(mk, g, xp, n, h, w, c, dys, cols)
+			v.dw(g, xp, n, h, w, c, dys, cols)
 			runtime.GOMAXPROCS(old)
 			got := [][]float32{out, dx, g}
 			if ref == nil {
@@ -204,7 +230,7 @@ func TestUpConvCoreCountInvariant(t *testing.T) {
 			}
 			for i, name := range []string{"forward", "input gradient", "weight gradient"} {
 				if !slices.Equal(ref[i], got[i]) {
-					t.Errorf("%s %s: GOMAXPROCS=%d gives other bits than GOMAXPROCS=1", mk.name, name, procs)
+					t.Errorf("%s %s: GOMAXPROCS=%d gives other bits than GOMAXPROCS=1", v.name, name, procs)
 				}
 			}
 		}
