@@ -18,15 +18,22 @@ import (
 // of the arithmetic. The weight is the 3×3 one, stored as Conv2D stores
 // it, so parameters, checkpoints and exports are those of the unfused
 // pair; the phase kernels are derived from it on every pass.
+//
+// A tied layer (NewTiedUpsampleConv2D) is instead Upsample2D(2) then a
+// stride-1 ConvTranspose2D sharing a Conv2D's weight.
 type UpsampleConv2D struct {
 	InC, OutC int
-	// Weight is [OutC, 3, 3, InC], as Conv2D's.
+	// Weight is [OutC, 3, 3, InC], as Conv2D's; for a tied layer it is
+	// the shared [InC, 3, 3, OutC] of the Conv2D it transposes.
 	Weight *Param
 	Bias   *Param // [OutC], or nil for none
+	tied   bool
 
 	x, y, dx *Tensor
+	w3, g3   []float32 // a tied layer's 3×3 weight and its gradient, as Conv2D's
 	wk, wx   []float32 // phase kernels, input-gradient kernel
 	gk       []float32 // phase kernels' gradient
+	dys      []float32 // the output gradient rearranged by phase, for Backward
 	padded   []float32 // the padded input, kept from a training Forward for Backward
 }
 
@@ -46,6 +53,54 @@ func NewUpsampleConv2D(name string, inC, outC int, bias bool, rng *rand.Rand) *U
 	return l
 }
 
+// NewTiedUpsampleConv2D returns the fused layer of Upsample2D(2) then
+// NewTiedConvTranspose2D(name, conv, 0, bias): a 3×3 convolution from
+// conv.OutC to conv.InC channels whose weight is conv's, shared, read as
+// the transposed convolution reads it (filter o's tap (ky, kx) for input
+// channel i is conv.Weight[i, 2−ky, 2−kx, o]). Gradients from both layers
+// add into the one weight. The bias, if any, is the layer's own, named
+// name+".bias". It panics unless conv is 3×3 with stride 1 and padding 1.
+func NewTiedUpsampleConv2D(name string, conv *Conv2D, bias bool) *UpsampleConv2D {
+	if conv.K != 3 || conv.Stride != 1 || conv.Pad != 1 {
+		panic(fmt.Sprintf("nn: NewTiedUpsampleConv2D %q: %s is %d×%d with stride %d and padding %d, want 3×3, 1 and 1",
+			name, conv.Weight.Name, conv.K, conv.K, conv.Stride, conv.Pad))
+	}
+	l := &UpsampleConv2D{InC: conv.OutC, OutC: conv.InC, Weight: conv.Weight, tied: true}
+	if bias {
+		l.Bias = newParam(name+".bias", false, l.OutC)
+	}
+	return l
+}
+
+// weight3 returns the 3×3 weight [OutC, 3, 3, InC] of the convolution
+// the layer computes.
+func (l *UpsampleConv2D) weight3() []float32 {
+	if !l.tied {
+		return l.Weight.Value.Data
+	}
+	l.w3 = reuseSlice(l.w3, 9*l.InC*l.OutC)
+	flipTranspose(l.w3, l.Weight.Value.Data, l.OutC, l.InC, false)
+	return l.w3
+}
+
+// flipTranspose sets (or with add, adds to) dst [out, 3, 3, in] from
+// src [in, 3, 3, out]: dst[o, ky, kx, i] = src[i, 2−ky, 2−kx, o].
+func flipTranspose(dst, src []float32, out, in int, add bool) {
+	for o := 0; o < out; o++ {
+		for t := 0; t < 9; t++ {
+			d := dst[(o*9+t)*in : (o*9+t+1)*in]
+			for i := range d {
+				v := src[(i*9+8-t)*out+o]
+				if add {
+					d[i] += v
+				} else {
+					d[i] = v
+				}
+			}
+		}
+	}
+}
+
 // Params returns the weight and, if present, the bias.
 func (l *UpsampleConv2D) Params() []*Param { return withBias(l.Weight, l.Bias) }
 
@@ -60,7 +115,7 @@ func (l *UpsampleConv2D) Forward(x *Tensor, train bool) *Tensor {
 	l.x = x
 	l.y = reuse(l.y, n, 2*h, 2*w, l.OutC)
 	l.wk = reuseSlice(l.wk, 16*c*l.OutC)
-	kernel.UpConvWeights(l.wk, l.Weight.Value.Data, l.OutC, c)
+	kernel.UpConvWeights(l.wk, l.weight3(), l.OutC, c)
 	xp := padImages(x, 1)
 	kernel.UpConv(l.y.Data, xp, n, h, w, c, l.wk, l.OutC)
 	if train {
@@ -81,7 +136,10 @@ func (l *UpsampleConv2D) Backward(dy *Tensor) *Tensor {
 		panic(fmt.Sprintf("nn: UpsampleConv2D %s: gradient %v for output %v", l.Weight.Name, dy.Shape, l.y.Shape))
 	}
 	cols := l.OutC
-	dys := getScratch(n*(h+2)*(w+2)*4*cols + kernel.Slack*4*cols)
+	// The layer's own buffer: taken from the scratch pool, a buffer of
+	// this size made the pool drop and remake its large buffers.
+	l.dys = reuseSlice(l.dys, n*(h+2)*(w+2)*4*cols+kernel.Slack*4*cols)
+	dys := l.dys
 	kernel.PadSpaceToDepth(dys, dy.Data, n, h, w, cols)
 	xp := l.padded // from the training Forward, or made now
 	if xp == nil {
@@ -91,13 +149,19 @@ func (l *UpsampleConv2D) Backward(dy *Tensor) *Tensor {
 	l.gk = reuseSlice(l.gk, 16*c*cols)
 	kernel.UpConvWeightGrad(l.gk, xp, n, h, w, c, dys, cols)
 	putScratch(xp)
-	kernel.AddUpConvWeightGrad(l.Weight.Grad.Data, l.gk, cols, c)
+	if l.tied {
+		l.g3 = reuseSlice(l.g3, 9*c*cols)
+		clear(l.g3)
+		kernel.AddUpConvWeightGrad(l.g3, l.gk, cols, c)
+		flipTranspose(l.Weight.Grad.Data, l.g3, c, cols, true) // the flip and transpose is its own inverse
+	} else {
+		kernel.AddUpConvWeightGrad(l.Weight.Grad.Data, l.gk, cols, c)
+	}
 	accumulateBias(l.Bias, dy)
 	l.dx = gradBuffer(l.dx, x.Shape...)
 	l.wx = reuseSlice(l.wx, 16*c*cols)
 	kernel.UpConvInputWeights(l.wx, l.wk, cols, c)
 	kernel.UpConvInputGrad(l.dx.Data, dys, n, h, w, cols, l.wx, c)
-	putScratch(dys)
 	return l.dx
 }
 

@@ -191,3 +191,44 @@ func TestUpsampleConv2DFLOPs(t *testing.T) {
 		}
 	}
 }
+
+// TestTiedUpsampleConv2D checks the tied layer against Upsample2D(2) then
+// the tied transposed convolution of the same Conv2D: outputs, input
+// gradients and the shared weight's gradient, with and without a bias;
+// and its gradients against finite differences.
+func TestTiedUpsampleConv2D(t *testing.T) {
+	for _, s := range upconvShapes[:6] {
+		t.Run(fmt.Sprintf("%+v", s), func(t *testing.T) {
+			rng := rand.New(rand.NewPCG(9, 10))
+			// The decoder maps s.in → s.out, so the encoder conv maps s.out → s.in.
+			conv := NewConv2D("enc", s.out, s.in, 3, 1, 1, false, rng)
+			fused := NewTiedUpsampleConv2D("dec", conv, true)
+			Uniform(fused.Bias.Value, 1, rng)
+			deconv := NewTiedConvTranspose2D("dec", conv, 0, true)
+			copy(deconv.Bias.Value.Data, fused.Bias.Value.Data)
+			if fused.Weight != conv.Weight || fused.InC != s.in || fused.OutC != s.out {
+				t.Fatalf("tied layer %d→%d does not share %s", fused.InC, fused.OutC, conv.Weight.Name)
+			}
+			pair := NewSequential(NewUpsample2D(2), deconv)
+			x := randTensor(rng, s.n, s.h, s.w, s.in)
+			y := fused.Forward(x, true)
+			near(t, "output", y.Data, pair.Forward(x, true).Data, 9*s.in)
+			dy := randTensor(rng, y.Shape...)
+			ZeroGrads(pair.Params())
+			dx := slices.Clone(pair.Backward(dy).Data)
+			want := slices.Clone(conv.Weight.Grad.Data)
+			ZeroGrads(fused.Params())
+			near(t, "input gradient", fused.Backward(dy).Data, dx, 9*s.out)
+			near(t, "weight gradient", conv.Weight.Grad.Data, want, 4*s.n*s.h*s.w)
+			if s.n*s.h*s.w*s.in <= 100 {
+				checkLayer(t, fused, x, true, checkOpts{})
+			}
+		})
+	}
+	defer func() {
+		if recover() == nil {
+			t.Error("no panic for a strided convolution")
+		}
+	}()
+	NewTiedUpsampleConv2D("dec", NewConv2D("enc", 2, 3, 3, 2, 1, false, rand.New(rand.NewPCG(1, 1))), false)
+}
