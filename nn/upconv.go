@@ -34,6 +34,7 @@ type UpsampleConv2D struct {
 	wk, wx   []float32 // phase kernels, input-gradient kernel
 	gk       []float32 // phase kernels' gradient
 	dys      []float32 // the output gradient rearranged by phase, for Backward
+	dysDims  [3]int    // N, H, W of the input when dys was last written
 	padded   []float32 // the padded input, kept from a training Forward for Backward
 }
 
@@ -137,10 +138,13 @@ func (l *UpsampleConv2D) Backward(dy *Tensor) *Tensor {
 	}
 	cols := l.OutC
 	// The layer's own buffer: taken from the scratch pool, a buffer of
-	// this size made the pool drop and remake its large buffers.
-	l.dys = reuseSlice(l.dys, n*(h+2)*(w+2)*4*cols+kernel.Slack*4*cols)
+	// this size made the pool drop and remake its large buffers. Its zero
+	// border stays from the last Backward of the same sizes.
+	size := n*(h+2)*(w+2)*4*cols + kernel.Slack*4*cols
+	same := l.dysDims == [3]int{n, h, w} && len(l.dys) == size
+	l.dys, l.dysDims = reuseSlice(l.dys, size), [3]int{n, h, w}
 	dys := l.dys
-	kernel.PadSpaceToDepth(dys, dy.Data, n, h, w, cols)
+	kernel.PadSpaceToDepth(dys, dy.Data, n, h, w, cols, !same)
 	xp := l.padded // from the training Forward, or made now
 	if xp == nil {
 		xp = padImages(x, 1)

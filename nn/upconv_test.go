@@ -232,3 +232,24 @@ func TestTiedUpsampleConv2D(t *testing.T) {
 	}()
 	NewTiedUpsampleConv2D("dec", NewConv2D("enc", 2, 3, 3, 2, 1, false, rand.New(rand.NewPCG(1, 1))), false)
 }
+
+// TestUpsampleConv2DShapeChanges checks that a layer reused on batches of
+// other sizes gives what a fresh layer gives.
+func TestUpsampleConv2DShapeChanges(t *testing.T) {
+	rng := rand.New(rand.NewPCG(11, 12))
+	l := NewUpsampleConv2D("up", 16, 32, true, rng)
+	for _, shape := range [][]int{{2, 8, 8, 16}, {3, 4, 6, 16}, {2, 8, 8, 16}, {1, 2, 2, 16}, {2, 8, 8, 16}} {
+		x := randTensor(rng, shape...)
+		dy := randTensor(rng, shape[0], 2*shape[1], 2*shape[2], 32)
+		fresh := &UpsampleConv2D{InC: 16, OutC: 32, Weight: newParam("w", true, 32, 3, 3, 16), Bias: newParam("b", false, 32)}
+		copy(fresh.Weight.Value.Data, l.Weight.Value.Data)
+		copy(fresh.Bias.Value.Data, l.Bias.Value.Data)
+		ZeroGrads(l.Params())
+		y := slices.Clone(l.Forward(x, true).Data)
+		dx := slices.Clone(l.Backward(dy).Data)
+		if !slices.Equal(y, fresh.Forward(x, true).Data) || !slices.Equal(dx, fresh.Backward(dy).Data) ||
+			!slices.Equal(l.Weight.Grad.Data, fresh.Weight.Grad.Data) {
+			t.Fatalf("shape %v: a reused layer differs from a fresh one", shape)
+		}
+	}
+}

@@ -221,8 +221,10 @@ func upConv(mk microKernel, out, xp []float32, n, h, w, c int, wk []float32, col
 // phase, zero-padded, for UpConvInputGrad and UpConvWeightGrad:
 // dst [n, h+2, w+2, 4·cols] with dst[i, y+1, x+1, (2py+px)·cols + o] =
 // dy[i, 2y+py, 2x+px, o], zeros on the one-pixel border, and Slack·4·cols
-// floats of zeros after it. It panics if a slice is too short.
-func PadSpaceToDepth(dst, dy []float32, n, h, w, cols int) {
+// floats of zeros after it. With border false it writes only the
+// interior, leaving the border and the slack as an earlier call with the
+// same sizes wrote them. It panics if a slice is too short.
+func PadSpaceToDepth(dst, dy []float32, n, h, w, cols int, border bool) {
 	hp, wp, c4 := h+2, w+2, 4*cols
 	size := n * hp * wp * c4
 	if len(dst) < size+Slack*c4 || len(dy) < n*4*h*w*cols {
@@ -233,11 +235,15 @@ func PadSpaceToDepth(dst, dy []float32, n, h, w, cols int) {
 			i, y := r/hp, r%hp-1
 			row := dst[r*wp*c4 : (r+1)*wp*c4]
 			if y < 0 || y >= h {
-				clear(row)
+				if border {
+					clear(row)
+				}
 				continue
 			}
-			clear(row[:c4])
-			clear(row[(w+1)*c4:])
+			if border {
+				clear(row[:c4])
+				clear(row[(w+1)*c4:])
+			}
 			for py := 0; py < 2; py++ {
 				src := dy[((i*2*h+2*y+py)*2*w)*cols : ((i*2*h+2*y+py+1)*2*w)*cols]
 				for x := 0; x < w; x++ {
@@ -246,7 +252,9 @@ func PadSpaceToDepth(dst, dy []float32, n, h, w, cols int) {
 			}
 		}
 	})
-	clear(dst[size : size+Slack*c4])
+	if border {
+		clear(dst[size : size+Slack*c4])
+	}
 }
 
 // UpConvInputGrad computes the gradient of UpConv's input, dx [n, h, w, c]

@@ -175,7 +175,7 @@ func TestUpConvGrads(t *testing.T) {
 				for i := range dys {
 					dys[i] = float32(math.NaN()) // PadSpaceToDepth writes every float
 				}
-				PadSpaceToDepth(dys, dy, g.n, g.h, g.w, g.cols)
+				PadSpaceToDepth(dys, dy, g.n, g.h, g.w, g.cols, true)
 				wk := make([]float32, 16*g.c*g.cols)
 				UpConvWeights(wk, w3, g.cols, g.c)
 				bx := make([]float32, 16*g.c*g.cols)
@@ -211,7 +211,7 @@ func TestUpConvCoreCountInvariant(t *testing.T) {
 	xp := padOne(randSlice(rng, n*h*w*c), n, h, w, c)
 	wk := randSlice(rng, 16*c*cols) // also as the input-gradient weights
 	dys := make([]float32, n*(h+2)*(w+2)*4*cols+Slack*4*cols)
-	PadSpaceToDepth(dys, randSlice(rng, n*4*h*w*cols), n, h, w, cols)
+	PadSpaceToDepth(dys, randSlice(rng, n*4*h*w*cols), n, h, w, cols, true)
 	for _, v := range upVariants() {
 		var ref [][]float32
 		for _, procs := range []int{1, 2, 3, 8} {
@@ -245,4 +245,20 @@ func TestUpConvNeedsSlack(t *testing.T) {
 		}
 	}()
 	UpConv(make([]float32, 64), make([]float32, 4*4*2), 1, 2, 2, 2, make([]float32, 32), 1)
+}
+
+// TestPadSpaceToDepthInterior checks that a call without the border
+// rewrites every interior value and leaves the border of an earlier call.
+func TestPadSpaceToDepthInterior(t *testing.T) {
+	rng := rand.New(rand.NewPCG(27, 28))
+	const n, h, w, cols = 2, 3, 5, 4
+	size := n*(h+2)*(w+2)*4*cols + Slack*4*cols
+	want, got := make([]float32, size), make([]float32, size)
+	PadSpaceToDepth(got, randSlice(rng, n*4*h*w*cols), n, h, w, cols, true)
+	dy := randSlice(rng, n*4*h*w*cols)
+	PadSpaceToDepth(want, dy, n, h, w, cols, true)
+	PadSpaceToDepth(got, dy, n, h, w, cols, false)
+	if !slices.Equal(got, want) {
+		t.Error("the interior-only call differs from a full one")
+	}
 }
