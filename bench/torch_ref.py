@@ -16,11 +16,15 @@ Models (float32, random inputs, SGD with learning rate 0.01 and momentum 0.9):
                    -> Linear(512, 256) -> ReLU -> Linear(256, 8); cross-entropy        pairs/s
   encoder_forward  the encoder and its pooled feature in evaluation mode, no
                    gradient: what a linear probe's feature extraction runs           images/s
+  resnet18         ResNet-18 (torchvision's resnet18: conv 7x7/2 -> BN -> ReLU -> max pool
+                   3x3/2 -> basic blocks [2, 2, 2, 2], stage widths 64, 128, 256, 512
+                   times --width) -> global average pool -> Linear(512 x width, 10);
+                   cross-entropy. bench/compare runs it on 64x64 images, batch 64  images/s
 
 The reported figure is the median time of --steps timed steps after --warmup
 untimed ones. Output: one JSON object per model and line, with the fields
 model, impl, device, threads, batch, size, channels, channels_last, step_ms,
-samples_per_s (the fields of `patchwise bench --json`).
+samples_per_s (the fields of `patchwise bench --json`), and width for resnet18.
 
 PyTorch's best CPU setting is channels-last (--channels-last) with glibc's
 allocator told to keep memory:
@@ -93,6 +97,45 @@ class RelativePosition(nn.Module):
         return self.head(torch.cat([f[:n], f[n:]], dim=1))
 
 
+class BasicBlock(nn.Module):
+    """ResNet's basic block, as torchvision's (without depending on it)."""
+
+    def __init__(self, cin, c, stride):
+        super().__init__()
+        self.conv1 = nn.Conv2d(cin, c, 3, stride=stride, padding=1, bias=False)
+        self.bn1 = nn.BatchNorm2d(c)
+        self.conv2 = nn.Conv2d(c, c, 3, padding=1, bias=False)
+        self.bn2 = nn.BatchNorm2d(c)
+        self.downsample = None
+        if stride != 1 or cin != c:
+            self.downsample = nn.Sequential(nn.Conv2d(cin, c, 1, stride=stride, bias=False), nn.BatchNorm2d(c))
+
+    def forward(self, x):
+        y = F.relu(self.bn1(self.conv1(x)), inplace=True)
+        y = self.bn2(self.conv2(y))
+        return F.relu(y + (x if self.downsample is None else self.downsample(x)), inplace=True)
+
+
+class ResNet18(nn.Module):
+    """torchvision's resnet18 with stage widths 64, 128, 256, 512 times width and 10 classes."""
+
+    def __init__(self, channels, width=1.0, classes=10):
+        super().__init__()
+        ws = [max(1, round(width * w)) for w in (64, 128, 256, 512)]
+        self.stem = nn.Sequential(nn.Conv2d(channels, ws[0], 7, stride=2, padding=3, bias=False),
+                                  nn.BatchNorm2d(ws[0]), nn.ReLU(inplace=True), nn.MaxPool2d(3, stride=2, padding=1))
+        blocks, c = [], ws[0]
+        for s, w in enumerate(ws):
+            for b in range(2):
+                blocks.append(BasicBlock(c, w, 2 if b == 0 and s > 0 else 1))
+                c = w
+        self.body = nn.Sequential(*blocks)
+        self.fc = nn.Linear(c, classes)
+
+    def forward(self, x):
+        return self.fc(pooled(self.body(self.stem(x))))
+
+
 def make_job(name, a, device, memory_format):
     """Returns (model, step function) for a model name."""
     shape = (a.batch, a.channels, a.size, a.size)
@@ -118,12 +161,15 @@ def make_job(name, a, device, memory_format):
     elif name == "autoencoder":
         model, inputs = prepare(AutoEncoder(a.channels)), (images(),)
         target, loss = inputs[0], F.mse_loss
+    elif name == "resnet18":
+        model, inputs = prepare(ResNet18(a.channels, a.width)), (images(),)
+        target, loss = torch.randint(0, 10, (a.batch,), device=device), F.cross_entropy
     elif name == "relpos":
         model, inputs = prepare(RelativePosition(a.channels)), (images(), images())
         target, loss = torch.randint(0, 8, (a.batch,), device=device), F.cross_entropy
     else:
         raise SystemExit(f"torch_ref.py: unknown model {name!r} "
-                         "(known: classifier, autoencoder, relpos, encoder_forward)")
+                         "(known: classifier, autoencoder, relpos, encoder_forward, resnet18)")
     model.train()
     opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
 
@@ -156,13 +202,14 @@ def time_steps(step, warmup, steps, device):
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--models", default="classifier,autoencoder,relpos",
-                   help="comma-separated: classifier, autoencoder, relpos, encoder_forward")
+                   help="comma-separated: classifier, autoencoder, relpos, encoder_forward, resnet18")
     p.add_argument("--batch", type=int, default=128, help="images (pairs for relpos) per step")
     p.add_argument("--size", type=int, default=32, help="image side in pixels")
     p.add_argument("--channels", type=int, default=3, help="image channels")
     p.add_argument("--steps", type=int, default=20, help="timed steps")
     p.add_argument("--warmup", type=int, default=5, help="untimed steps before timing")
     p.add_argument("--threads", type=int, default=2, help="CPU threads")
+    p.add_argument("--width", type=float, default=1.0, help="width multiplier of resnet18's stages")
     p.add_argument("--device", default="cpu", help="cpu or cuda")
     p.add_argument("--channels-last", action="store_true", help="NHWC memory format (PyTorch's fastest on CPU)")
     a = p.parse_args()
@@ -174,7 +221,7 @@ def main():
     for name in a.models.split(","):
         step = make_job(name.strip(), a, a.device, memory_format)
         median = time_steps(step, a.warmup, a.steps, a.device)
-        print(json.dumps({
+        result = {
             "model": name.strip(),
             "impl": "pytorch " + torch.__version__,
             "device": a.device,
@@ -185,7 +232,10 @@ def main():
             "channels_last": a.channels_last,
             "step_ms": round(median * 1e3, 3),
             "samples_per_s": round(a.batch / median, 1),
-        }), flush=True)
+        }
+        if name.strip() == "resnet18":
+            result["width"] = a.width
+        print(json.dumps(result), flush=True)
 
 
 if __name__ == "__main__":

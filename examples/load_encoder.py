@@ -19,7 +19,9 @@ input_*): grey (C=1) or RGB (C=3), squared to image_side as `patchwise ingest`
 does by default, pixel/255, area-resized to SxS as Patchwise does, then the
 per-image normalisation the pretext trained with (input_normalize). .npy and raw
 inputs are taken as the encoder's input as is, channels-last like Patchwise's
-tensors. Features are the global average pool of the last block, in eval mode.
+tensors. Features are the global average pool of the last block (of layer4, for
+a ResNet export), in eval mode. A ResNet export has torchvision's keys: to load
+it into torchvision's own model, see load_torchvision.py.
 """
 import argparse
 import json
@@ -74,14 +76,73 @@ class Encoder(nn.Module):
         return self.forward(x).mean(dim=(2, 3))
 
 
+class BasicBlock(nn.Module):
+    """ResNet's basic block, with torchvision's module names."""
+
+    def __init__(self, cin, c, stride):
+        super().__init__()
+        self.conv1 = nn.Conv2d(cin, c, 3, stride=stride, padding=1, bias=False)
+        self.bn1 = nn.BatchNorm2d(c)
+        self.relu = nn.ReLU(inplace=True)
+        self.conv2 = nn.Conv2d(c, c, 3, padding=1, bias=False)
+        self.bn2 = nn.BatchNorm2d(c)
+        self.downsample = None
+        if stride != 1 or cin != c:
+            self.downsample = nn.Sequential(nn.Conv2d(cin, c, 1, stride=stride, bias=False), nn.BatchNorm2d(c))
+
+    def forward(self, x):
+        y = self.relu(self.bn1(self.conv1(x)))
+        y = self.bn2(self.conv2(y))
+        return self.relu(y + (x if self.downsample is None else self.downsample(x)))
+
+
+class ResNet(nn.Module):
+    """torchvision's resnet18/resnet34 without fc (the same keys), at any stage widths, with
+    the ImageNet stem (conv 7x7/2, max pool 3x3/2) or the small one (conv 3x3/1, no pool)."""
+
+    BLOCKS = {"resnet18": (2, 2, 2, 2), "resnet34": (3, 4, 6, 3)}
+
+    def __init__(self, arch, cin, widths, stem):
+        super().__init__()
+        if stem == "imagenet":
+            self.conv1 = nn.Conv2d(cin, widths[0], 7, stride=2, padding=3, bias=False)
+            self.maxpool = nn.MaxPool2d(3, stride=2, padding=1)
+        else:
+            self.conv1 = nn.Conv2d(cin, widths[0], 3, padding=1, bias=False)
+            self.maxpool = nn.Identity()
+        self.bn1 = nn.BatchNorm2d(widths[0])
+        self.relu = nn.ReLU(inplace=True)
+        c = widths[0]
+        for s, (n, w) in enumerate(zip(self.BLOCKS[arch], widths)):
+            blocks = []
+            for b in range(n):
+                blocks.append(BasicBlock(c, w, 2 if b == 0 and s > 0 else 1))
+                c = w
+            setattr(self, f"layer{s + 1}", nn.Sequential(*blocks))
+
+    def forward(self, x):
+        x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
+        return self.layer4(self.layer3(self.layer2(self.layer1(x))))
+
+    def features(self, x):
+        """Global-average-pooled features [N, D] of x [N, C, H, W]."""
+        return self.forward(x).mean(dim=(2, 3))
+
+
 def load_encoder(path):
     """Return the encoder of a Patchwise export, in eval mode, and the file's metadata."""
     state, meta = load_safetensors(path)
-    if meta.get("patchwise_format_version") != "1":
-        raise SystemExit(f"{path}: patchwise_format_version {meta.get('patchwise_format_version')!r}: "
-                         "this script reads version 1")
-    model = Encoder(int(meta["channels"]), json.loads(meta["widths"]),
-                    eps=float(meta["bn_eps"]), momentum=float(meta["bn_momentum"]))
+    version = meta.get("patchwise_format_version")
+    if version not in ("1", "2"):
+        raise SystemExit(f"{path}: patchwise_format_version {version!r}: this script reads versions 1 and 2")
+    widths = json.loads(meta["widths"])
+    if meta.get("arch"):
+        model = ResNet(meta["arch"], int(meta["channels"]), widths, meta["stem"])
+    else:
+        model = Encoder(int(meta["channels"]), widths)
+    for m in model.modules():
+        if isinstance(m, nn.BatchNorm2d):
+            m.eps, m.momentum = float(meta["bn_eps"]), float(meta["bn_momentum"])
     model.load_state_dict(state, strict=True)
     return model.eval(), meta
 

@@ -7,11 +7,13 @@ import (
 )
 
 // MaxPool2D takes the maximum of each channel over K×K windows moved by
-// Stride, without padding, on channels-last images:
-// [N, H, W, C] → [N, (H−K)/Stride+1, (W−K)/Stride+1, C].
-// Ties go to the first maximum in row-major window order.
+// Stride, on channels-last images:
+// [N, H, W, C] → [N, (H+2·Pad−K)/Stride+1, (W+2·Pad−K)/Stride+1, C].
+// Padding never wins (as PyTorch's MaxPool2d pads with −∞); Pad is 0
+// unless made by NewPaddedMaxPool2D. Ties go to the first maximum in
+// row-major window order.
 type MaxPool2D struct {
-	K, Stride int
+	K, Stride, Pad int
 
 	inShape []int
 	y, dx   *Tensor
@@ -26,13 +28,24 @@ func NewMaxPool2D(k, stride int) *MaxPool2D {
 	return &MaxPool2D{K: k, Stride: stride}
 }
 
+// NewPaddedMaxPool2D returns a max pool with pad pixels of padding on
+// every side, such as ResNet's 3×3, stride 2, pad 1 after its ImageNet
+// stem. It panics if k or stride is not positive, or pad is negative or
+// more than k/2.
+func NewPaddedMaxPool2D(k, stride, pad int) *MaxPool2D {
+	if k < 1 || stride < 1 || pad < 0 || 2*pad > k {
+		panic(fmt.Sprintf("nn: NewPaddedMaxPool2D: bad geometry k=%d stride=%d pad=%d", k, stride, pad))
+	}
+	return &MaxPool2D{K: k, Stride: stride, Pad: pad}
+}
+
 // Params returns nil.
 func (l *MaxPool2D) Params() []*Param { return nil }
 
 // Forward pools x [N, H, W, C]; it panics if the window does not fit.
 func (l *MaxPool2D) Forward(x *Tensor, train bool) *Tensor {
 	n, h, w, c := dims4("MaxPool2D", x)
-	oh, ow := kernel.ConvOut(h, l.K, l.Stride, 0), kernel.ConvOut(w, l.K, l.Stride, 0)
+	oh, ow := kernel.ConvOut(h, l.K, l.Stride, l.Pad), kernel.ConvOut(w, l.K, l.Stride, l.Pad)
 	if oh < 1 || ow < 1 {
 		panic(fmt.Sprintf("nn: MaxPool2D: window %d does not fit input %dx%d", l.K, h, w))
 	}
@@ -41,7 +54,7 @@ func (l *MaxPool2D) Forward(x *Tensor, train bool) *Tensor {
 	l.argmax = reuseSlice(l.argmax, n*oh*ow*c)
 	in, out := h*w*c, oh*ow*c
 	kernel.For(n, 1, func(_, i, _ int) {
-		kernel.MaxPool(l.y.Data[i*out:(i+1)*out], l.argmax[i*out:(i+1)*out], x.Data[i*in:(i+1)*in], h, w, c, l.K, l.Stride)
+		kernel.MaxPoolPad(l.y.Data[i*out:(i+1)*out], l.argmax[i*out:(i+1)*out], x.Data[i*in:(i+1)*in], h, w, c, l.K, l.Stride, l.Pad)
 	})
 	return l.y
 }
@@ -52,7 +65,7 @@ func (l *MaxPool2D) Backward(dy *Tensor) *Tensor {
 	n, h, w, c := l.inShape[0], l.inShape[1], l.inShape[2], l.inShape[3]
 	in, out := l.dx.Len()/n, dy.Len()/n
 	kernel.For(n, 1, func(_, i, _ int) {
-		kernel.MaxPoolGrad(l.dx.Data[i*in:(i+1)*in], dy.Data[i*out:(i+1)*out], l.argmax[i*out:(i+1)*out], h, w, c, l.K, l.Stride)
+		kernel.MaxPoolPadGrad(l.dx.Data[i*in:(i+1)*in], dy.Data[i*out:(i+1)*out], l.argmax[i*out:(i+1)*out], h, w, c, l.K, l.Stride, l.Pad)
 	})
 	return l.dx
 }

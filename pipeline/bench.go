@@ -19,9 +19,15 @@ import (
 // the reference encoder in evaluation mode, as a probe extracts them.
 const EncoderForward = "encoder_forward"
 
-// BenchModels are the models Bench knows: the reference training models
-// and EncoderForward.
-var BenchModels = append(slices.Clone(pretext.ReferenceModels), EncoderForward)
+// BenchResNet18 names the ResNet-18 benchmark: the classifier (Linear to
+// 10 classes) on a ResNet-18 encoder with the ImageNet stem (torchvision's
+// resnet18 at width 1), trained as the reference models are. bench/compare
+// times it on 64×64 images in batches of 64.
+const BenchResNet18 = "resnet18"
+
+// BenchModels are the models Bench knows: the reference training models,
+// EncoderForward and BenchResNet18.
+var BenchModels = append(slices.Clone(pretext.ReferenceModels), EncoderForward, BenchResNet18)
 
 // BenchConfig selects what Bench times. Its zero value means the defaults
 // documented on each field.
@@ -33,6 +39,9 @@ type BenchConfig struct {
 	Steps    int      // timed steps; default 20
 	Warmup   int      // untimed steps before timing; default 5, negative for none
 	Seed     uint64   // seed for weights and random inputs
+	// Width is the width multiplier of BenchResNet18's stages (64·Width,
+	// …, 512·Width channels); default 1.
+	Width float64
 }
 
 func (c BenchConfig) withDefaults() BenchConfig {
@@ -50,6 +59,9 @@ func (c BenchConfig) withDefaults() BenchConfig {
 	def(&c.Steps, 20)
 	def(&c.Warmup, 5)
 	c.Warmup = max(c.Warmup, 0)
+	if c.Width == 0 {
+		c.Width = 1
+	}
 	return c
 }
 
@@ -75,6 +87,14 @@ func (c BenchConfig) Validate() error {
 	if c.Size < enc.MinSize() {
 		errs = append(errs, fmt.Errorf("pipeline: bench: size must be at least %d for the reference encoder, got %d", enc.MinSize(), c.Size))
 	}
+	if slices.Contains(c.Models, BenchResNet18) {
+		res := benchResNet(c)
+		if err := res.Validate(); err != nil {
+			errs = append(errs, fmt.Errorf("pipeline: bench: %s: %w", BenchResNet18, err))
+		} else if c.Size < res.MinSize() {
+			errs = append(errs, fmt.Errorf("pipeline: bench: size must be at least %d for %s, got %d", res.MinSize(), BenchResNet18, c.Size))
+		}
+	}
 	return errors.Join(errs...)
 }
 
@@ -90,6 +110,7 @@ type BenchResult struct {
 	Channels    int     `json:"channels"`
 	StepMS      float64 `json:"step_ms"`               // median wall time of one training step, milliseconds
 	SamplesPerS float64 `json:"samples_per_s"`         // Batch / median step time
+	Width       float64 `json:"width,omitempty"`       // BenchResNet18's width multiplier; 0 for the other models
 	PeakRSSMB   float64 `json:"peak_rss_mb,omitempty"` // the process's peak resident memory while this model ran, MiB (Linux)
 	Path        string  `json:"kernel_path,omitempty"` // the instruction-set path of the kernels (kernel.Path)
 }
@@ -145,6 +166,9 @@ func benchModel(ctx context.Context, cfg BenchConfig, name string, p Progress) (
 		StepMS:      round3(med * 1e3),
 		SamplesPerS: round1(float64(cfg.Batch) / med),
 	}
+	if name == BenchResNet18 {
+		r.Width = cfg.Width
+	}
 	if measureRSS {
 		r.PeakRSSMB = round1(peakRSSMB())
 	}
@@ -166,7 +190,11 @@ func benchStep(cfg BenchConfig, name string) (func(), error) {
 		}
 		return func() { e.Features(x) }, nil
 	}
-	model, batch, err := pretext.NewReference(name, enc, cfg.Batch, cfg.Size, rng)
+	ref := name
+	if name == BenchResNet18 {
+		ref, enc = "classifier", benchResNet(cfg)
+	}
+	model, batch, err := pretext.NewReference(ref, enc, cfg.Batch, cfg.Size, rng)
 	if err != nil {
 		return nil, err
 	}
@@ -177,6 +205,11 @@ func benchStep(cfg BenchConfig, name string) (func(), error) {
 		model.Step(batch, true)
 		opt.Step(0.01)
 	}, nil
+}
+
+// benchResNet is the encoder of BenchResNet18 for cfg.
+func benchResNet(cfg BenchConfig) pretext.EncoderConfig {
+	return pretext.EncoderConfig{Channels: cfg.Channels, Arch: pretext.ArchResNet18, Stem: pretext.StemImageNet, Width: cfg.Width}
 }
 
 // GemmResult is the speed of kernel.Gemm at one of kernel.BenchShapes.

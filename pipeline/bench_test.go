@@ -89,3 +89,25 @@ func TestTorchReferenceScript(t *testing.T) {
 		t.Errorf("torch_ref.py timed %v, want %v", models, BenchModels)
 	}
 }
+
+func TestBenchResNet18(t *testing.T) {
+	cfg := BenchConfig{Models: []string{BenchResNet18}, Batch: 2, Size: 32, Channels: 3, Steps: 1, Warmup: -1, Width: 1.0 / 16}
+	got, err := Bench(context.Background(), cfg, NoProgress{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 1 || got[0].Model != BenchResNet18 || got[0].Width != 1.0/16 || got[0].Size != 32 || !(got[0].SamplesPerS > 0) {
+		t.Errorf("results %+v", got)
+	}
+	for _, tc := range []struct {
+		cfg  BenchConfig
+		want string
+	}{
+		{BenchConfig{Models: []string{BenchResNet18}, Size: 16}, "size must be at least 32 for resnet18"},
+		{BenchConfig{Models: []string{BenchResNet18}, Width: -2}, "width multiplier -2 must be positive"},
+	} {
+		if err := tc.cfg.Validate(); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("Validate(%+v) = %v, want an error saying %q", tc.cfg, err, tc.want)
+		}
+	}
+}

@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
+	"strings"
 
 	"github.com/patchwise-ml/patchwise/internal/fsutil"
 	"github.com/patchwise-ml/patchwise/nn"
@@ -69,13 +70,40 @@ import (
 //	feature                    how the feature vector is made
 //	feature_dim                its length: the last width
 //
+// A ResNet encoder (pretext.EncoderConfig.Arch) is written under
+// torchvision's key names and layouts, those of
+// torchvision.models.resnet18() and resnet34() without their fc layer:
+//
+//	conv1.weight                              F32 [W_0, C, K, K]  the stem's conv, OIHW (K 7 or 3)
+//	bn1.{weight,bias,running_mean,running_var} F32 [W_0]
+//	bn1.num_batches_tracked                   I64 []
+//	layerS.B.conv1.weight                     F32 [W, W_in, 3, 3]  block B (from 0) of stage S (from 1)
+//	layerS.B.bn1.…, layerS.B.conv2.weight, layerS.B.bn2.…
+//	layerS.0.downsample.0.weight              F32 [W, W_in, 1, 1]  the projection shortcut, where there is one
+//	layerS.0.downsample.1.…                   its batch norm
+//
+// so that load_state_dict(strict=False) on torchvision's model misses
+// only fc.weight and fc.bias: exactly so with the ImageNet stem at width
+// 1, and on a torchvision ResNet built with the export's widths and stem
+// otherwise (examples/load_torchvision.py). Such a file is version 2 and
+// its metadata add
+//
+//	arch                       "resnet18" or "resnet34"
+//	stem                       "imagenet" (conv 7x7/2, max pool 3x3/2) or "small" (conv 3x3/1, no pool)
+//	widths                     the four stages' widths
+//	feature                    the mean over H and W of layer4's output (torchvision: fc's input)
+//
 // The tensors' data follow the header in sorted key order with no gaps;
 // the header is padded with spaces to a multiple of 8 bytes.
 const (
 	// ExportFormatVersion is the version of the export's key names,
 	// layouts and metadata, recorded as the patchwise_format_version
-	// metadata entry.
-	ExportFormatVersion = 1
+	// metadata entry: 2 since ResNet encoders are exported. An export of
+	// the reference encoder is as it was in version 1 and says 1, so that
+	// readers of version 1 keep reading it and refuse a ResNet.
+	ExportFormatVersion = 2
+	// exportVersionReference is the version of a reference encoder's export.
+	exportVersionReference = 1
 )
 
 // ExportOptions are ExportEncoder's settings.
@@ -146,7 +174,12 @@ func ExportEncoder(ckpt, out string, opts ExportOptions) (*ExportInfo, error) {
 			}
 		}
 	}
-	ts, err := torchEncoderTensors(e, fe.Step)
+	var ts map[string]safetensors.Tensor
+	if e.Config.IsResNet() {
+		ts, err = torchResNetTensors(e, fe.Step)
+	} else {
+		ts, err = torchEncoderTensors(e, fe.Step)
+	}
 	if err != nil {
 		return fail(err)
 	}
@@ -229,6 +262,44 @@ func torchEncoderTensors(e *pretext.Encoder, steps int) (map[string]safetensors.
 	return ts, nil
 }
 
+// torchResNetTensors returns the tensors of the ResNet e under
+// torchvision's names and layouts (see ExportFormatVersion): its
+// parameters' and buffers' names without the "encoder." prefix, kernels
+// transposed to OIHW, and num_batches_tracked set to steps for each batch
+// norm.
+func torchResNetTensors(e *pretext.Encoder, steps int) (map[string]safetensors.Tensor, error) {
+	ts := map[string]safetensors.Tensor{}
+	const prefix = "encoder."
+	for _, p := range slices.Concat(e.Params(), e.Buffers()) {
+		key, ok := strings.CutPrefix(p.Name, prefix)
+		if !ok {
+			return nil, fmt.Errorf("encoder tensor %q is not named %s…", p.Name, prefix)
+		}
+		if _, dup := ts[key]; dup {
+			return nil, fmt.Errorf("encoder tensor %q appears twice", p.Name)
+		}
+		v, shape := p.Value.Data, p.Value.Shape
+		if len(shape) == 4 { // a kernel [Out, K, K, In] → [Out, In, K, K]
+			out, kh, kw, in := shape[0], shape[1], shape[2], shape[3]
+			oihw := make([]float32, len(v))
+			for o := range out {
+				for t := range kh * kw {
+					for i := range in {
+						oihw[(o*in+i)*kh*kw+t] = v[(o*kh*kw+t)*in+i]
+					}
+				}
+			}
+			ts[key] = safetensors.F32(oihw, out, in, kh, kw)
+			continue
+		}
+		ts[key] = safetensors.F32(v, shape...)
+		if bn, ok := strings.CutSuffix(key, ".running_mean"); ok {
+			ts[bn+".num_batches_tracked"] = safetensors.I64([]int64{int64(steps)})
+		}
+	}
+	return ts, nil
+}
+
 // exportMetadata returns the __metadata__ of fe's export.
 func exportMetadata(fe *FrozenEncoder) map[string]string {
 	e := fe.Encoder
@@ -246,7 +317,7 @@ func exportMetadata(fe *FrozenEncoder) map[string]string {
 	}
 	m := map[string]string{
 		"format":                   "pt",
-		"patchwise_format_version": strconv.Itoa(ExportFormatVersion),
+		"patchwise_format_version": strconv.Itoa(exportVersionReference),
 		"patchwise_version":        Version(),
 		"architecture": fmt.Sprintf("%d x [Conv2d(3x3, padding 1) -> BatchNorm2d -> ReLU -> MaxPool2d(2)], widths %s",
 			len(e.Blocks), widths),
@@ -269,6 +340,16 @@ func exportMetadata(fe *FrozenEncoder) map[string]string {
 	}
 	if fe.ImageSide > 0 {
 		m["image_side"] = strconv.Itoa(fe.ImageSide)
+	}
+	if c := e.Config; c.IsResNet() {
+		m["patchwise_format_version"] = strconv.Itoa(ExportFormatVersion)
+		m["arch"], m["stem"] = c.Arch, c.Stem
+		stem := "conv1 3x3 stride 1 -> bn1 -> relu (no max pool)"
+		if c.Stem == pretext.StemImageNet {
+			stem = "conv1 7x7 stride 2 -> bn1 -> relu -> maxpool 3x3 stride 2 pad 1"
+		}
+		m["architecture"] = fmt.Sprintf("torchvision %s without fc: %s -> layer1..layer4 of BasicBlock, stage widths %s", c.Arch, stem, widths)
+		m["feature"] = "mean over H and W of layer4's output, in eval mode (torchvision: the input of fc)"
 	}
 	return m
 }

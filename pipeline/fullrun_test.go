@@ -12,6 +12,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/patchwise-ml/patchwise/pretext"
 	"github.com/patchwise-ml/patchwise/probe"
 )
 
@@ -211,12 +212,22 @@ func TestRunConfigValidateOverrides(t *testing.T) {
 
 func TestLayerPooling(t *testing.T) {
 	// The compare job's encoder on 32×32 inputs: maps of 16, 8, 4, 2.
-	if got := LayerPooling([]int{16, 32, 64, 128}, 32, 256); !slices.Equal(got, []int{4, 3, 2, 1}) {
+	if got := LayerPooling(pretext.EncoderConfig{Widths: []int{16, 32, 64, 128}}, 32, 256); !slices.Equal(got, []int{4, 3, 2, 1}) {
 		t.Errorf("compare encoder, 256 features: %v, want [4 3 2 1]", got)
 	}
 	// The map's side caps the bins.
-	if got := LayerPooling([]int{1, 2}, 8, 1024); !slices.Equal(got, []int{4, 2}) {
+	if got := LayerPooling(pretext.EncoderConfig{Widths: []int{1, 2}}, 8, 1024); !slices.Equal(got, []int{4, 2}) {
 		t.Errorf("capped: %v, want [4 2]", got)
+	}
+	// A ResNet-18 at width 1/4 with the ImageNet stem on 64×64 inputs:
+	// maps of 16, 8, 4, 2; with the small stem on 32×32: 32, 16, 8, 4.
+	res := pretext.EncoderConfig{Arch: pretext.ArchResNet18, Stem: pretext.StemImageNet, Width: 0.25}
+	if got := LayerPooling(res, 64, 1024); !slices.Equal(got, []int{8, 6, 4, 2}) {
+		t.Errorf("resnet18, imagenet stem: %v, want [8 6 4 2]", got)
+	}
+	res.Stem = pretext.StemSmall
+	if got := LayerPooling(res, 32, 1024); !slices.Equal(got, []int{8, 6, 4, 3}) {
+		t.Errorf("resnet18, small stem: %v, want [8 6 4 3]", got)
 	}
 }
 

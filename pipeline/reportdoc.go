@@ -656,6 +656,9 @@ func (rep *Report) protocolSection(plots []string) docSection {
 	if len(widths) == 0 {
 		s += " (default 32, 64, 128, 256)"
 	}
+	if p.Encoder.IsResNet() {
+		s = "Encoder: " + p.Encoder.Describe()
+	}
 	sec.Bullets = append(sec.Bullets, s+"; the same for every pretext.")
 	for _, e := range rep.Entries {
 		if e.Training != nil {

@@ -112,13 +112,14 @@ func (c LayersConfig) validate() error {
 	return errors.Join(errs...)
 }
 
-// LayerPooling returns the pooled side of each block of an encoder of the
-// given widths on inputs of side size, for about features features per
-// block (LayersConfig.Features).
-func LayerPooling(widths []int, size, features int) []int {
+// LayerPooling returns the pooled side of each block of the encoder enc
+// on inputs of side size, for about features features per block
+// (LayersConfig.Features), at most the side of the block's map.
+func LayerPooling(enc pretext.EncoderConfig, size, features int) []int {
+	widths, sides := enc.BlockWidths(), enc.MapSides(size)
 	out := make([]int, len(widths))
 	for k, w := range widths {
-		side := max(1, size>>(k+1))
+		side := max(1, sides[k])
 		p := int(math.Round(math.Sqrt(float64(features) / float64(w))))
 		out[k] = min(max(p, 1), side)
 	}
@@ -493,7 +494,7 @@ func (r *runner) layers(ctx context.Context, enc *FrozenEncoder, i int, pc Probe
 			return nil, err
 		}
 		lp := LayerProbe{Features: lc.Features}
-		for k, p := range LayerPooling(enc.Encoder.Config.Widths, enc.Size, lc.Features) {
+		for k, p := range LayerPooling(enc.Encoder.Config, enc.Size, lc.Features) {
 			train, err := req.features(ctx, ds, data.Train, k+1, p, batch, r.p)
 			if err != nil {
 				return nil, err

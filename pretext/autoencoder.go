@@ -40,8 +40,8 @@ func autoencoderSpec(name, summary string, convolutional bool, newAE func(c Conf
 	if convolutional {
 		s.Check = func(c Config, side int) error {
 			if least := c.Encoder.MinSize(); c.Size%least != 0 {
-				return fmt.Errorf("pretext: %s reconstructs only sides that are multiples of %d (2^%d blocks), got %d",
-					name, least, len(c.Encoder.Widths), c.Size)
+				return fmt.Errorf("pretext: %s reconstructs only sides that are multiples of %d (%s), got %d",
+					name, least, c.Encoder.downsampling(), c.Size)
 			}
 			return nil
 		}
@@ -90,11 +90,16 @@ func meanImageMSE(x, mean []float32) float64 {
 }
 
 // MirroredAE is the autoencoder with a decoder that mirrors the encoder:
-// from the encoder's last map, one [upsample ×2 → conv3×3 → BatchNorm →
-// ReLU] block per encoder block, with the encoder's widths in reverse
-// (256 → 128 → 64 → 32 → 32 for the reference), then conv3×3 to the input
-// channels. The loss is the mean-squared error against the input; the
-// output has the input's shape when H and W are multiples of 2^blocks.
+// from the encoder's last map, one [upsample → conv3×3 → BatchNorm →
+// ReLU] block per encoder block, from the last to the first, with the
+// encoder's widths in reverse (256 → 128 → 64 → 32 → 32 for the
+// reference), then conv3×3 to the input channels. Each upsampling
+// (nearest neighbour) undoes the stride of the encoder block it mirrors
+// (EncoderConfig.Strides): ×2 for each block of the reference encoder;
+// for a ResNet ×2 for stages 4, 3 and 2, and for stage 1 with its stem
+// none (small stem) or ×4 (ImageNet stem). The loss is the mean-squared
+// error against the input; the output has the input's shape when H and
+// W are multiples of EncoderConfig.MinSize.
 type MirroredAE struct {
 	enc     *Encoder
 	Decoder *nn.Sequential
@@ -106,18 +111,31 @@ type MirroredAE struct {
 // "decoder.blockK.conv.weight", … and "decoder.out.weight", ".bias".
 func NewMirroredAE(cfg EncoderConfig, rng *rand.Rand) *MirroredAE {
 	e := NewEncoder("encoder", cfg, rng)
-	ws := e.Config.Widths
+	ws, strides := e.Config.Widths, e.Config.Strides()
 	dec := nn.NewSequential()
 	in := ws[len(ws)-1]
 	for i := range ws {
+		k := len(ws) - 1 - i // the encoder block this decoder block mirrors
 		out := ws[0]
-		if j := len(ws) - 2 - i; j >= 0 {
-			out = ws[j]
+		if k > 0 {
+			out = ws[k-1]
 		}
 		name := fmt.Sprintf("decoder.block%d", i+1)
-		// Upsample ×2 and conv3×3 as one layer (the same function and
-		// weight, 16/36 of the arithmetic).
-		dec.Layers = append(dec.Layers, nn.NewUpsampleConv2D(name+".conv", in, out, false, rng),
+		switch s := strides[k]; {
+		case s%2 == 0:
+			// Upsample ×2 and conv3×3 as one layer (the same function and
+			// weight, 16/36 of the arithmetic); nearest ×s is ×s/2 then ×2.
+			if s > 2 {
+				dec.Layers = append(dec.Layers, nn.NewUpsample2D(s/2))
+			}
+			dec.Layers = append(dec.Layers, nn.NewUpsampleConv2D(name+".conv", in, out, false, rng))
+		default:
+			if s > 1 {
+				dec.Layers = append(dec.Layers, nn.NewUpsample2D(s))
+			}
+			dec.Layers = append(dec.Layers, nn.NewConv2D(name+".conv", in, out, 3, 1, 1, false, rng))
+		}
+		dec.Layers = append(dec.Layers,
 			nn.NewBatchNorm2D(name+".bn", out).WithReLU())
 		in = out
 	}

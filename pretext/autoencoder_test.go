@@ -34,10 +34,16 @@ func unfusedDecoder(dec *nn.Sequential) *nn.Sequential {
 // with the same parameters, in training and evaluation steps, and
 // parameters of the same names and shapes.
 func TestMirroredAEIsUpsampleThenConv(t *testing.T) {
-	for _, widths := range [][]int{{4}, {8, 16}, {16, 32, 24}} {
-		t.Run(fmt.Sprint(widths), func(t *testing.T) {
+	for _, cfg := range []EncoderConfig{
+		{Channels: 3, Widths: []int{4}},
+		{Channels: 3, Widths: []int{8, 16}},
+		{Channels: 3, Widths: []int{16, 32, 24}},
+		{Channels: 1, Arch: ArchResNet18, Stem: StemImageNet, Width: 1.0 / 16}, // ×4 for the stem
+	} {
+		widths := cfg.Widths
+		t.Run(fmt.Sprint(cfg.Arch, widths), func(t *testing.T) {
 			rng, _ := nn.NewRNG(5)
-			m := NewMirroredAE(EncoderConfig{Channels: 3, Widths: widths}, rng)
+			m := NewMirroredAE(cfg, rng)
 			var names []string
 			for _, p := range m.Params() {
 				names = append(names, fmt.Sprint(p.Name, p.Value.Shape))
@@ -52,8 +58,8 @@ func TestMirroredAEIsUpsampleThenConv(t *testing.T) {
 					t.Errorf("no parameter %s in %v", want, names)
 				}
 			}
-			side := 2 << len(widths)
-			x := nn.NewTensor(3, side, side, 3)
+			side := 2 * m.enc.Config.MinSize()
+			x := nn.NewTensor(3, side, side, cfg.Channels)
 			nn.Uniform(x, 1, rng)
 			fused := m.Decoder
 			unfused := unfusedDecoder(fused)

@@ -5,7 +5,9 @@
 // The reference models (docs/design.md §4) are:
 //   - Encoder: blocks of [conv3×3 pad 1 → BatchNorm → ReLU → maxpool 2]
 //     (widths 32, 64, 128, 256 by default), then a global average pool to
-//     a feature of the last width;
+//     a feature of the last width; or, by EncoderConfig.Arch, ResNet-18
+//     or ResNet-34 (basic blocks, a small or an ImageNet stem, a width
+//     multiplier), with torchvision's parameter names;
 //   - Classifier: the encoder's feature → Linear to the classes, trained
 //     with labels (the supervised upper bound);
 //   - MirroredAE: the encoder's last map → blocks of [upsample ×2 →

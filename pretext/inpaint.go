@@ -97,8 +97,8 @@ var inpaintSpec = Spec{
 	Check: func(c Config, side int) error {
 		var errs []error
 		if least := c.Encoder.MinSize(); c.Size%least != 0 {
-			errs = append(errs, fmt.Errorf("pretext: inpaint reconstructs only sides that are multiples of %d (2^%d blocks), got %d",
-				least, len(c.Encoder.Widths), c.Size))
+			errs = append(errs, fmt.Errorf("pretext: inpaint reconstructs only sides that are multiples of %d (%s), got %d",
+				least, c.Encoder.downsampling(), c.Size))
 		}
 		errs = append(errs, c.Inpaint.Validate(c.Size))
 		return errors.Join(errs...)

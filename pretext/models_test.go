@@ -33,16 +33,21 @@ const tinySide = 16
 // pretext's training sampler drawn from random tinySide×tinySide images
 // with random classes.
 func tinyBatch(name string, cfg Config, n int, rng *rand.Rand) Batch {
+	return sampledBatch(name, cfg, n, tinySide, rng)
+}
+
+// sampledBatch is tinyBatch from side×side images.
+func sampledBatch(name string, cfg Config, n, side int, rng *rand.Rand) Batch {
 	spec, err := Lookup(name)
 	if err != nil {
 		panic(err)
 	}
 	c := cfg.Encoder.withDefaults().Channels
-	cfg, err = spec.Resolve(cfg, tinySide, c)
+	cfg, err = spec.Resolve(cfg, side, c)
 	if err != nil {
 		panic(err)
 	}
-	s, err := spec.Sampler(cfg, tinySide, c, true)
+	s, err := spec.Sampler(cfg, side, c, true)
 	if err != nil {
 		panic(err)
 	}
@@ -51,7 +56,7 @@ func tinyBatch(name string, cfg Config, n int, rng *rand.Rand) Batch {
 	data := make([][]float32, len(views))
 	labels := make([]int, n*s.Labels())
 	for i := range n {
-		pix := make([]uint8, tinySide*tinySide*c)
+		pix := make([]uint8, side*side*c)
 		for k := range pix {
 			pix[k] = uint8(rng.IntN(256))
 		}
@@ -59,7 +64,7 @@ func tinyBatch(name string, cfg Config, n int, rng *rand.Rand) Batch {
 		for k, v := range views {
 			smp.Views[k] = make([]float32, v.Len(c))
 		}
-		img := augment.Image{Pix: pix, Side: tinySide, C: c, Label: rng.IntN(max(cfg.Classes, 1))}
+		img := augment.Image{Pix: pix, Side: side, C: c, Label: rng.IntN(max(cfg.Classes, 1))}
 		if err := d.Draw(img, rng, smp); err != nil {
 			panic(err)
 		}

@@ -142,8 +142,11 @@ func (s Spec) Resolve(c Config, side, ch int) (Config, error) {
 	} else if c.Encoder.Channels != ch {
 		errs = append(errs, fmt.Errorf("pretext: encoder channels %d, but the images have %d", c.Encoder.Channels, ch))
 	}
+	if c.Encoder.Arch == ArchSmall {
+		c.Encoder.Arch = "" // the default, as the reference encoder's configs have always said it
+	}
 	if len(c.Encoder.Widths) == 0 {
-		c.Encoder.Widths = slices.Clone(DefaultWidths)
+		c.Encoder.Widths = slices.Clone(c.Encoder.withDefaults().Widths)
 	}
 	if err := c.Encoder.Validate(); err != nil {
 		return c, errors.Join(append(errs, err)...)

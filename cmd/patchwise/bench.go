@@ -17,14 +17,17 @@ var benchCmd = &command{
 	name:    "bench",
 	summary: "time training steps of the reference models",
 	usage: `patchwise bench [--json] [--models classifier,autoencoder,relpos] [--batch 128]
-	[--size 32] [--channels 3] [--steps 20] [--warmup 5] [--seed 0]
+	[--size 32] [--channels 3] [--steps 20] [--warmup 5] [--seed 0] [--width 1]
 patchwise bench --gemm [--json] [--steps 20]
 
 Bench times training steps (forward, backward, SGD update) of the reference
 models on random data and prints, per model, the median step time, the
 throughput in samples per second and the peak resident memory. The model
 encoder_forward times feature extraction instead: the encoder alone, in
-evaluation mode, as the probe runs it. Without --json it prints a table;
+evaluation mode, as the probe runs it. The model resnet18 is a ResNet-18
+classifier (torchvision's resnet18 layout, ImageNet stem) with stage widths
+64, 128, 256, 512 times --width; bench/compare times it on 64x64 images in
+batches of 64. Without --json it prints a table;
 with --json one JSON object per model and line, with the same fields as
 bench/torch_ref.py in Patchwise's repository (the same models in
 PyTorch), so the two can be compared side by side; bench/compare runs
@@ -39,8 +42,9 @@ patchwise bench --json
 MALLOC_MMAP_THRESHOLD_=1000000000 MALLOC_TRIM_THRESHOLD_=1000000000 \
 	/usr/bin/python3 bench/torch_ref.py --channels-last
 
-# feature extraction, and the GEMM on its own
+# feature extraction, a quarter-width ResNet-18, and the GEMM on its own
 patchwise bench --models encoder_forward
+patchwise bench --models resnet18 --batch 64 --size 64 --width 0.25
 patchwise bench --gemm`,
 }
 
@@ -57,19 +61,21 @@ type benchOptions struct {
 	steps    int
 	warmup   int
 	seed     uint64
+	width    float64
 }
 
 // register defines o's flags on fs, with the documented defaults.
 func (o *benchOptions) register(fs *flag.FlagSet) {
 	fs.BoolVar(&o.json, "json", false, "print one JSON object per model and line instead of a table")
 	fs.BoolVar(&o.gemm, "gemm", false, "time the GEMM at the convolution shapes instead of models (--steps products each)")
-	fs.StringVar(&o.models, "models", "classifier,autoencoder,relpos", "comma-separated `models` to time: classifier, autoencoder, relpos, encoder_forward")
+	fs.StringVar(&o.models, "models", "classifier,autoencoder,relpos", "comma-separated `models` to time: classifier, autoencoder, relpos, encoder_forward, resnet18")
 	fs.IntVar(&o.batch, "batch", 128, "images (pairs for relpos) per step")
 	fs.IntVar(&o.size, "size", 32, "image side in `pixels`")
 	fs.IntVar(&o.channels, "channels", 3, "image channels, 1 or 3")
 	fs.IntVar(&o.steps, "steps", 20, "timed steps")
 	fs.IntVar(&o.warmup, "warmup", 5, "untimed warm-up steps before timing")
 	fs.Uint64Var(&o.seed, "seed", 0, "seed for weights and random inputs")
+	fs.Float64Var(&o.width, "width", 1, "width `multiplier` of resnet18's stages, e.g. 0.25 for 16, 32, 64, 128 channels")
 }
 
 // config checks o and converts it to a pipeline.BenchConfig. Every
@@ -89,6 +95,9 @@ func (o *benchOptions) config() (pipeline.BenchConfig, error) {
 	}
 	if o.warmup < 0 {
 		errs = append(errs, fmt.Errorf("--warmup must not be negative, got %d", o.warmup))
+	}
+	if !(o.width > 0) {
+		errs = append(errs, fmt.Errorf("--width must be positive, got %v", o.width))
 	}
 	var models []string
 	for _, m := range strings.Split(o.models, ",") {
@@ -111,6 +120,7 @@ func (o *benchOptions) config() (pipeline.BenchConfig, error) {
 		Steps:    o.steps,
 		Warmup:   warmup,
 		Seed:     o.seed,
+		Width:    o.width,
 	}
 	if len(errs) == 0 {
 		errs = append(errs, cfg.Validate()) // what only the pipeline knows: model names, the smallest size

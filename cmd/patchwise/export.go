@@ -89,8 +89,12 @@ func printExportSummary(w io.Writer, info *pipeline.ExportInfo) {
 	}
 	fmt.Fprintf(w, "export     %s (%d tensors, %d bytes)\n", info.Out, info.Tensors, info.Bytes)
 	fmt.Fprintf(w, "checkpoint %s (pretext %s, step %d)\n", info.Checkpoint, info.Pretext, info.Step)
-	fmt.Fprintf(w, "encoder    %d channels, %dx%d input, widths %s, %s-d features\n",
-		info.Channels, info.Size, info.Size, strings.Join(widths, ","), info.Metadata["feature_dim"])
+	arch := ""
+	if a := info.Metadata["arch"]; a != "" {
+		arch = fmt.Sprintf("%s (%s stem, torchvision's keys), ", a, info.Metadata["stem"])
+	}
+	fmt.Fprintf(w, "encoder    %s%d channels, %dx%d input, widths %s, %s-d features\n",
+		arch, info.Channels, info.Size, info.Size, strings.Join(widths, ","), info.Metadata["feature_dim"])
 	fmt.Fprintf(w, "input      NCHW float32, %s, area-resized to %dx%d, normalize %s\n",
 		info.Metadata["input_range"], info.Size, info.Size, info.Metadata["input_normalize"])
 }

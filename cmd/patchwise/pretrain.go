@@ -22,7 +22,9 @@ var pretrainCmd = &command{
 	[--seed 0] [--workers 0] [--config FILE.json] [--resume]
 
 Pretrain trains a convolutional encoder (blocks of conv, batch norm, ReLU
-and max pool) with a pretext task on the "train" split of DATASET,
+and max pool; or a ResNet-18/34, from --config: "encoder": {"arch":
+"resnet18", "stem": "small", "width": 0.25}) with a pretext task on the
+"train" split of DATASET,
 validating on "val" (or "test") every val_every steps. The pretexts:
 
 ` + pretextList(false) + `
@@ -36,7 +38,8 @@ val_loss are kept).
 --config reads every setting of pipeline.PretrainConfig from a JSON file
 (unknown fields are refused); flags given on the command line override it.
 Images and crops are resized to the encoder's input side, by default the
-dataset's side rounded up to a multiple of 2^blocks (28 → 32).
+dataset's side rounded up to a multiple of 2^blocks (28 → 32; 8 for a
+ResNet with the small stem, 32 with the ImageNet stem).
 
 --resume continues the training in DIR from its latest checkpoint with its
 saved configuration (DATASET and the other flags, but --workers, are not

@@ -30,7 +30,8 @@
 //
 // On a given path every result is bitwise the same for any number of
 // cores: work is split by shape only, and partial sums are combined in a
-// fixed order. Relu, ReluGrad, Scale, the 2×2 max-pool, the optimiser
+// fixed order. Relu, ReluGrad, Scale, Add and AddRelu (for inputs without
+// NaNs), the max pools, the optimiser
 // updates and the batch-norm row kernels give the same bits on every
 // path; the GEMM, the convolutions, Dot, Axpy-based sums and SquaredDiff
 // add in a path-dependent order, so paths differ in the last bits.

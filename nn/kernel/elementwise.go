@@ -75,6 +75,29 @@ func Axpy(alpha float32, x, y []float32) {
 	}
 }
 
+// Add sets dst[i] = a[i] + b[i]. dst, a and b have the same length; dst
+// may alias a or b. It gives the same bits on every path for inputs
+// without NaNs (Axpy with alpha 1 rounds once, like the sum; a NaN's
+// payload may come from either operand).
+func Add(dst, a, b []float32) {
+	dst, b = dst[:len(a)], b[:len(a)]
+	if len(a) > 0 && &dst[0] == &b[0] {
+		a, b = b, a
+	}
+	if len(a) > 0 && &dst[0] != &a[0] {
+		copy(dst, a)
+	}
+	Axpy(1, b, dst)
+}
+
+// AddRelu sets dst[i] = max(a[i] + b[i], 0), the join of a residual
+// block: its two branches summed, then ReLU. dst may alias a or b. It
+// gives the same bits on every path for inputs without NaNs.
+func AddRelu(dst, a, b []float32) {
+	Add(dst, a, b)
+	Relu(dst, dst)
+}
+
 // Scale sets dst[i] = alpha·x[i]. dst is at least as long as x and may
 // alias it.
 func Scale(dst, x []float32, alpha float32) {

@@ -11,13 +11,22 @@ import "fmt"
 // MAXPS(x, y) = x > y ? x : y, and then the first position equal to it,
 // the same bits on every path). It panics if a size is inconsistent.
 func MaxPool(dst []float32, arg []int32, src []float32, h, w, c, k, stride int) {
-	oh, ow := ConvOut(h, k, stride, 0), ConvOut(w, k, stride, 0)
-	if oh < 1 || ow < 1 || len(src) < h*w*c || len(dst) < oh*ow*c || len(arg) < oh*ow*c {
-		panic(fmt.Sprintf("kernel: MaxPool: bad sizes h=%d w=%d c=%d k=%d stride=%d (src %d, dst %d, arg %d)",
-			h, w, c, k, stride, len(src), len(dst), len(arg)))
+	MaxPoolPad(dst, arg, src, h, w, c, k, stride, 0)
+}
+
+// MaxPoolPad is MaxPool with pad pixels of padding on every side that
+// never win (as if −∞, PyTorch's MaxPool2d padding): oh, ow =
+// ConvOut(h|w, k, stride, pad), and a window position ky·k + kx counts
+// from the padded window's corner. It panics if a size is inconsistent or
+// pad > k/2 (a window could then hold padding alone).
+func MaxPoolPad(dst []float32, arg []int32, src []float32, h, w, c, k, stride, pad int) {
+	oh, ow := ConvOut(h, k, stride, pad), ConvOut(w, k, stride, pad)
+	if oh < 1 || ow < 1 || pad < 0 || 2*pad > k || len(src) < h*w*c || len(dst) < oh*ow*c || len(arg) < oh*ow*c {
+		panic(fmt.Sprintf("kernel: MaxPool: bad sizes h=%d w=%d c=%d k=%d stride=%d pad=%d (src %d, dst %d, arg %d)",
+			h, w, c, k, stride, pad, len(src), len(dst), len(arg)))
 	}
 	row := ow * c
-	if k == 2 && stride == 2 {
+	if k == 2 && stride == 2 && pad == 0 {
 		for oy := 0; oy < oh; oy++ {
 			top := src[2*oy*w*c : (2*oy+1)*w*c]
 			bottom := src[(2*oy+1)*w*c : (2*oy+2)*w*c]
@@ -26,15 +35,21 @@ func MaxPool(dst []float32, arg []int32, src []float32, h, w, c, k, stride int) 
 		return
 	}
 	for oy := 0; oy < oh; oy++ {
+		y0 := oy*stride - pad
+		ky0, ky1 := max(0, -y0), min(k, h-y0)
 		for ox := 0; ox < ow; ox++ {
+			x0 := ox*stride - pad
+			kx0, kx1 := max(0, -x0), min(k, w-x0)
 			o := (oy*ow + ox) * c
 			d, a := dst[o:o+c], arg[o:o+c]
-			base := (oy*stride*w + ox*stride) * c
-			copy(d, src[base:base+c])
-			clear(a)
-			for ky := 0; ky < k; ky++ {
-				for kx := 0; kx < k; kx++ {
-					off := base + (ky*w+kx)*c
+			first := ((y0+ky0)*w + x0 + kx0) * c
+			copy(d, src[first:first+c])
+			for j := range a {
+				a[j] = int32(ky0*k + kx0)
+			}
+			for ky := ky0; ky < ky1; ky++ {
+				for kx := kx0; kx < kx1; kx++ {
+					off := ((y0+ky)*w + x0 + kx) * c
 					for j, v := range src[off : off+c] {
 						if v > d[j] {
 							d[j], a[j] = v, int32(ky*k+kx)
@@ -97,12 +112,17 @@ func MaxPool2Rows(dst []float32, arg []int32, top, bottom []float32, c int) {
 // to its input: each output gradient dy [oh, ow, c] goes to the input its
 // arg names, summed where windows overlap, and every other input gets +0.
 func MaxPoolGrad(dx, dy []float32, arg []int32, h, w, c, k, stride int) {
-	oh, ow := ConvOut(h, k, stride, 0), ConvOut(w, k, stride, 0)
-	if oh < 1 || ow < 1 || len(dx) < h*w*c || len(dy) < oh*ow*c || len(arg) < oh*ow*c {
-		panic(fmt.Sprintf("kernel: MaxPoolGrad: bad sizes h=%d w=%d c=%d k=%d stride=%d", h, w, c, k, stride))
+	MaxPoolPadGrad(dx, dy, arg, h, w, c, k, stride, 0)
+}
+
+// MaxPoolPadGrad is MaxPoolGrad for MaxPoolPad's padded windows.
+func MaxPoolPadGrad(dx, dy []float32, arg []int32, h, w, c, k, stride, pad int) {
+	oh, ow := ConvOut(h, k, stride, pad), ConvOut(w, k, stride, pad)
+	if oh < 1 || ow < 1 || pad < 0 || 2*pad > k || len(dx) < h*w*c || len(dy) < oh*ow*c || len(arg) < oh*ow*c {
+		panic(fmt.Sprintf("kernel: MaxPoolGrad: bad sizes h=%d w=%d c=%d k=%d stride=%d pad=%d", h, w, c, k, stride, pad))
 	}
 	row := ow * c
-	if k == 2 && stride == 2 {
+	if k == 2 && stride == 2 && pad == 0 {
 		for oy := 0; oy < oh; oy++ {
 			top := dx[2*oy*w*c : (2*oy+1)*w*c]
 			bottom := dx[(2*oy+1)*w*c : (2*oy+2)*w*c]
@@ -119,7 +139,7 @@ func MaxPoolGrad(dx, dy []float32, arg []int32, h, w, c, k, stride int) {
 	for oy := 0; oy < oh; oy++ {
 		for ox := 0; ox < ow; ox++ {
 			o := (oy*ow + ox) * c
-			base := (oy*stride*w + ox*stride) * c
+			base := ((oy*stride-pad)*w + ox*stride - pad) * c
 			for j, a := range arg[o : o+c] {
 				ky, kx := int(a)/k, int(a)%k
 				dx[base+(ky*w+kx)*c+j] += dy[o+j]
