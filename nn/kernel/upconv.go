@@ -213,7 +213,7 @@ func upConv(mk microKernel, out, xp []float32, n, h, w, c int, wk []float32, col
 		py, px := p>>1, p&1
 		phases[p] = tapPhase{offs: buf.offs[4*p : 4*p+4], b: buf.b[p*panelSize : (p+1)*panelSize], out: (py*2*w + px) * cols}
 	}
-	tapConv(mk, tapGrid{n: n, h: h, w: w, hp: hp, wp: wp, rs: c, c: c,
+	tapConv(mk, tapGrid{n: n, h: h, w: w, wp: wp, rs: c, c: c, inSample: hp * wp * c, inRow: wp * c,
 		outSample: 4 * h * w * cols, outRow: 4 * w * cols, outPix: 2 * cols}, phases, xp[:cap(xp)], out, cols)
 }
 
@@ -315,18 +315,21 @@ func upConvInputGrad(mk microKernel, dx, dys []float32, n, h, w, cols int, bx []
 	packB(buf.b, bx, c, false, 0, k, 0, c, mk)
 	buf.offs = reuseInts(buf.offs, 16)
 	upInputOffsets(buf.offs, wp, cols)
-	tapConv(mk, tapGrid{n: n, h: h, w: w, hp: hp, wp: wp, rs: c4, c: cols,
+	tapConv(mk, tapGrid{n: n, h: h, w: w, wp: wp, rs: c4, c: cols, inSample: hp * wp * c4, inRow: wp * c4,
 		outSample: h * w * c, outRow: w * c, outPix: c},
 		[]tapPhase{{offs: buf.offs, b: buf.b}}, dys, dx, c)
 }
 
 // tapGrid is the geometry of a convolution that tapConv runs: n samples
 // of h×w output positions; the input position (i, y, x) starts at
-// ((i·hp + y)·wp + x)·rs of the input, and each tap reads c values from
-// there on, at the tap's offset; output position (i, y, x) is at
-// i·outSample + y·outRow + x·outPix (plus the phase's offset).
+// i·inSample + y·inRow + x·rs of the input, and each tap reads c values
+// from there on, at the tap's offset; output position (i, y, x) is at
+// i·outSample + y·outRow + x·outPix (plus the phase's offset). When
+// inRow = wp·rs, tiles may run on from a row's end into its padding
+// (wp − w positions) and the next row; otherwise wp must be w.
 type tapGrid struct {
-	n, h, w, hp, wp, rs, c    int
+	n, h, w, wp, rs, c        int
+	inSample, inRow           int
 	outSample, outRow, outPix int
 }
 
@@ -360,7 +363,7 @@ func tapConv(mk microKernel, g tapGrid, phases []tapPhase, in, out []float32, co
 		for u := lo; u < hi; u++ {
 			ph, i := phases[u%len(phases)], u/len(phases)
 			taps := len(ph.offs)
-			abase := i * g.hp * g.wp
+			abase := i * g.inSample
 			obase := i*g.outSample + ph.out
 			for jp := 0; jp < panels; jp++ {
 				bp := &ph.b[jp*nr*taps*g.c]
@@ -375,7 +378,7 @@ func tapConv(mk microKernel, g tapGrid, phases []tapPhase, in, out []float32, co
 					if alongRows {
 						rows = min(mr, g.w-x)
 					}
-					a := &in[(abase+q)*g.rs]
+					a := &in[abase+y*g.inRow+x*g.rs]
 					o := obase + y*g.outRow + x*g.outPix + jp*nr
 					if x+rows <= g.w && rows == mr && ncols == nr {
 						mk.conv(taps, &ph.offs[0], g.c, a, g.rs, bp, &out[o], g.outPix, false)
