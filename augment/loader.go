@@ -30,6 +30,15 @@ type LoaderConfig struct {
 	// from (data.Order's Buffer); default data.DefaultShuffleBuffer. The
 	// loader holds that many images, whatever the split's size.
 	ShuffleBuffer int `json:"shuffle_buffer"`
+
+	// Parts, when above 1, splits every batch into Parts slices for a
+	// data-parallel training, of which the loader makes only slice Part
+	// (from 0): of a batch of n samples, samples [⌊Part·n/Parts⌋,
+	// ⌊(Part+1)·n/Parts⌋), each drawn exactly as in the whole batch. The
+	// slices of the Parts loaders together make the whole batch. 0 means
+	// 1; Part must be in [0, Parts).
+	Part  int `json:"part,omitempty"`
+	Parts int `json:"parts,omitempty"`
 }
 
 // Batch is one batch of samples, channels-last. Give it back with Release
@@ -40,7 +49,8 @@ type Batch struct {
 	Views  [][]float32
 	Labels []int // [N·L]: the sampler's L labels of each sample, sample by sample
 	Images []int // [N]: the index within the split of each sample's image
-	N      int   // samples; less than the configured Batch only for the last batch of a pass without Shuffle
+	N      int   // samples; less than the configured Batch only for the last batch of a pass without Shuffle, or for a slice (LoaderConfig.Parts)
+	First  int   // the index within the whole batch of the first sample (0 unless sliced)
 	C      int   // channels
 	Epoch  int   // the epoch, from 0
 	Index  int   // the batch's index within its epoch, from 0
@@ -126,6 +136,9 @@ func newLoader(s Sampler, side, c int, cfg LoaderConfig) (*Loader, error) {
 		if f.v < 0 {
 			errs = append(errs, fmt.Errorf("augment: loader: %s %d: want ≥ 1, or 0 for the default", f.name, f.v))
 		}
+	}
+	if cfg.Parts < 0 || cfg.Part < 0 || cfg.Part >= max(cfg.Parts, 1) {
+		errs = append(errs, fmt.Errorf("augment: loader: part %d of %d: want 0 ≤ part < parts", cfg.Part, cfg.Parts))
 	}
 	if len(errs) > 0 {
 		return nil, errors.Join(errs...)
@@ -231,15 +244,15 @@ func (l *Loader) batch(epoch, index int) *Batch {
 	select {
 	case b = <-l.free:
 	default:
-		n := l.cfg.Batch
+		n := (l.cfg.Batch + l.parts() - 1) / l.parts() // the largest slice
 		b = &Batch{Views: make([][]float32, len(l.views)), Labels: make([]int, n*l.labels),
 			Images: make([]int, n), C: l.c, free: l.free}
 		for k, v := range l.views {
 			b.Views[k] = make([]float32, n*v.Len(l.c))
 		}
 	}
-	n := l.samples(index)
-	b.N, b.Epoch, b.Index = n, epoch, index
+	first, n := l.slice(index)
+	b.N, b.First, b.Epoch, b.Index = n, first, epoch, index
 	for k, v := range l.views {
 		b.Views[k] = b.Views[k][:n*v.Len(l.c)]
 	}
@@ -252,8 +265,19 @@ func (l *Loader) samples(index int) int {
 	return min(l.cfg.Batch, l.n*l.cfg.PerImage-index*l.cfg.Batch)
 }
 
+// parts returns the number of slices of a batch.
+func (l *Loader) parts() int { return max(l.cfg.Parts, 1) }
+
+// slice returns the first sample within batch index and the number of
+// samples of this loader's slice of it.
+func (l *Loader) slice(index int) (first, n int) {
+	total, p := l.samples(index), l.parts()
+	first = total * l.cfg.Part / p
+	return first, total*(l.cfg.Part+1)/p - first
+}
+
 // images returns the positions in the epoch's order, [lo, hi], of the
-// images batch index draws from.
+// images batch index draws from (the whole batch's, sliced or not).
 func (l *Loader) images(index int) (lo, hi int) {
 	first := index * l.cfg.Batch
 	return first / l.cfg.PerImage, (first + l.samples(index) - 1) / l.cfg.PerImage
@@ -264,7 +288,7 @@ func (l *Loader) images(index int) (lo, hi int) {
 func (l *Loader) fill(d Drawer, b *Batch, imgs []loaded, lo int) error {
 	s := Sample{Views: make([][]float32, len(l.views))}
 	for j := range b.N {
-		i := b.Index*l.cfg.Batch + j
+		i := b.Index*l.cfg.Batch + b.First + j
 		im := &imgs[i/l.cfg.PerImage-lo]
 		for k, v := range l.views {
 			n := v.Len(l.c)

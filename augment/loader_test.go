@@ -3,6 +3,7 @@ package augment
 import (
 	"context"
 	"errors"
+	"io"
 	"math/rand/v2"
 	"reflect"
 	"slices"
@@ -245,6 +246,75 @@ func TestLoaderStreamOrder(t *testing.T) {
 		got := read(2, k/per, k%per, len(ref)-k)
 		if !reflect.DeepEqual(got, ref[k:]) {
 			t.Fatalf("a stream from batch %d differs", k)
+		}
+	}
+}
+
+// TestLoaderParts checks that the slices of Parts loaders, put side by
+// side, are the whole loader's batches, shuffled or not, with a short
+// last batch split unevenly.
+func TestLoaderParts(t *testing.T) {
+	ds := numberedDataset(t, 13)
+	for _, tc := range []struct {
+		name    string
+		shuffle bool
+		parts   int
+	}{{"shuffled/2", true, 2}, {"shuffled/3", true, 3}, {"pass/3", false, 3}, {"pass/4", false, 4}} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := LoaderConfig{Batch: 6, PerImage: 2, Workers: 2, Seed: 7, Shuffle: tc.shuffle, ShuffleBuffer: 5}
+			whole, err := NewLoader(ds, data.Train, countingSampler{bad: -1}, cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var streams []*Stream
+			for p := range tc.parts {
+				c := cfg
+				c.Part, c.Parts = p, tc.parts
+				l, err := NewLoader(ds, data.Train, countingSampler{bad: -1}, c)
+				if err != nil {
+					t.Fatal(err)
+				}
+				s := l.Stream(context.Background(), 1, 1)
+				defer s.Close()
+				streams = append(streams, s)
+			}
+			ws := whole.Stream(context.Background(), 1, 1)
+			defer ws.Close()
+			for k := range 2 * whole.BatchesPerEpoch() {
+				w, err := ws.Next()
+				if errors.Is(err, io.EOF) {
+					break
+				}
+				if err != nil {
+					t.Fatal(err)
+				}
+				var views [2][]float32
+				var labels, images []int
+				for p, s := range streams {
+					b, err := s.Next()
+					if err != nil {
+						t.Fatalf("batch %d part %d: %v", k, p, err)
+					}
+					if b.Epoch != w.Epoch || b.Index != w.Index || b.First != len(images) {
+						t.Fatalf("batch %d part %d: epoch %d index %d first %d, want %d %d %d", k, p, b.Epoch, b.Index, b.First, w.Epoch, w.Index, len(images))
+					}
+					views[0] = append(views[0], b.Views[0]...)
+					views[1] = append(views[1], b.Views[1]...)
+					labels = append(labels, b.Labels...)
+					images = append(images, b.Images...)
+					b.Release()
+				}
+				if !slices.Equal(views[0], w.Views[0]) || !slices.Equal(views[1], w.Views[1]) ||
+					!slices.Equal(labels, w.Labels) || !slices.Equal(images, w.Images) {
+					t.Fatalf("batch %d: the parts give images %v views %v, the whole %v %v", k, images, views[0], w.Images, w.Views[0])
+				}
+				w.Release()
+			}
+		})
+	}
+	for _, c := range []LoaderConfig{{Part: 2, Parts: 2}, {Part: -1, Parts: 2}, {Part: 1}, {Parts: -2}} {
+		if _, err := NewLoader(ds, data.Train, countingSampler{bad: -1}, c); err == nil || !strings.Contains(err.Error(), "part") {
+			t.Errorf("part %d of %d: error %v, want one naming the part", c.Part, c.Parts, err)
 		}
 	}
 }

@@ -39,14 +39,19 @@ type Crops struct {
 	Seed uint64 `json:"seed"`
 }
 
-// Defaults of Crops. The scale is RandomResizedCrop's [0.08, 1] narrowed:
-// its upper end to 0.5, so that N crops of one photo are mostly different
-// views rather than near copies of the whole; its lower end to 0.05, which
-// keeps a crop of a 512×512 image (skimage's sample photos) at 114 pixels
-// a side, above the 96 of STL-10, and one of a 1920×1080 wallpaper at 322
-// (a 3.4× reduction to 96). The ratio is RandomResizedCrop's.
+// Defaults of Crops. The scale is RandomResizedCrop's [0.08, 1] with its
+// lower end raised to 0.25, so that a crop keeps the layout of the photo
+// (sky above, ground below) rather than a patch of its texture: on random
+// crops of 90 Debian wallpapers at 96 pixels, relative position learnt
+// from crops of 0.25–1 and 0.5–1 of the area alike (validation accuracy
+// 0.14–0.18 after 300 steps, within the runs' spread) and barely at all
+// from small ones (sides 10–40 % of the shorter side: 0.13–0.16, chance
+// 0.125), while 0.5–1 left 11 % of the crops of 16:9 wallpapers as
+// copies of the centre crop that RandomResizedCrop falls back to when no
+// draw fits. A crop of a 512×512 image keeps 256 pixels a side, one of a
+// 1920×1080 wallpaper 720. The ratio is RandomResizedCrop's.
 var (
-	DefaultCropScale = [2]float64{0.05, 0.5}
+	DefaultCropScale = [2]float64{0.25, 1}
 	DefaultCropRatio = [2]float64{3.0 / 4, 4.0 / 3}
 )
 

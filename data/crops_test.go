@@ -40,8 +40,8 @@ func TestCropRects(t *testing.T) {
 		minA, maxA, minR, maxR = min(minA, a), max(maxA, a), min(minR, q), max(maxR, q)
 	}
 	// Rounding to whole pixels moves area and ratio by less than 0.1 %.
-	if minA < 0.05*0.999 || maxA > 0.5*1.001 || minA > 0.06 || maxA < 0.49 {
-		t.Errorf("areas in [%.4f, %.4f], want [0.05, 0.5] covered", minA, maxA)
+	if minA < 0.25*0.999 || maxA > 1.001 || minA > 0.26 || maxA < 0.74 {
+		t.Errorf("areas in [%.4f, %.4f], want [0.25, 0.75] covered (and none above 1)", minA, maxA)
 	}
 	if minR < 0.75*0.999 || maxR > 4.0/3*1.001 || minR > 0.78 || maxR < 1.3 {
 		t.Errorf("ratios in [%.3f, %.3f], want [0.75, 1.333] covered", minR, maxR)

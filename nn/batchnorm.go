@@ -35,6 +35,7 @@ type BatchNorm struct {
 	zeros       []float32
 	centre      []float32
 	trainedLast bool
+	sync        syncScratch
 }
 
 // NewBatchNorm2D returns batch normalisation over [N, H, W, C] named name
@@ -81,10 +82,11 @@ func (l *BatchNorm) rows(x *Tensor) int {
 }
 
 // Forward normalises x. In training it panics if a channel has fewer than
-// two values (N·H·W < 2), where the variance is undefined.
+// two values (N·H·W < 2), where the variance is undefined; synchronised
+// (SyncBatchNorm), if it has none here or fewer than two in all.
 func (l *BatchNorm) Forward(x *Tensor, train bool) *Tensor {
 	m := l.rows(x)
-	if train && m < 2 {
+	if train && m < 2 && (l.RunningMean.reducer == nil || m < 1) {
 		panic(fmt.Sprintf("nn: BatchNorm %s: training needs at least 2 values per channel, got %d", l.Weight.Name, m))
 	}
 	l.x, l.trainedLast = x, train
@@ -96,7 +98,16 @@ func (l *BatchNorm) Forward(x *Tensor, train bool) *Tensor {
 		// Sums of x − x₀ (x₀ the first row) keep the variance exact
 		// when the mean is large against the spread.
 		shift := x.Data[:c]
+		r := l.RunningMean.reducer
+		if r != nil {
+			shift = l.sync.sharedShift(r, shift)
+		}
 		s1, s2 := l.sums.Sums(x.Data, nil, shift, nil, nil)
+		if r != nil {
+			if s1, s2, m = l.sync.sum(r, s1, s2, m); m < 2 {
+				panic(fmt.Sprintf("nn: BatchNorm %s: training needs at least 2 values per channel, got %d over every process", l.Weight.Name, m))
+			}
+		}
 		for ch := 0; ch < c; ch++ {
 			d := s1[ch] / float64(m)
 			mean := float64(shift[ch]) + d
@@ -141,6 +152,13 @@ func (l *BatchNorm) Backward(dy *Tensor) *Tensor {
 		l.centre[ch] = float32(m)
 	}
 	sumDy, sumDyXc := l.sums.Sums(dy.Data, x.Data, make0(&l.zeros, c), l.centre, mask)
+	// Synchronised, γ and β take this process's sums, x the global batch's.
+	gDy, gDyXc := sumDy, sumDyXc
+	if r := l.RunningMean.reducer; r != nil && l.trainedLast {
+		var gm int
+		gDy, gDyXc, gm = l.sync.sum(r, sumDy, sumDyXc, int(m))
+		m = float64(gm)
+	}
 	// dx = a·dy + k·x + b per channel. Training:
 	// dx = γ·istd·(dy − mean(dy) − x̂·mean(dy·x̂)); evaluation: dx = γ·istd·dy.
 	l.scale2 = reuseSlice(l.scale2, c)
@@ -152,8 +170,9 @@ func (l *BatchNorm) Backward(dy *Tensor) *Tensor {
 		g := float64(l.Weight.Value.Data[ch]) * istd
 		a, k, b := g, 0.0, 0.0
 		if l.trainedLast {
-			k = -g * istd * sumDyXhat / m
-			b = -g * (sumDy[ch]/m - mean*istd*sumDyXhat/m)
+			gDyXhat := (gDyXc[ch] - (mean-float64(l.centre[ch]))*gDy[ch]) * istd
+			k = -g * istd * gDyXhat / m
+			b = -g * (gDy[ch]/m - mean*istd*gDyXhat/m)
 		}
 		l.scale[ch], l.scale2[ch], l.add[ch] = float32(a), float32(k), float32(b)
 	}

@@ -13,6 +13,8 @@ type Param struct {
 	Value *Tensor // the values
 	Grad  *Tensor // gradient accumulated by Backward; nil for buffers
 	Decay bool    // whether weight decay applies (weights yes; biases and norm parameters no)
+
+	reducer Reducer // on a batch norm's running mean: its statistics are synchronised (SyncBatchNorm)
 }
 
 func newParam(name string, decay bool, shape ...int) *Param {

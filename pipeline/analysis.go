@@ -112,12 +112,13 @@ type Budget struct {
 	// the whole pretraining (Methods.FLOPs).
 	FLOPsPerStep float64 `json:"flops_per_step"`
 	FLOPs        float64 `json:"flops"`
-	// Seconds is the wall time of the pretraining over seeds.
-	Seconds Stat `json:"seconds"`
+	// Seconds is the wall time of the pretraining over seeds, in
+	// report.md and report.html; report.json holds no wall times.
+	Seconds Stat `json:"-"`
 	// SweepFLOPs and SweepSeconds are the sweep's extra cost: its
 	// pretrainings that are not the first seed's own.
 	SweepFLOPs   float64 `json:"sweep_flops,omitempty"`
-	SweepSeconds float64 `json:"sweep_seconds,omitempty"`
+	SweepSeconds float64 `json:"-"`
 }
 
 // analyse computes the report's comparisons, layer-wise and low-shot

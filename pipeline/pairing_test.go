@@ -39,7 +39,7 @@ func TestSeedsArePaired(t *testing.T) {
 		var order []int
 		for _, name := range pretext.Names() {
 			cfg := PretrainConfig{Dataset: path, Pretext: name, Seed: seed, Batch: 16, Workers: 2, Config: pretext.Config{Encoder: enc}}
-			tr, err := newTrainer(ds, cfg)
+			tr, err := newTrainer(ds, cfg, nil)
 			if err != nil {
 				t.Fatalf("%s: %v", name, err)
 			}

@@ -25,6 +25,7 @@ import (
 	"github.com/patchwise-ml/patchwise/data"
 	"github.com/patchwise-ml/patchwise/data/builtin"
 	"github.com/patchwise-ml/patchwise/internal/fsutil"
+	"github.com/patchwise-ml/patchwise/internal/mpi"
 	"github.com/patchwise-ml/patchwise/nn"
 	"github.com/patchwise-ml/patchwise/nn/kernel"
 	"github.com/patchwise-ml/patchwise/pipeline/checkpoint"
@@ -121,6 +122,10 @@ type PretrainConfig struct {
 	// streams the dataset's shards and holds that many images, whatever
 	// the dataset's size; default 10,000 (data.DefaultShuffleBuffer).
 	ShuffleBuffer int `json:"shuffle_buffer,omitempty"`
+	// Distributed, when DistributedMPI ("mpi"), trains data-parallel over
+	// the processes that mpirun or srun started, each on its slice of
+	// every batch (see Pretrain); "" trains in this process alone.
+	Distributed string `json:"distributed,omitempty"`
 
 	// Config holds the encoder's shape and input side and every
 	// pretext's own settings (see pretext.Config), resolved by the
@@ -214,6 +219,9 @@ func (c PretrainConfig) Validate() error {
 	}
 	if c.ShuffleBuffer < 0 {
 		add("shuffle_buffer %d is negative", c.ShuffleBuffer)
+	}
+	if c.Distributed != "" && c.Distributed != DistributedMPI {
+		add("distributed %q: want %q or nothing", c.Distributed, DistributedMPI)
 	}
 	if c.ValBatches < 0 {
 		add("val_batches %d is negative", c.ValBatches)
@@ -445,6 +453,10 @@ type PretrainResult struct {
 	LastVal    *MetricsRecord
 	Checkpoint string // the last checkpoint written
 	Best       string // the checkpoint of lowest val_loss, if any
+	// ReduceS is the time, in seconds, this process spent summing the
+	// step's metrics and averaging the gradients over the processes of a
+	// distributed training (the synchronised batch norms' sums excluded).
+	ReduceS float64
 }
 
 // Pretrain trains cfg.Pretext on cfg.Dataset, writing into the training
@@ -477,25 +489,86 @@ type PretrainResult struct {
 // infinite loss stops the training with an error wrapping ErrNonFinite
 // that names the step; the last checkpoint saved before it stays. Progress
 // gets one unit per step (and Report calls if it is a StepReporter).
+//
+// With Distributed set to DistributedMPI, every process that mpirun or srun
+// started calls Pretrain with the same config and trains data-parallel:
+// process r of P makes samples [r·B/P, (r+1)·B/P) of every global batch of
+// B (a multiple of P) from the same loader order, its model's batch norms
+// normalise with the global batch's statistics (nn.SyncBatchNorm), the
+// batch's loss and metrics are summed over the processes and the gradients
+// averaged (MPI_Allreduce), so every process takes the same optimiser step
+// and the losses are those of one process on the same batch, up to the
+// order of the sums. Validation is split and summed the same way. Rank 0
+// alone writes the training directory and reports progress; on resume it
+// loads the checkpoint and hands the others its config, weights and
+// optimiser state, so they need no view of the directory (the dataset they
+// do need, at the same path). The processes check that they start from
+// the same config and weights. ctx, cancelled on any process, stops every
+// process after the same step (rank 0 saves the checkpoint), and each
+// returns ctx's error; any other error is this process's alone, and the
+// caller must end the others (AbortMPI), which would wait for it forever.
+// The trajectory is one process's for every pretext whose loss is a mean
+// over its samples: simclr's negatives are those of a process's own slice,
+// and the denoising autoencoders draw each slice's corruption from a seed
+// of its own, so these train well but not on one process's trajectory.
 func Pretrain(ctx context.Context, cfg PretrainConfig, resume bool, p Progress) (*PretrainResult, error) {
-	if p == nil {
+	if resume && cfg.Distributed == "" {
+		// One process resuming a training that was distributed goes on
+		// as a world of one.
+		if saved, err := LoadPretrainConfig(filepath.Join(cfg.Out, TrainConfigFile)); err == nil {
+			cfg.Distributed = saved.Distributed
+		}
+	}
+	var d *dist
+	switch cfg.Distributed {
+	case "":
+	case DistributedMPI:
+		w, err := mpi.Init()
+		if err != nil {
+			return nil, fmt.Errorf("pipeline: pretrain: distributed %q: %w", cfg.Distributed, err)
+		}
+		d = newDist(w)
+	default:
+		return nil, fmt.Errorf("%w:\n%w", ErrInvalidConfig, cfg.Validate())
+	}
+	return pretrain(ctx, cfg, resume, p, d)
+}
+
+// pretrain is Pretrain in this process alone (d nil) or as its share d
+// of a distributed training.
+func pretrain(ctx context.Context, cfg PretrainConfig, resume bool, p Progress, d *dist) (*PretrainResult, error) {
+	if p == nil || !d.lead() {
 		p = NoProgress{}
 	}
 	if resume {
-		saved, err := LoadPretrainConfig(filepath.Join(cfg.Out, TrainConfigFile))
-		if err != nil {
-			return nil, fmt.Errorf("pipeline: resume %q: %w", cfg.Out, err)
+		var saved PretrainConfig
+		var err error
+		if d.lead() {
+			saved, err = LoadPretrainConfig(filepath.Join(cfg.Out, TrainConfigFile))
+			if err != nil {
+				return nil, fmt.Errorf("pipeline: resume %q: %w", cfg.Out, err)
+			}
+		}
+		if d != nil {
+			// Rank 0 owns the training directory: the others take its
+			// config.
+			if saved, err = d.shareConfig(saved); err != nil {
+				return nil, err
+			}
 		}
 		saved.Out = cfg.Out
 		if cfg.Workers > 0 {
 			saved.Workers = cfg.Workers
+		}
+		if cfg.Distributed != "" {
+			saved.Distributed = cfg.Distributed
 		}
 		cfg = saved
 	}
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("%w:\n%w", ErrInvalidConfig, err)
 	}
-	if !resume {
+	if !resume && d.lead() {
 		if _, err := os.Lstat(cfg.Out); err == nil {
 			return nil, fmt.Errorf("pipeline: pretrain: %q: %w (%w)", cfg.Out, ErrOutExists, fs.ErrExist)
 		} else if !errors.Is(err, fs.ErrNotExist) {
@@ -506,7 +579,7 @@ func Pretrain(ctx context.Context, cfg PretrainConfig, resume bool, p Progress) 
 	if err != nil {
 		return nil, fmt.Errorf("pipeline: pretrain: %w", err)
 	}
-	t, err := newTrainer(ds, cfg)
+	t, err := newTrainer(ds, cfg, d)
 	if err != nil {
 		return nil, err
 	}
@@ -531,6 +604,7 @@ type trainer struct {
 	val      *augment.Loader // nil: no validation
 	valSplit string
 	eval     augment.Sampler // the evaluation sampler, for the mean image
+	dist     *dist           // nil: this process alone
 }
 
 // valSeedMix separates the validation draws from training's ("vali").
@@ -538,7 +612,7 @@ const valSeedMix = 0x76616c69
 
 // newTrainer resolves cfg against ds and the pretext's Spec and builds the
 // loaders. Every problem is reported at once, wrapping ErrInvalidConfig.
-func newTrainer(ds *data.Dataset, cfg PretrainConfig) (*trainer, error) {
+func newTrainer(ds *data.Dataset, cfg PretrainConfig, d *dist) (*trainer, error) {
 	m := ds.Manifest()
 	spec, err := pretext.Lookup(cfg.Pretext)
 	if err != nil {
@@ -554,13 +628,20 @@ func newTrainer(ds *data.Dataset, cfg PretrainConfig) (*trainer, error) {
 	if err != nil {
 		errs = append(errs, err)
 	}
+	part, parts := 0, 1
+	if d != nil {
+		part, parts = d.rank, d.size
+		if cfg.Batch%parts != 0 {
+			errs = append(errs, fmt.Errorf("pipeline: pretrain: batch %d is not a multiple of the %d processes", cfg.Batch, parts))
+		}
+	}
 	if len(errs) > 0 {
 		return nil, bad(errs...)
 	}
 	cfg.Config = pc
 	cfg.ImageSide = m.Size
 
-	t := &trainer{ds: ds, spec: spec}
+	t := &trainer{ds: ds, spec: spec, dist: d}
 	for _, s := range []string{data.Val, data.Test} {
 		if ds.Len(s) > 0 {
 			t.valSplit = s
@@ -572,7 +653,8 @@ func newTrainer(ds *data.Dataset, cfg PretrainConfig) (*trainer, error) {
 		return nil, bad(err)
 	}
 	t.train, err = augment.NewLoader(ds, data.Train, sampler, augment.LoaderConfig{
-		Batch: cfg.Batch, Workers: cfg.Workers, Seed: cfg.Seed, Shuffle: true, ShuffleBuffer: cfg.ShuffleBuffer})
+		Batch: cfg.Batch, Workers: cfg.Workers, Seed: cfg.Seed, Shuffle: true, ShuffleBuffer: cfg.ShuffleBuffer,
+		Part: part, Parts: parts})
 	if err != nil {
 		return nil, bad(err)
 	}
@@ -583,7 +665,7 @@ func newTrainer(ds *data.Dataset, cfg PretrainConfig) (*trainer, error) {
 	if t.valSplit != "" {
 		t.val, err = augment.NewLoader(ds, t.valSplit, t.eval, augment.LoaderConfig{
 			Batch: min(cfg.Batch, ds.Len(t.valSplit)), Workers: cfg.Workers, Seed: cfg.Seed ^ valSeedMix, Shuffle: true,
-			ShuffleBuffer: cfg.ShuffleBuffer})
+			ShuffleBuffer: cfg.ShuffleBuffer, Part: part, Parts: parts})
 		if err != nil {
 			return nil, bad(err)
 		}
@@ -675,13 +757,23 @@ func position(step, per int) (epoch, index int) {
 
 // run resumes or starts the training and runs its loop.
 func (t *trainer) run(ctx context.Context, resume bool, p Progress) (*PretrainResult, error) {
-	cfg := t.cfg
+	cfg, d := t.cfg, t.dist
 	res := &PretrainResult{Config: cfg, DatasetID: t.ds.ID()}
 	cfgJSON, err := json.MarshalIndent(cfg, "", "  ")
 	if err != nil {
 		return nil, fmt.Errorf("pipeline: pretrain: %w", err)
 	}
-	if !resume {
+	parent := ctx
+	st := &loopState{res: res, cfgJSON: cfgJSON, bestVal: math.Inf(1), savedAt: -1}
+	if d != nil {
+		// The processes stop together (see step), never one alone.
+		ctx, st.stop = stopTogether(ctx)
+		defer st.stop()
+		if err := d.agree("the resolved config", configFingerprint(cfg)); err != nil {
+			return nil, err
+		}
+	}
+	if !resume && d.lead() {
 		if err := createOut(cfg.Out, cfgJSON); err != nil {
 			return nil, err
 		}
@@ -692,23 +784,82 @@ func (t *trainer) run(ctx context.Context, resume bool, p Progress) (*PretrainRe
 		}
 		return nil, err
 	}
+	if d != nil {
+		nn.SyncBatchNorm(t.model.Buffers(), d)
+		d.bucket(t.unique)
+	}
 	metricsPath := filepath.Join(cfg.Out, MetricsFile)
-	st := &loopState{res: res, cfgJSON: cfgJSON, bestVal: math.Inf(1), savedAt: -1}
 	if resume {
-		if err := t.resume(st); err != nil {
-			return nil, err
+		if d.lead() {
+			if err := t.resume(st); err != nil {
+				return nil, err
+			}
+			if err := truncateMetrics(metricsPath, st.start); err != nil {
+				return nil, err
+			}
 		}
-		if err := truncateMetrics(metricsPath, st.start); err != nil {
+		if d != nil {
+			if err := d.shareResume(t, st); err != nil {
+				return nil, err
+			}
+		}
+	}
+	if d != nil {
+		if err := d.agree("the model's starting state", fingerprint(t.params, t.model.Buffers(), t.opt.State())); err != nil {
 			return nil, err
 		}
 	}
 	res.StartStep, res.Steps = st.start, st.start
 
+	if !d.lead() {
+		st.log = func(MetricsRecord) error { return nil }
+	} else if err := t.openMetrics(st, metricsPath, p); err != nil {
+		return nil, err
+	} else {
+		defer st.closeLog()
+	}
+	p.Start("pretrain "+cfg.Pretext, cfg.Steps)
+	defer p.Done()
+	p.Add(st.start)
+	if st.start >= cfg.Steps {
+		return res, nil
+	}
+	st.per = t.train.BatchesPerEpoch()
+	st.t0 = time.Now()
+	e0, k0 := position(st.start+1, st.per)
+	stream := t.train.Stream(ctx, e0, k0)
+	defer stream.Close()
+
+	l := &loop{
+		step: func(ctx context.Context, step int) error { return t.step(parent, stream, st, step) },
+		hooks: []hook{
+			{every: 1, run: func(ctx context.Context, step int) error { return st.log(st.rec) }},
+			{every: 1, run: func(context.Context, int) error { p.Add(1); return nil }},
+			{every: cfg.ValEvery, last: true, run: func(ctx context.Context, step int) error { return t.validateHook(ctx, st, step) }},
+			{every: cfg.CheckpointEvery, last: true, run: func(ctx context.Context, step int) error { return t.save(st, step) }},
+		},
+		interrupted: func(step int) error {
+			if st.savedAt == step {
+				return nil
+			}
+			return t.save(st, step)
+		},
+	}
+	err = l.run(ctx, st.start, cfg.Steps)
+	if d != nil {
+		res.ReduceS = d.reduceS
+	}
+	return res, err
+}
+
+// openMetrics opens the metrics log for appending and sets st.log and
+// st.closeLog.
+func (t *trainer) openMetrics(st *loopState, metricsPath string, p Progress) error {
 	mf, err := os.OpenFile(metricsPath, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
 	if err != nil {
-		return nil, fmt.Errorf("pipeline: pretrain: %w", err)
+		return fmt.Errorf("pipeline: pretrain: %w", err)
 	}
-	defer mf.Close()
+	st.closeLog = func() { mf.Close() }
 	st.log = func(rec MetricsRecord) error {
 		b, err := json.Marshal(rec)
 		if err != nil {
@@ -725,35 +876,7 @@ func (t *trainer) run(ctx context.Context, resume bool, p Progress) (*PretrainRe
 		}
 		return nil
 	}
-
-	p.Start("pretrain "+cfg.Pretext, cfg.Steps)
-	defer p.Done()
-	p.Add(st.start)
-	if st.start >= cfg.Steps {
-		return res, nil
-	}
-	st.per = t.train.BatchesPerEpoch()
-	st.t0 = time.Now()
-	e0, k0 := position(st.start+1, st.per)
-	stream := t.train.Stream(ctx, e0, k0)
-	defer stream.Close()
-
-	l := &loop{
-		step: func(ctx context.Context, step int) error { return t.step(stream, st, step) },
-		hooks: []hook{
-			{every: 1, run: func(ctx context.Context, step int) error { return st.log(st.rec) }},
-			{every: 1, run: func(context.Context, int) error { p.Add(1); return nil }},
-			{every: cfg.ValEvery, last: true, run: func(ctx context.Context, step int) error { return t.validateHook(ctx, st, step) }},
-			{every: cfg.CheckpointEvery, last: true, run: func(ctx context.Context, step int) error { return t.save(st, step) }},
-		},
-		interrupted: func(step int) error {
-			if st.savedAt == step {
-				return nil
-			}
-			return t.save(st, step)
-		},
-	}
-	return res, l.run(ctx, st.start, cfg.Steps)
+	return nil
 }
 
 // createOut creates the training directory out and its config.json.
@@ -790,6 +913,9 @@ type loopState struct {
 	bestVal float64
 	best    string
 	savedAt int // the step of the last checkpoint saved or loaded; -1: none
+
+	closeLog func()
+	stop     context.CancelFunc // distributed: stops every process's loop together
 }
 
 func (st *loopState) wall() float64 { return round3(st.wall0 + time.Since(st.t0).Seconds()) }
@@ -833,7 +959,14 @@ func (t *trainer) resume(st *loopState) error {
 // step takes training step (from 1): the next batch from stream, the
 // model's forward and backward pass, the non-finite guard, gradient
 // clipping and the optimiser's update, leaving the step's record in st.
-func (t *trainer) step(stream *augment.Stream, st *loopState, step int) error {
+//
+// Distributed, the model steps on this process's slice of the batch; the
+// loss and metrics of the whole batch, and whether any process's parent
+// was cancelled, are summed over the processes, then the gradients are
+// averaged (bucketed all-reduces), so that every process takes the same
+// optimiser step; when any process was cancelled, st.stop ends every
+// loop after this step.
+func (t *trainer) step(parent context.Context, stream *augment.Stream, st *loopState, step int) error {
 	cfg := t.cfg
 	tStep := time.Now()
 	b, err := stream.Next()
@@ -842,11 +975,31 @@ func (t *trainer) step(stream *augment.Stream, st *loopState, step int) error {
 	}
 	pb := batchOf(b, t.train.Views())
 	pb.Seed = pretext.BatchSeed(cfg.Seed, int64(step))
+	if t.dist != nil && t.dist.rank > 0 {
+		// The model's own draws (the corruption of the denoising
+		// autoencoders) are the slice's own, not rank 0's again.
+		pb.Seed = pretext.BatchSeed(cfg.Seed^uint64(t.dist.rank)*rankSeedMix, int64(step))
+	}
 	lr := t.sched.At(step - 1)
 	nn.ZeroGrads(t.params)
 	m := t.model.Step(pb, true)
 	n, epoch := b.N, b.Epoch
 	b.Release()
+	if d := t.dist; d != nil {
+		t0 := time.Now()
+		var stop bool
+		var err error
+		if m, n, stop, err = d.reduceMetrics(m, n, metricKeys(t.spec), parent.Err() != nil); err != nil {
+			return fmt.Errorf("pipeline: pretrain: step %d: %w", step, err)
+		}
+		if err := d.averageGrads(); err != nil {
+			return fmt.Errorf("pipeline: pretrain: step %d: %w", step, err)
+		}
+		d.reduceS += time.Since(t0).Seconds()
+		if stop {
+			st.stop()
+		}
+	}
 	if math.IsNaN(m.Loss) || math.IsInf(m.Loss, 0) {
 		return fmt.Errorf("pipeline: pretrain: step %d: loss %w (%v); the last good checkpoint is %q", step, ErrNonFinite, m.Loss, st.res.Checkpoint)
 	}
@@ -901,6 +1054,13 @@ func (t *trainer) save(st *loopState, step int) error {
 			return fmt.Errorf("pipeline: pretrain: step %d: parameter %q %w: checkpoint not saved; the last good checkpoint is %q", step, q.Name, ErrNonFinite, st.res.Checkpoint)
 		}
 	}
+	if !t.dist.lead() {
+		// Rank 0's checkpoint holds every process's state: the same
+		// weights, and the position of the global batch, of which each
+		// process takes its slice by its rank.
+		st.savedAt = step
+		return nil
+	}
 	path, err := checkpoint.Save(cfg.Out, checkpoint.State{
 		Step: step, Epoch: e, Config: st.cfgJSON, DatasetID: t.ds.ID(), Pretext: cfg.Pretext,
 		RNG: map[string][]byte{"loader_position": pos}, Metrics: metrics,
@@ -934,6 +1094,10 @@ func (t *trainer) validate(ctx context.Context, step, epoch int) (MetricsRecord,
 		if err != nil {
 			return MetricsRecord{}, fmt.Errorf("pipeline: pretrain: validation at step %d: %w", step, err)
 		}
+		if b.N == 0 {
+			b.Release()
+			continue // distributed: this process's slice of a small batch
+		}
 		pb := batchOf(b, t.val.Views())
 		pb.Seed = pretext.BatchSeed(cfg.Seed^valSeedMix, int64(-1-i))
 		m := t.model.Step(pb, false)
@@ -944,6 +1108,23 @@ func (t *trainer) validate(ctx context.Context, step, epoch int) (MetricsRecord,
 		}
 		total += b.N
 		b.Release()
+	}
+	if d := t.dist; d != nil {
+		m := pretext.Metrics{Values: map[string]float64{}}
+		if total > 0 {
+			m.Loss = loss / float64(total)
+			for k, v := range sums {
+				m.Values[k] = v / float64(total)
+			}
+		}
+		m, n, _, err := d.reduceMetrics(m, total, metricKeys(t.spec), false)
+		if err != nil {
+			return MetricsRecord{}, fmt.Errorf("pipeline: pretrain: validation at step %d: %w", step, err)
+		}
+		total, loss, sums = n, m.Loss*float64(n), map[string]float64{}
+		for k, v := range m.Values {
+			sums[k] = v * float64(n)
+		}
 	}
 	if total == 0 {
 		return MetricsRecord{}, fmt.Errorf("pipeline: pretrain: validation at step %d: no batches in split %q", step, t.valSplit)

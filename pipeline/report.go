@@ -14,8 +14,11 @@ import (
 
 // ReportVersion is report.json's format_version: 3 added the
 // comparisons, budgets, sweeps, layer-wise and low-shot probes and the
-// methods (docs/report.schema.json describes it).
-const ReportVersion = 3
+// methods; 4 dropped the wall times and wrote the paths relative to the
+// run directory, so that a configuration gives the same report.json
+// wherever and on however many machines it runs (docs/report.schema.json
+// describes it).
+const ReportVersion = 4
 
 // Report is report.json: the comparison of a run's pretexts, every number
 // with the protocol that produced it. It holds no wall-clock times of the
@@ -113,7 +116,7 @@ type ReportProbe struct {
 
 // TrainingSummary describes a pretraining from its metrics.
 type TrainingSummary struct {
-	Dir    string             `json:"dir"` // the training directory
+	Dir    string             `json:"dir"` // the training directory, relative to the run directory in a run's report
 	Steps  int                `json:"steps"`
 	Loss   float64            `json:"loss"`             // the last step's training loss
 	Values map[string]float64 `json:"values,omitempty"` // the last step's pretext metrics, by key (pretext.Metric)
@@ -123,8 +126,10 @@ type TrainingSummary struct {
 	ValValues map[string]float64 `json:"val_values,omitempty"`
 	// Chance is the chance level of the metrics that have one, for the
 	// resolved config (1/8 for relpos's accuracy).
-	Chance  map[string]float64 `json:"chance,omitempty"`
-	Seconds float64            `json:"seconds"` // wall time of the training, summed over resumptions
+	Chance map[string]float64 `json:"chance,omitempty"`
+	// Seconds is the wall time of the training, summed over
+	// resumptions: in report.md and report.html, not in report.json.
+	Seconds float64 `json:"-"`
 	// Optimizer, LR and Batch are the resolved settings it trained with.
 	Optimizer string  `json:"optimizer"`
 	LR        float64 `json:"lr"`

@@ -406,8 +406,11 @@ func Run(ctx context.Context, cfg RunConfig, p Progress) (*Report, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("%w:\n%w", ErrInvalidConfig, err)
 	}
-	r := &runner{cfg: cfg, dir: cfg.Out, p: p, start: time.Now(), stages: cfg.stages()}
+	r := newRunner(cfg, p)
 	if err := r.claim(); err != nil {
+		return nil, err
+	}
+	if err := r.refuseClaimed(); err != nil {
 		return nil, err
 	}
 	rep, err := r.run(ctx)
@@ -425,6 +428,9 @@ type runner struct {
 	p     Progress
 	start time.Time
 	man   RunManifest
+	// stageOnly: the runner carries out one stage of a shared run
+	// (Work), and leaves run.json as it is once it exists.
+	stageOnly bool
 	// datasets: the pretraining one first, then the transfer ones.
 	datasets []*data.Dataset
 	names    []string
@@ -439,6 +445,11 @@ type runner struct {
 	budgets  map[string]*StepCost
 }
 
+func newRunner(cfg RunConfig, p Progress) *runner {
+	return &runner{cfg: cfg, dir: cfg.Out, p: p, start: time.Now(), stages: cfg.stages(),
+		chosenLR: map[string]float64{}, budgets: map[string]*StepCost{}}
+}
+
 func (r *runner) log(format string, args ...any) {
 	if l, ok := r.p.(Logger); ok {
 		l.Log(fmt.Sprintf(format, args...))
@@ -446,22 +457,39 @@ func (r *runner) log(format string, args ...any) {
 }
 
 // claim creates the run directory, or checks that the one there holds
-// this configuration.
+// this configuration. Processes that start at once on a new directory
+// agree: one creates run.json, the others read it.
 func (r *runner) claim() error {
 	r.man = RunManifest{FormatVersion: RunManifestVersion, Config: r.cfg, Patchwise: Version(), Go: GoVersion()}
 	path := filepath.Join(r.dir, RunManifestFile)
-	b, err := os.ReadFile(path)
-	switch {
-	case errors.Is(err, fs.ErrNotExist):
-		if entries, err := os.ReadDir(r.dir); err == nil && len(entries) > 0 {
-			return fmt.Errorf("pipeline: run: %q exists and is not a run directory (no %s): choose a new directory", r.dir, RunManifestFile)
+	var b []byte
+	for {
+		var err error
+		b, err = os.ReadFile(path)
+		if err == nil {
+			break
+		}
+		if !errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("pipeline: run: %w", err)
+		}
+		entries, _ := os.ReadDir(r.dir)
+		for _, e := range entries {
+			// Another process's run.json, being written or just written.
+			if e.Name() != RunManifestFile && !strings.HasPrefix(e.Name(), "."+RunManifestFile+".tmp-") {
+				return fmt.Errorf("pipeline: run: %q exists and is not a run directory (no %s): choose a new directory", r.dir, RunManifestFile)
+			}
 		}
 		if err := os.MkdirAll(r.dir, 0o755); err != nil {
 			return fmt.Errorf("pipeline: run: %w", err)
 		}
-		return r.writeManifest()
-	case err != nil:
-		return fmt.Errorf("pipeline: run: %w", err)
+		mb, err := r.manifestJSON()
+		if err != nil {
+			return err
+		}
+		err = fsutil.WriteNew(path, func(w io.Writer) error { _, err := w.Write(mb); return err })
+		if !errors.Is(err, fs.ErrExist) {
+			return err
+		}
 	}
 	var old RunManifest
 	if err := json.Unmarshal(b, &old); err != nil {
@@ -481,12 +509,22 @@ func (r *runner) claim() error {
 	return nil
 }
 
-func (r *runner) writeManifest() error {
+func (r *runner) manifestJSON() ([]byte, error) {
 	b, err := json.MarshalIndent(r.man, "", "  ")
+	if err != nil {
+		return nil, err
+	}
+	return append(b, '\n'), nil
+}
+
+func (r *runner) writeManifest() error {
+	if r.stageOnly {
+		return nil
+	}
+	b, err := r.manifestJSON()
 	if err != nil {
 		return err
 	}
-	b = append(b, '\n')
 	return fsutil.Replace(filepath.Join(r.dir, RunManifestFile), func(w io.Writer) error { _, err := w.Write(b); return err })
 }
 
@@ -500,6 +538,9 @@ func (r *runner) stage(kind, name, out, status string, t0 time.Time) error {
 	r.done++
 	n := fmt.Sprint(r.stages)
 	prefix := fmt.Sprintf("[%*d/%s] ", len(n), r.done, n)
+	if r.stageOnly {
+		prefix = "  " // the worker numbers the stages of the plan
+	}
 	switch status {
 	case "skipped":
 		r.log("%s%s %s: finished earlier, skipped (%s)", prefix, kind, name, rel)
@@ -509,12 +550,14 @@ func (r *runner) stage(kind, name, out, status string, t0 time.Time) error {
 	return r.writeManifest()
 }
 
-func (r *runner) run(ctx context.Context) (*Report, error) {
+// openDatasets opens, materialises or ingests the run's datasets and
+// plans which are probed.
+func (r *runner) openDatasets(ctx context.Context) error {
 	specs := append([]DatasetSpec{r.cfg.Dataset}, r.cfg.Transfer...)
 	for i, s := range specs {
 		ds, err := r.dataset(ctx, s)
 		if err != nil {
-			return nil, err
+			return err
 		}
 		role := "pretrain"
 		if i > 0 {
@@ -523,20 +566,33 @@ func (r *runner) run(ctx context.Context) (*Report, error) {
 		r.datasets, r.names = append(r.datasets, ds), append(r.names, s.name())
 		r.man.Datasets = append(r.man.Datasets, RunDataset{Name: s.name(), ID: ds.ID(), Dir: ds.Dir(), Role: role, Classes: ds.Manifest().Classes})
 	}
-	if err := r.planProbes(); err != nil {
+	return r.planProbes()
+}
+
+// chooseLR runs (or reads, when finished) the learning-rate sweep of
+// pretext name, if it has one that can train, and keeps its choice.
+func (r *runner) chooseLR(ctx context.Context, name string) error {
+	if len(r.cfg.Overrides[name].LRSweep) == 0 || r.untrainable(name) != "" {
+		return nil
+	}
+	rec, err := r.sweep(ctx, name)
+	if err != nil {
+		return err
+	}
+	r.sweeps = append(r.sweeps, *rec)
+	r.chosenLR[name] = rec.Chosen
+	return nil
+}
+
+func (r *runner) run(ctx context.Context) (*Report, error) {
+	if err := r.openDatasets(ctx); err != nil {
 		return nil, err
 	}
 	var entries []ReportEntry
 	var failed []error
-	r.chosenLR, r.budgets = map[string]float64{}, map[string]*StepCost{}
 	for _, name := range r.cfg.Pretexts {
-		if len(r.cfg.Overrides[name].LRSweep) > 0 && r.untrainable(name) == "" {
-			rec, err := r.sweep(ctx, name)
-			if err != nil {
-				return nil, err
-			}
-			r.sweeps = append(r.sweeps, *rec)
-			r.chosenLR[name] = rec.Chosen
+		if err := r.chooseLR(ctx, name); err != nil {
+			return nil, err
 		}
 		for _, seed := range r.cfg.Seeds {
 			e, err := r.entry(ctx, name, seed)
@@ -558,8 +614,8 @@ func (r *runner) run(ctx context.Context) (*Report, error) {
 			r.budgets[name] = c
 		}
 	}
-	rep := newReport(r.cfg, r.man.Datasets, entries)
-	rep.addBudgets(r.budgets, r.sweeps)
+	rep := newReport(r.reportConfig(), r.reportDatasets(), r.reportEntries(entries))
+	rep.addBudgets(r.budgets, r.reportSweeps(r.sweeps))
 	if err := rep.write(r.dir); err != nil {
 		return rep, err
 	}
@@ -568,6 +624,73 @@ func (r *runner) run(ctx context.Context) (*Report, error) {
 			len(failed), len(entries), errors.Join(failed...))
 	}
 	return rep, nil
+}
+
+// reportConfig is the configuration as report.json states it: the run
+// directory is ".", the directory the report is in.
+func (r *runner) reportConfig() RunConfig {
+	c := r.cfg
+	c.Out = "."
+	c.Pretrain.Workers = 0 // results do not depend on it
+	return c
+}
+
+// reportDatasets are the run's datasets with the directories inside the
+// run directory written relative to it.
+func (r *runner) reportDatasets() []RunDataset {
+	ds := slices.Clone(r.man.Datasets)
+	for i := range ds {
+		ds[i].Dir = r.rel(ds[i].Dir)
+	}
+	return ds
+}
+
+// reportEntries returns entries with their training directories, and
+// the paths in their errors, relative to the run directory.
+func (r *runner) reportEntries(entries []ReportEntry) []ReportEntry {
+	for i, e := range entries {
+		if e.Training != nil {
+			t := *e.Training
+			t.Dir = r.rel(t.Dir)
+			entries[i].Training = &t
+		}
+		entries[i].Error = r.relText(e.Error)
+	}
+	return entries
+}
+
+// reportSweeps returns sweeps with the paths in their errors relative to
+// the run directory.
+func (r *runner) reportSweeps(sweeps []SweepRecord) []SweepRecord {
+	out := slices.Clone(sweeps)
+	for i := range out {
+		out[i].Trials = slices.Clone(out[i].Trials)
+		for j := range out[i].Trials {
+			out[i].Trials[j].Error = r.relText(out[i].Trials[j].Error)
+		}
+	}
+	return out
+}
+
+// relText returns s with the run directory's path, where it begins a
+// path in s, taken out.
+func (r *runner) relText(s string) string {
+	return strings.ReplaceAll(s, filepath.Clean(r.dir)+string(filepath.Separator), "")
+}
+
+// rel returns path relative to the run directory, with slashes, when it
+// is inside it, and path unchanged otherwise.
+func (r *runner) rel(path string) string {
+	dir, err1 := filepath.Abs(r.dir)
+	p, err2 := filepath.Abs(path)
+	if err1 != nil || err2 != nil {
+		return path
+	}
+	rel, err := filepath.Rel(dir, p)
+	if err != nil || rel == ".." || strings.HasPrefix(rel, ".."+string(filepath.Separator)) {
+		return path
+	}
+	return filepath.ToSlash(rel)
 }
 
 // planProbes marks the datasets without labels as not probed and the
@@ -631,14 +754,11 @@ func (r *runner) dataset(ctx context.Context, s DatasetSpec) (*data.Dataset, err
 		}
 		return data.Open(path)
 	}
-	inputs, err := inputStats(s.Ingest.Inputs)
+	rel, err := ingestDir(s)
 	if err != nil {
 		return nil, err
 	}
-	out := filepath.Join(r.dir, "datasets", fmt.Sprintf("%s-%s", s.name(), hashOf(struct {
-		Spec   *IngestSpec
-		Inputs []fileStat
-	}{s.Ingest, inputs})))
+	out := filepath.Join(r.dir, rel)
 	if _, err := os.Stat(filepath.Join(out, "manifest.json")); err == nil {
 		ds, err := data.Open(out)
 		if err != nil {
@@ -790,14 +910,12 @@ const probeResultVersion = 2
 // training summary. label names it in the log.
 func (r *runner) pretrain(ctx context.Context, ds *data.Dataset, cfg PretrainConfig, label, prefix string, e *ReportEntry) (string, error) {
 	t0 := time.Now()
-	hashed := cfg
-	hashed.Workers = 0 // results do not depend on it
-	hash := hashOf(struct {
-		Dataset string
-		Config  PretrainConfig
-	}{ds.ID(), hashed})
 	cfg.Dataset = ds.Dir()
-	cfg.Out = filepath.Join(r.dir, "pretrain", fmt.Sprintf("%s-%s", prefix, hash))
+	cfg.Out = filepath.Join(r.dir, pretrainDir(ds.ID(), cfg, prefix))
+	if b, err := os.ReadFile(filepath.Join(cfg.Out, DivergedFile)); err == nil {
+		// Training again would diverge again, at the same step.
+		return "", fmt.Errorf("pipeline: run: pretrain %s: %w", label, divergedError(strings.TrimSpace(string(b))))
+	}
 
 	status := "done"
 	resume := false
@@ -823,6 +941,12 @@ func (r *runner) pretrain(ctx context.Context, ds *data.Dataset, cfg PretrainCon
 		}
 	}
 	res, err := Pretrain(ctx, cfg, resume, r.p)
+	if errors.Is(err, ErrNonFinite) && ctx.Err() == nil {
+		msg := []byte(err.Error() + "\n")
+		if werr := fsutil.WriteNew(filepath.Join(cfg.Out, DivergedFile), func(w io.Writer) error { _, err := w.Write(msg); return err }); werr != nil && !errors.Is(werr, fs.ErrExist) {
+			err = errors.Join(err, werr)
+		}
+	}
 	if err != nil {
 		return "", fmt.Errorf("pipeline: run: pretrain %s: %w", label, err)
 	}
@@ -830,6 +954,31 @@ func (r *runner) pretrain(ctx context.Context, ds *data.Dataset, cfg PretrainCon
 		return "", err
 	}
 	return res.Checkpoint, r.stage("pretrain", label, cfg.Out, status, t0)
+}
+
+// DivergedFile, in a training directory of a run, holds the error of a
+// pretraining that diverged (ErrNonFinite): the run reports it again
+// instead of training again to the same divergence.
+const DivergedFile = "diverged.txt"
+
+// divergedError is the error of a pretraining that diverged earlier.
+type divergedError string
+
+func (e divergedError) Error() string { return string(e) }
+func (e divergedError) Unwrap() error { return ErrNonFinite }
+
+// pretrainDir is the training directory, relative to the run directory,
+// of the pretraining cfg on the dataset of ID dsID: pretrain/PREFIX-HASH,
+// HASH of the dataset and the settings.
+func pretrainDir(dsID string, cfg PretrainConfig, prefix string) string {
+	hashed := cfg
+	hashed.Workers = 0 // results do not depend on it
+	hashed.Dataset, hashed.Out = "", ""
+	hash := hashOf(struct {
+		Dataset string
+		Config  PretrainConfig
+	}{dsID, hashed})
+	return filepath.Join("pretrain", fmt.Sprintf("%s-%s", prefix, hash))
 }
 
 func readProbeResult(path string) (*probe.Result, error) {

@@ -256,7 +256,8 @@ func TestLoadRunConfigExample(t *testing.T) {
 func TestRunReportsDivergence(t *testing.T) {
 	cfg := tinyRun(filepath.Join(t.TempDir(), "run"))
 	cfg.Pretexts = []string{"ae-tied", BaselineRandom}
-	cfg.Pretrain.LR, cfg.Pretrain.Warmup, cfg.Pretrain.Steps = 100, -1, 6
+	// It diverges after a checkpoint, which its error names.
+	cfg.Pretrain.LR, cfg.Pretrain.Warmup, cfg.Pretrain.Steps, cfg.Pretrain.CheckpointEvery = 1, -1, 8, 1
 	rep, err := Run(context.Background(), cfg, nil)
 	if !errors.Is(err, ErrNonFinite) || !strings.Contains(err.Error(), "1 of 2 pretrainings diverged") {
 		t.Fatalf("err %v, want a divergence", err)
@@ -268,6 +269,49 @@ func TestRunReportsDivergence(t *testing.T) {
 	if err != nil || !strings.Contains(string(md), "ae-tied: the pretraining of 1 of 1 seeds diverged") {
 		t.Errorf("report.md (%v):\n%s", err, md)
 	}
+	first, err := os.ReadFile(filepath.Join(cfg.Out, ReportJSONFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Contains(first, []byte(`the last good checkpoint is \"pretrain/ae-tied-seed1-`)) {
+		t.Errorf("report.json does not name the checkpoint relative to the run directory:\n%s", first)
+	}
+	// Run again, it reports the divergence without training again; run
+	// elsewhere, it writes the same report.json.
+	p := &logProgress{}
+	if _, err := Run(context.Background(), cfg, p); !errors.Is(err, ErrNonFinite) || err.Error() != rep2err(t, cfg) {
+		t.Errorf("again: %v", err)
+	}
+	for _, l := range p.lines {
+		if strings.Contains(l, "resuming") {
+			t.Errorf("the diverged pretraining trained again: %q", l)
+		}
+	}
+	again, _ := os.ReadFile(filepath.Join(cfg.Out, ReportJSONFile))
+	firstDir := cfg.Out
+	cfg.Out = filepath.Join(t.TempDir(), "elsewhere")
+	if _, err := Run(context.Background(), cfg, nil); !errors.Is(err, ErrNonFinite) {
+		t.Fatal(err)
+	}
+	elsewhere, _ := os.ReadFile(filepath.Join(cfg.Out, ReportJSONFile))
+	if !bytes.Equal(first, again) || !bytes.Equal(first, elsewhere) || bytes.Contains(first, []byte(firstDir)) {
+		t.Errorf("report.json of the diverged run differs when run again or elsewhere, or names the run directory:\n%s", first)
+	}
+}
+
+// rep2err is the error Run returned for cfg's diverged run, as the first
+// run saved it.
+func rep2err(t *testing.T, cfg RunConfig) string {
+	t.Helper()
+	dirs, _ := filepath.Glob(filepath.Join(cfg.Out, "pretrain", "ae-tied-seed1-*"))
+	if len(dirs) != 1 {
+		t.Fatalf("training directories %q", dirs)
+	}
+	b, err := os.ReadFile(filepath.Join(dirs[0], DivergedFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return "pipeline: run: 1 of 2 pretrainings diverged; the report has the others:\npipeline: run: pretrain ae-tied seed 1: " + strings.TrimSpace(string(b))
 }
 
 // A run ingests a folder of images once, again when a file changes.

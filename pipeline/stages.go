@@ -242,7 +242,7 @@ type SweepTrial struct {
 	ValLoss *float64 `json:"val_loss"` // null when it diverged
 	Error   string   `json:"error,omitempty"`
 	Steps   int      `json:"steps"`
-	Seconds float64  `json:"seconds"`
+	Seconds float64  `json:"-"`                // wall time, in report.md only
 	Reused  bool     `json:"reused,omitempty"` // it is the first seed's pretraining itself
 }
 

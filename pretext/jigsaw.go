@@ -36,10 +36,13 @@ type JigsawConfig struct {
 	// pixels or fractions of the image side (augment.TileConfig).
 	Tiles augment.TileConfig `json:"tiles"`
 	// Size is the side, in pixels, that each tile is resized to for the
-	// encoder. Default: the tile's side rounded up to a multiple of
-	// 2^blocks (EncoderConfig.InputSize), which is 16 for the 7-pixel
-	// tiles of 28×28 images and four blocks. The shared Config.Size
-	// stays the side of whole images for probes and export.
+	// encoder. Default: the tile's own side, so that tiles go in at their
+	// native resolution (24 for the 24-pixel tiles of 96×96 images),
+	// where it is at least the encoder's least input side
+	// (EncoderConfig.MinSize); that least side where tiles are smaller
+	// (16 for the 7-pixel tiles of 28×28 images and four blocks). The
+	// shared Config.Size stays the side of whole images for probes and
+	// export.
 	Size int `json:"size"`
 	// Hidden is the width of the head's hidden layer; default 512.
 	Hidden int `json:"hidden"`
@@ -78,7 +81,7 @@ var jigsawSpec = Spec{
 		}
 		if j.Size == 0 {
 			if g, err := j.Tiles.Geometry(side); err == nil {
-				j.Size = c.Encoder.InputSize(g.Tile)
+				j.Size = max(g.Tile, c.Encoder.MinSize())
 			}
 		}
 	},

@@ -74,8 +74,13 @@ func TestJigsawResolve(t *testing.T) {
 		t.Errorf("seed 4: %+v, %v", c.Jigsaw, err)
 	}
 	c, err = spec.Resolve(Config{Jigsaw: JigsawConfig{Tiles: augment.TileConfig{Tile: 18, Gap: 2, Jitter: 1}}}, 64, 3)
-	if err != nil || c.Jigsaw.Size != 32 {
-		t.Errorf("18-px tiles: input size %d, want 32; %v", c.Jigsaw.Size, err)
+	if err != nil || c.Jigsaw.Size != 18 {
+		t.Errorf("18-px tiles: input size %d, want 18 (native); %v", c.Jigsaw.Size, err)
+	}
+	// 96-px images: 24-px tiles go in at 24, not enlarged to 32.
+	c, err = spec.Resolve(Config{}, 96, 3)
+	if err != nil || c.Jigsaw.Size != 24 || c.Size != 96 {
+		t.Errorf("96-px images: tile input size %d (want 24), image size %d (want 96); %v", c.Jigsaw.Size, c.Size, err)
 	}
 }
 

@@ -1,6 +1,7 @@
 package pretext
 
 import (
+	"encoding/json"
 	"errors"
 	"math"
 	"math/rand/v2"
@@ -384,6 +385,9 @@ func TestResolve(t *testing.T) {
 		{"classes unused", "relpos", with(func(c *Config) { c.Classes = 0 }), nil},
 		{"hidden", "relpos", with(func(c *Config) { c.Hidden = -1 }), []string{"hidden width -1"}},
 		{"geometry", "relpos", with(func(c *Config) { c.Pairs.Patch = 10 }), []string{"largest patch that fits"}},
+		{"pair size", "relpos", with(func(c *Config) { c.PairSize = 4 }), nil},
+		{"negative pair size", "relpos", with(func(c *Config) { c.PairSize = -2 }), []string{"pair size -2 is negative"}},
+		{"pair size too small", "relpos", with(func(c *Config) { c.PairSize = 3 }), []string{"pair size 3 is too small for an encoder of 2 blocks: need at least 4"}},
 		{"corruption", "dae-mirrored", with(func(c *Config) {
 			c.Corruption = Corruption{Kind: "blur", Std: -1, MaskFraction: 1.5, MaskSize: 9}
 		}), []string{`kind "blur"`, "std -1", "mask fraction 1.5", "mask size 9 exceeds the image side 8"}},
@@ -494,5 +498,55 @@ func TestTiedAEInitScale(t *testing.T) {
 		t.Errorf("initial reconstruction RMS %.2f, want at most 2", rms)
 	} else {
 		t.Logf("initial reconstruction RMS %.2f", rms)
+	}
+}
+
+// TestRelposPairSize checks the rule for the side relpos feeds its crops
+// at: their own where they are at least the encoder's least side, the
+// whole image's input side where they are smaller, and a config that
+// leaves the field at 0 marshals as before.
+func TestRelposPairSize(t *testing.T) {
+	spec, _ := Lookup("relpos")
+	for _, tc := range []struct {
+		side, ch       int
+		cfg            Config
+		pairSize, view int  // resolved PairSize, the sampler's view side
+		photo          bool // the default transform is PhotoTransform
+	}{
+		{28, 1, Config{}, 0, 32, false},  // 6-px crops enlarged, as before
+		{64, 3, Config{}, 0, 64, false},  // 14-px crops: below 16, enlarged
+		{96, 3, Config{}, 21, 21, true},  // native
+		{128, 3, Config{}, 28, 28, true}, // native
+		{96, 3, Config{Pairs: augment.PairConfig{Patch: 24, Gap: 8, Jitter: 3}}, 24, 24, true}, // a given patch, native
+		{96, 3, Config{PairSize: 64}, 64, 64, true},                                            // a given side is kept
+		{96, 3, Config{Encoder: EncoderConfig{Widths: []int{8, 8, 8, 8, 8}}}, 0, 96, false},    // 21 < 32 for five blocks
+	} {
+		c, err := spec.Resolve(tc.cfg, tc.side, tc.ch)
+		if err != nil {
+			t.Fatalf("%d px %+v: %v", tc.side, tc.cfg, err)
+		}
+		s, err := spec.Sampler(c, tc.side, tc.ch, true)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if v := s.Views(); c.PairSize != tc.pairSize || v[0].Side != tc.view || v[1].Side != tc.view {
+			t.Errorf("%d px %+v: pair size %d, views %d; want %d, %d", tc.side, tc.cfg, c.PairSize, v[0].Side, tc.pairSize, tc.view)
+		}
+		want := augment.ModernDefaults()
+		if tc.photo {
+			want = PhotoTransform()
+		}
+		if *c.Transform != want {
+			t.Errorf("%d px %+v: transform %+v, want %+v", tc.side, tc.cfg, *c.Transform, want)
+		}
+		b, _ := json.Marshal(c)
+		if has := strings.Contains(string(b), "pair_size"); has != (tc.pairSize != 0) {
+			t.Errorf("%d px: pair_size in the JSON is %v, want %v: %s", tc.side, has, tc.pairSize != 0, b)
+		}
+	}
+	// A given transform is kept.
+	given := augment.Transform{Color: augment.ColorDrop}
+	if c, err := spec.Resolve(Config{Transform: &given}, 96, 3); err != nil || *c.Transform != given {
+		t.Errorf("given transform: %+v, %v", c.Transform, err)
 	}
 }

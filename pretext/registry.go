@@ -12,19 +12,32 @@ import (
 type Config struct {
 	// Encoder shapes the encoder; Channels defaults to the images'.
 	Encoder EncoderConfig `json:"encoder"`
-	// Size is the encoder's input side in pixels: every view is resized
-	// to Size×Size. Default: the image side rounded up to a multiple of
-	// 2^blocks (EncoderConfig.InputSize), so that 28×28 Fashion-MNIST
-	// becomes 32×32 with 4 blocks, and crops of a few pixels are enlarged
-	// to the same 32×32.
+	// Size is the encoder's input side in pixels for whole images: the
+	// views of the pretexts that see whole images, and the images of
+	// probes and exports, are resized to Size×Size. Default: the image
+	// side rounded up to a multiple of 2^blocks (EncoderConfig.InputSize),
+	// so that 28×28 Fashion-MNIST becomes 32×32 with 4 blocks. Relpos
+	// crops (PairSize) and jigsaw tiles (JigsawConfig.Size) go in at their
+	// own side where they are large enough.
 	Size int `json:"size"`
 
 	// Hidden is the relpos head's width; default DefaultHidden.
 	Hidden int `json:"hidden"`
 	// Pairs and Transform: how relpos draws and transforms its crop
-	// pairs. Transform defaults (nil) to augment.ModernDefaults().
+	// pairs. Transform defaults (nil) to augment.ModernDefaults(), or to
+	// PhotoTransform() (none) where the crops go in at their own size.
 	Pairs     augment.PairConfig `json:"pairs"`
 	Transform *augment.Transform `json:"transform,omitempty"`
+	// PairSize is the side, in pixels, that relpos resizes each crop of a
+	// pair to for the encoder. Default (0): the crop's own side, so that
+	// crops go in at their native resolution, where that side is at least
+	// the encoder's least input side (EncoderConfig.MinSize: 16 pixels
+	// for 4 blocks; 21-pixel crops of 96×96 images go in at 21); Size
+	// where the crops are smaller (the 6-pixel crops of 28×28 images are
+	// enlarged to 32). A resolved config records the native side and
+	// leaves 0 for Size. Omitted from JSON when 0, so that configs that
+	// do not set it keep their hashes.
+	PairSize int `json:"pair_size,omitzero"`
 
 	// Crop and Flip: the training augmentation of the pretexts that see
 	// whole images (see augment.ImageSamplerConfig); default whole images,

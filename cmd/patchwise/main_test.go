@@ -87,6 +87,7 @@ func TestExitCode(t *testing.T) {
 		{"failure", bg, errTest, 1},
 		{"usage", bg, &usageError{verb: "bench", err: errTest}, 2},
 		{"skipped", bg, fmt.Errorf("ingest: %w", errSkipped), 3},
+		{"not ready", bg, &notReadyError{errTest}, 4},
 		{"canceled", bg, fmt.Errorf("bench: %w", context.Canceled), 130},
 		{"failure after interrupt", cancelled, errTest, 130},
 	}

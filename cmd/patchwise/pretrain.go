@@ -7,7 +7,11 @@ import (
 	"fmt"
 	"io"
 	"maps"
+	"os"
+	"path/filepath"
+	"runtime/debug"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/patchwise-ml/patchwise/pipeline"
@@ -19,7 +23,7 @@ var pretrainCmd = &command{
 	summary: "train an encoder on a pretext task, with checkpoints and metrics",
 	usage: `patchwise pretrain DATASET --pretext NAME -o DIR [--steps N | --epochs E]
 	[--batch 128] [--optimizer sgd|adamw] [--lr X] [--weight-decay X] [--warmup S] [--grad-clip X]
-	[--seed 0] [--workers 0] [--config FILE.json] [--resume]
+	[--seed 0] [--workers 0] [--config FILE.json] [--resume] [--distributed mpi]
 
 Pretrain trains a convolutional encoder (blocks of conv, batch norm, ReLU
 and max pool; or a ResNet-18/34, from --config: "encoder": {"arch":
@@ -37,9 +41,13 @@ val_loss are kept).
 
 --config reads every setting of pipeline.PretrainConfig from a JSON file
 (unknown fields are refused); flags given on the command line override it.
-Images and crops are resized to the encoder's input side, by default the
-dataset's side rounded up to a multiple of 2^blocks (28 → 32; 8 for a
-ResNet with the small stem, 32 with the ImageNet stem).
+Images are resized to the encoder's input side, by default the dataset's
+side rounded up to a multiple of 2^blocks (28 → 32; 8 for a ResNet with
+the small stem, 32 with the ImageNet stem). Relpos crops and jigsaw tiles
+at least the encoder's least side (16 for 4 blocks) go in at their own
+side (the 21-pixel crops of 96-pixel images at 21: "pair_size" and
+"jigsaw.size" in config.json); smaller ones are enlarged (relpos: to the
+input side).
 
 --resume continues the training in DIR from its latest checkpoint with its
 saved configuration (DATASET and the other flags, but --workers, are not
@@ -47,13 +55,27 @@ needed and ignored); the per-step losses are those of an uninterrupted one.
 Ctrl-C (or SIGTERM) finishes the current step, saves a checkpoint and exits
 with status 130.
 
+--distributed mpi trains data-parallel over the processes that mpirun (Open
+MPI) or srun --mpi=pmix started: each draws its slice of every batch (the
+batch must be a multiple of the processes), batch norm's statistics and
+the gradients are summed over them, and the losses are those of one process
+on the same batch (up to the order of sums). Rank 0 alone writes DIR and
+reports; every process must see DATASET at the same path. A process that
+fails ends them all (MPI_Abort); Ctrl-C or SIGTERM stops them all after the
+same step, with a checkpoint. Open MPI's libmpi.so.40 is opened at run time
+('patchwise version' says whether it is found; PATCHWISE_MPI_LIB names
+another file).
+
 ` + datasetArgHelp("DATASET") + ` config.json
 keeps builtin:NAME as given; --resume materializes it again when needed.`,
 	example: `patchwise ingest /usr/share/datasets/fashion-mnist -o fm --size 28 --channels 1 --val-fraction 0.1
 patchwise pretrain fm --pretext relpos --steps 400 --seed 1 -o runs/relpos
 patchwise pretrain builtin:fashion-mnist-small --pretext ae-mirrored --steps 200 -o runs/ae
 # after Ctrl-C:
-patchwise pretrain --resume -o runs/relpos`,
+patchwise pretrain --resume -o runs/relpos
+# two processes, one core each:
+GOMAXPROCS=1 mpirun -np 2 patchwise pretrain fm --pretext relpos --steps 400 --distributed mpi -o runs/relpos2
+srun --mpi=pmix -N 2 --ntasks-per-node=1 patchwise pretrain fm --pretext relpos --distributed mpi -o runs/relpos2`,
 }
 
 func init() { pretrainCmd.run = runPretrain }
@@ -61,6 +83,7 @@ func init() { pretrainCmd.run = runPretrain }
 // pretrainOptions holds the pretrain verb's flags.
 type pretrainOptions struct {
 	pretext, out, optimizer, config string
+	distributed                     string
 	steps, epochs, batch, warmup    int
 	workers                         int
 	lr, weightDecay, gradClip       float64
@@ -83,6 +106,7 @@ func (o *pretrainOptions) register(fs *flag.FlagSet) {
 	fs.IntVar(&o.workers, "workers", 0, "data-loading goroutines (0: one per core); results do not depend on it")
 	fs.StringVar(&o.config, "config", "", "JSON `file` of pipeline.PretrainConfig settings; flags override it")
 	fs.BoolVar(&o.resume, "resume", false, "continue the training in -o from its latest checkpoint")
+	fs.StringVar(&o.distributed, "distributed", "", "`mpi`: train data-parallel over the processes mpirun or srun started")
 }
 
 func runPretrain(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -114,8 +138,9 @@ func runPretrain(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		"batch": func() { cfg.Batch = o.batch }, "optimizer": func() { cfg.Optimizer = o.optimizer },
 		"lr": func() { cfg.LR = o.lr }, "weight-decay": func() { cfg.WeightDecay = o.weightDecay },
 		"warmup": func() { cfg.Warmup = o.warmup }, "seed": func() { cfg.Seed = o.seed },
-		"grad-clip": func() { cfg.GradClip = o.gradClip },
-		"workers":   func() { cfg.Workers = o.workers },
+		"grad-clip":   func() { cfg.GradClip = o.gradClip },
+		"workers":     func() { cfg.Workers = o.workers },
+		"distributed": func() { cfg.Distributed = o.distributed },
 	} {
 		if set[name] {
 			apply()
@@ -129,13 +154,40 @@ func runPretrain(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		return usage(err)
 	}
 
-	p := newPretrainProgress(stderr)
+	if cfg.Distributed == "" && o.resume {
+		// A distributed training resumed without the flag stays one.
+		if saved, err := pipeline.LoadPretrainConfig(filepath.Join(cfg.Out, pipeline.TrainConfigFile)); err == nil {
+			cfg.Distributed = saved.Distributed
+		}
+	}
+	if n := launchedProcesses(); n > 1 && cfg.Distributed == "" {
+		return usage(fmt.Errorf("started as one of %d processes (mpirun or srun): add --distributed mpi, or each would train alone into the same directory", n))
+	}
+	var p pipeline.Progress = pipeline.NoProgress{}
+	if cfg.Distributed == pipeline.DistributedMPI {
+		rank, size, err := pipeline.MPIWorld()
+		if err != nil {
+			return err
+		}
+		worldRank, worldSize = rank, size
+		defer endWorld(stderr)
+		if rank == 0 {
+			p = newPretrainProgress(stderr)
+		} else {
+			stdout = io.Discard
+		}
+	} else {
+		p = newPretrainProgress(stderr)
+	}
 	res, err := pipeline.Pretrain(ctx, cfg, o.resume, p)
 	p.Done()
+	if cfg.Distributed == pipeline.DistributedMPI {
+		err = finishWorld(err, stderr)
+	}
 	if errors.Is(err, pipeline.ErrInvalidConfig) {
 		return usage(err)
 	}
-	if res != nil && err != nil && ctx.Err() != nil {
+	if res != nil && err != nil && errors.Is(err, context.Canceled) && res.Config.Out != "" && stdout != io.Discard {
 		fmt.Fprintf(stderr, "interrupted after step %d; checkpoint %s\nresume with: patchwise pretrain --resume -o %s\n", res.Steps, res.Checkpoint, res.Config.Out)
 	}
 	if err != nil {
@@ -154,6 +206,9 @@ func printPretrainSummary(w io.Writer, res *pipeline.PretrainResult) {
 	}
 	if v := res.LastVal; v != nil {
 		fmt.Fprintf(w, "val_loss   %.4f%s\n", *v.ValLoss, formatValues(" ", "val_", v.Values))
+	}
+	if n := res.Steps - res.StartStep; res.ReduceS > 0 && n > 0 {
+		fmt.Fprintf(w, "all-reduce %.3f s, %.1f ms a step (rank 0: the metrics and gradients, waits included)\n", res.ReduceS, 1000*res.ReduceS/float64(n))
 	}
 	fmt.Fprintf(w, "checkpoint %s\n", res.Checkpoint)
 	if res.Best != "" && res.Best != res.Checkpoint {
@@ -222,4 +277,52 @@ func pretextList(mark bool) string {
 		fmt.Fprintf(&b, "%-13s %s; %s", name, spec.Summary, spec.Reference)
 	}
 	return b.String()
+}
+
+// launchedProcesses returns the number of processes mpirun (Open MPI) or
+// srun started together with this one, from their environment; 1 when
+// neither did.
+func launchedProcesses() int {
+	for _, v := range []string{"OMPI_COMM_WORLD_SIZE", "SLURM_STEP_NUM_TASKS", "PMI_SIZE"} {
+		if n, err := strconv.Atoi(os.Getenv(v)); err == nil && n > 0 {
+			return n
+		}
+	}
+	return 1
+}
+
+// worldRank and worldSize are this process's place in the MPI world of a
+// distributed pretraining, for endWorld and finishWorld.
+var worldRank, worldSize int
+
+// endWorld, deferred once MPI is initialised, ends every process of the
+// world when this one panics, after printing the panic and its stack:
+// the others would otherwise wait in an all-reduce forever.
+func endWorld(stderr io.Writer) {
+	if r := recover(); r != nil {
+		fmt.Fprintf(stderr, "patchwise: rank %d of %d: panic: %v\n%s", worldRank, worldSize, r, debug.Stack())
+		pipeline.AbortMPI(exitFailure)
+	}
+}
+
+// finishWorld ends this process's part in the MPI world after Pretrain
+// returned err: MPI_Finalize when the training finished or every process
+// stopped together (an interruption), else it prints err, naming the
+// rank, and ends every process (MPI_Abort) with the exit code err maps to.
+func finishWorld(err error, stderr io.Writer) error {
+	if err == nil || errors.Is(err, context.Canceled) {
+		if ferr := pipeline.FinalizeMPI(); ferr != nil && err == nil {
+			return ferr
+		}
+		return err
+	}
+	code := exitFailure
+	if errors.Is(err, pipeline.ErrInvalidConfig) {
+		code = exitUsage
+	}
+	for _, line := range strings.Split(err.Error(), "\n") {
+		fmt.Fprintf(stderr, "patchwise: rank %d of %d: %s\n", worldRank, worldSize, line)
+	}
+	pipeline.AbortMPI(code)
+	return err
 }

@@ -16,6 +16,8 @@ var runCmd = &command{
 	name:    "run",
 	summary: "run a batch experiment from a config: ingest, pretrain, probe, report",
 	usage: `patchwise run CONFIG.json [-o RUNDIR] [--workers N]
+       [--plan [--json] | --status [--json] | --stage K | --shard I/N |
+        --slurm [--submit] [--partition P] [--cpus-per-task N] [--time T]]
 
 Run carries out the experiment CONFIG.json describes (pipeline.RunConfig;
 examples/run.json is a commented example): it ingests or opens the
@@ -46,9 +48,39 @@ embedded dataset, {"builtin": NAME} or {"path": "builtin:NAME"}, which run
 writes into RUNDIR/datasets (` + strings.Join(builtin.Names, ", ") + `);
 or images to ingest, {"ingest": {"inputs": [...], "classes": [...], ...}},
 "classes" naming the classes in label order (default: the sources' own, or
-classes.txt in an input folder).`,
+classes.txt in an input folder).
+
+On a cluster. A run is a plan of stages (--plan lists them, their output
+directories and the stages each needs; --json for a program): ingest,
+the learning-rate sweeps, one pretraining per pretext and seed, one probe
+stage per pretext and seed, the report. Workers on several machines that
+share the run directory on a shared filesystem carry them out: --stage K
+runs stage K (its index or ID; "array" takes the index from
+SLURM_ARRAY_TASK_ID, or from JOB_COMPLETION_INDEX in a Kubernetes Indexed
+Job), waiting up to --wait for the stages it needs; --shard I/N runs
+every N-th stage from the I-th, then helps with whatever is left, until
+every stage has finished ("array/N" takes I from the environment). A
+stage is claimed by creating RUNDIR/claims/STAGE.claim-G exclusively,
+with the worker's host, pid and a heartbeat refreshed every quarter of
+--claim-timeout; a claim silent for longer is taken over (its worker
+died), a finished stage (STAGE.done) is never run again, and a failure
+is kept in STAGE.err. The report stage writes the same report.json,
+byte for byte, as a run on one machine. --status shows each stage:
+pending, claimed (by whom, the heartbeat's age), finished or failed with
+its error. Exit status 4: the stage's inputs did not finish in time.
+
+--slurm writes RUNDIR/slurm/stages.sbatch, an array job of every stage but
+the report, and RUNDIR/slurm/report.sbatch, prints them and, with
+--submit, submits them with sbatch, the report with
+--dependency=afterok on the array. Tasks are requeueable and get SIGTERM
+60 s before their time limit: a pretraining saves a checkpoint, and the
+requeued task resumes from it.`,
 	example: `patchwise run examples/run.json
-patchwise run examples/run.json -o runs/exp2   # the same experiment elsewhere`,
+patchwise run examples/run.json -o runs/exp2   # the same experiment elsewhere
+patchwise run examples/run.json --plan
+patchwise run examples/run.json --shard 0/2 & patchwise run examples/run.json --shard 1/2
+patchwise run examples/run.json --slurm --partition cpu --cpus-per-task 8 --time 4:00:00 --submit
+patchwise run examples/run.json --status`,
 }
 
 func init() { runCmd.run = runRun }
@@ -57,6 +89,8 @@ func runRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	fs := newFlagSet(runCmd)
 	out := fs.String("o", "", "run `dir`ectory (default: the config's \"out\")")
 	workers := fs.Int("workers", 0, "data-loading goroutines (0: one per core); results do not depend on it")
+	var c clusterFlags
+	c.register(fs)
 	pos, err := parseFlagsArgs(runCmd, fs, args, stdout)
 	if err != nil {
 		return err
@@ -74,6 +108,12 @@ func runRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	}
 	if *workers != 0 {
 		cfg.Pretrain.Workers = *workers
+	}
+	if err := c.check(); err != nil {
+		return usage(err)
+	}
+	if c.any() {
+		return c.run(ctx, pos[0], cfg, stdout, stderr)
 	}
 	return runExperiment(ctx, runCmd.name, cfg, stdout, stderr)
 }

@@ -20,7 +20,9 @@ Version prints the module version patchwise was built from ("devel" for a
 build from a working tree), the Go version, and the OS and architecture;
 then the instruction-set path its compute kernels run on (avx512, avx2 or
 purego: the best the CPU has, or the one PATCHWISE_CPU forces) and the
-paths this CPU could run.`,
+paths this CPU could run; then whether Open MPI's library, which
+'pretrain --distributed mpi' opens at run time, is found (its path and MPI
+version) or why not.`,
 	example: `patchwise version`,
 }
 
@@ -32,7 +34,7 @@ func runVersion(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if err := parseFlags(versionCmd, fs, args, stdout); err != nil {
 		return err
 	}
-	_, err := fmt.Fprintf(stdout, "patchwise %s %s %s/%s\nkernels %s (available: %s)\n", pipeline.Version(), pipeline.GoVersion(),
-		runtime.GOOS, runtime.GOARCH, kernel.Path(), strings.Join(kernel.Paths(), ", "))
+	_, err := fmt.Fprintf(stdout, "patchwise %s %s %s/%s\nkernels %s (available: %s)\nmpi %s\n", pipeline.Version(), pipeline.GoVersion(),
+		runtime.GOOS, runtime.GOARCH, kernel.Path(), strings.Join(kernel.Paths(), ", "), pipeline.MPIStatus())
 	return err
 }

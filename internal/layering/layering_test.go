@@ -17,9 +17,12 @@ const module = "github.com/patchwise-ml/patchwise"
 
 // allowed lists, for each package, the project packages it may depend on,
 // directly or not. internal/fsutil (crash-safe file writes) depends on
-// nothing and may be used by any package that writes files.
+// nothing and may be used by any package that writes files; internal/mpi
+// (Open MPI, bound at run time) depends on nothing and only the pipeline
+// and the command use it.
 var allowed = map[string][]string{
 	"internal/fsutil":     {},
+	"internal/mpi":        {},
 	"nn/kernel":           {},
 	"nn":                  {"nn/kernel"},
 	"nn/safetensors":      {},
@@ -29,14 +32,16 @@ var allowed = map[string][]string{
 	"pretext":             {"nn", "nn/kernel", "augment", "data", "internal/fsutil"},
 	"probe":               {"nn", "nn/kernel", "data", "internal/fsutil"},
 	"pipeline/checkpoint": {"nn", "nn/kernel", "internal/fsutil"},
-	"pipeline":            {"nn", "nn/kernel", "nn/safetensors", "data", "data/builtin", "augment", "pretext", "probe", "pipeline/checkpoint", "internal/fsutil"},
-	"cmd/patchwise":       {"nn", "nn/kernel", "nn/safetensors", "data", "data/builtin", "augment", "pretext", "probe", "pipeline", "pipeline/checkpoint", "internal/fsutil"},
+	"pipeline/claim":      {"internal/fsutil"},
+	"pipeline":            {"nn", "nn/kernel", "nn/safetensors", "data", "data/builtin", "augment", "pretext", "probe", "pipeline/checkpoint", "pipeline/claim", "internal/fsutil", "internal/mpi"},
+	"cmd/patchwise":       {"nn", "nn/kernel", "nn/safetensors", "data", "data/builtin", "augment", "pretext", "probe", "pipeline", "pipeline/checkpoint", "pipeline/claim", "internal/fsutil", "internal/mpi"},
 }
 
 // forbidden lists import-path prefixes a package and everything it depends
-// on in the project must not import: nn knows nothing of images or files.
+// on in the project must not import: nn knows nothing of images or files,
+// nor of MPI (its batch norm is synchronised through nn.Reducer).
 var forbidden = map[string][]string{
-	"nn": {"image", "github.com/disintegration/imaging", "github.com/klauspost/compress"},
+	"nn": {"image", "github.com/disintegration/imaging", "github.com/klauspost/compress", "github.com/ebitengine/purego"},
 }
 
 // TestDependencyDirections parses the non-test Go files of the module (so
