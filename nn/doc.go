@@ -7,7 +7,8 @@
 // and batch norm, pooling and the channel loops all run over contiguous
 // memory (about 1.7× faster GEMMs at the reference shapes than
 // [N, C, H, W]); stride-1 convolutions with long rows run directly on the
-// padded input.
+// padded input, and a decoder's 2× upsampling and 3×3 convolution run as
+// one layer (UpsampleConv2D) that never makes the upsampled image.
 //
 // A Layer computes Forward on a batch and, given the gradient of the loss
 // with respect to its output, Backward

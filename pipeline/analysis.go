@@ -30,7 +30,8 @@ const (
 		"the seeds both rows have, and for the bootstrap the same test images"
 	MethodFLOPs = "the products (GEMMs and convolutions) of one training step, forward and backward, counted " +
 		"as the kernels run them (nn/kernel.CountFLOPs: 2·M·N·K per GEMM, 2·N·Ho·Wo·K²·Cin·Cout per " +
-		"convolution pass) on the first batch, times the steps; elementwise work, batch norm and pooling " +
+		"convolution pass, with 4 taps for K² where a decoder's 3×3 convolution of a 2× upsampled map runs " +
+		"as four 2×2 ones) on the first batch, times the steps; elementwise work, batch norm and pooling " +
 		"are not counted"
 	MethodLayers = "every block of each encoder, its map average-pooled to p×p bins (PyTorch's " +
 		"AdaptiveAvgPool2d) with p the integer nearest √(F/width), at least 1 and at most the map's side, so " +

@@ -121,11 +121,21 @@ func NewMirroredAE(cfg EncoderConfig, rng *rand.Rand) *MirroredAE {
 			out = ws[k-1]
 		}
 		name := fmt.Sprintf("decoder.block%d", i+1)
-		if strides[k] > 1 {
-			dec.Layers = append(dec.Layers, nn.NewUpsample2D(strides[k]))
+		switch s := strides[k]; {
+		case s%2 == 0:
+			// Upsample ×2 and conv3×3 as one layer (the same function and
+			// weight, 16/36 of the arithmetic); nearest ×s is ×s/2 then ×2.
+			if s > 2 {
+				dec.Layers = append(dec.Layers, nn.NewUpsample2D(s/2))
+			}
+			dec.Layers = append(dec.Layers, nn.NewUpsampleConv2D(name+".conv", in, out, false, rng))
+		default:
+			if s > 1 {
+				dec.Layers = append(dec.Layers, nn.NewUpsample2D(s))
+			}
+			dec.Layers = append(dec.Layers, nn.NewConv2D(name+".conv", in, out, 3, 1, 1, false, rng))
 		}
 		dec.Layers = append(dec.Layers,
-			nn.NewConv2D(name+".conv", in, out, 3, 1, 1, false, rng),
 			nn.NewBatchNorm2D(name+".bn", out).WithReLU())
 		in = out
 	}

@@ -251,9 +251,9 @@ func TestTiedAESharesEncoderWeights(t *testing.T) {
 	for _, widths := range [][]int{{4}, {4, 8}, {4, 8, 6}} {
 		rng, _ := nn.NewRNG(1)
 		m := NewTiedAE(EncoderConfig{Channels: 3, Widths: widths}, rng)
-		var tied []*nn.ConvTranspose2D
+		var tied []*nn.UpsampleConv2D
 		for _, l := range m.Decoder.Layers {
-			if ct, ok := l.(*nn.ConvTranspose2D); ok {
+			if ct, ok := l.(*nn.UpsampleConv2D); ok {
 				tied = append(tied, ct)
 			}
 		}

@@ -247,11 +247,16 @@ func TestResNetAutoencoders(t *testing.T) {
 		}
 		shared := 0
 		for _, l := range tied.Decoder.Layers {
-			if d, ok := l.(*nn.ConvTranspose2D); ok {
-				for _, c := range convs {
-					if d.Weight == c.Weight {
-						shared++
-					}
+			var w *nn.Param
+			switch d := l.(type) {
+			case *nn.ConvTranspose2D:
+				w = d.Weight
+			case *nn.UpsampleConv2D:
+				w = d.Weight
+			}
+			for _, c := range convs {
+				if w != nil && w == c.Weight {
+					shared++
 				}
 			}
 		}

@@ -21,12 +21,14 @@ var (
 //	Gemm                  2·m·n·k
 //	DirectConv            2·n·oh·ow·k²·c·cols   (oh = hp−k+1, ow = wp−k+1)
 //	DirectConvWeightGrad  2·n·oh·ow·k²·c·cols
+//	UpConv                2·n·2h·2w·4·c·cols   (each pass: forward, input and weight gradients)
 //
 // These are the nominal counts of the operations, whichever path runs
 // them: the zero padding a path adds to fill a tile, or the padding
 // columns that DirectConvWeightGrad sums over, are not counted, so the
 // count of a convolution is 2·N·Ho·Wo·K²·Cin·Cout for every way nn runs
-// it. The elementwise, row, pooling, loss and optimiser kernels are not
+// it. An upsampling convolution (nn.UpsampleConv2D: 2× nearest upsampling,
+// then 3×3) runs 4 taps per output pixel instead of 9, and is counted so. The elementwise, row, pooling, loss and optimiser kernels are not
 // counted: their work grows with the activations, not with the weights,
 // and is a few per cent of a convolutional network's.
 //

@@ -39,6 +39,10 @@ func directConv(mk microKernel, out, xp []float32, n, hp, wp, c, k int, b []floa
 			n, hp, wp, c, k, cols, len(xp), cap(xp), len(b), len(out)))
 	}
 	xp = xp[:cap(xp)]
+	if g := narrowGroup(mk, cols, ow); g > 1 {
+		directConvGrouped(mk, g, out, xp, n, hp, wp, c, k, b, cols)
+		return
+	}
 	mr, nr := mk.mr, mk.nr
 	panels := (cols + nr - 1) / nr
 	buf := packPool.Get().(*packBuffers)

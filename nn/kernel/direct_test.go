@@ -20,6 +20,10 @@ func TestDirectConv(t *testing.T) {
 			{1, 9, 9, 16, 5, 32},
 			{3, 4, 22, 8, 1, 17},
 			{2, 18, 18, 32, 3, 3},
+			// Few output channels: several pixels per tile row (narrowGroup).
+			{2, 6, 34, 32, 3, 3},
+			{1, 5, 18, 5, 3, 2},
+			{2, 7, 20, 3, 5, 4},
 		} {
 			t.Run(fmt.Sprintf("%s/%+v", mk.name, g), func(t *testing.T) {
 				oh, ow, kk := g.hp-g.k+1, g.wp-g.k+1, g.k*g.k*g.c
@@ -112,6 +116,22 @@ func TestDirectConvWeightGrad(t *testing.T) {
 					}
 				}
 			})
+		}
+	}
+}
+
+// TestNarrowGroup checks which convolutions put several output pixels in
+// a tile row: few output channels and rows that split into whole tiles.
+func TestNarrowGroup(t *testing.T) {
+	for _, c := range []struct{ cols, ow, want int }{
+		{3, 32, 4},  // 8 groups of 4 pixels, 2 tiles of the 4-row kernel
+		{3, 30, 1},  // no group size splits 30 pixels into whole tiles
+		{2, 16, 4},  // 8 columns of 16 in use
+		{16, 32, 1}, // a whole tile of channels already
+		{1, 64, 16},
+	} {
+		if got := narrowGroup(genericKernel, c.cols, c.ow); got != c.want {
+			t.Errorf("narrowGroup(generic, cols %d, ow %d) = %d, want %d", c.cols, c.ow, got, c.want)
 		}
 	}
 }

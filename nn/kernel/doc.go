@@ -1,5 +1,6 @@
 // Package kernel holds the compute kernels behind package nn: matrix
-// multiplication (GEMM), direct convolutions and im2col/col2im, the row
+// multiplication (GEMM), direct convolutions and im2col/col2im, the
+// convolutions of 2× upsampled images by output phase (UpConv), the row
 // kernels of batch normalisation, pooling, the elementwise loops and
 // reductions, the optimiser updates and the losses, and the parallel loop
 // that spreads work over the cores.
