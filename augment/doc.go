@@ -27,8 +27,13 @@
 //     PairSampler (the two crops of a pair and their direction),
 //     ImageSampler (one image, with random crops and flips in training)
 //     and ViewSampler (two independently augmented views of one image:
-//     RandomResizedCrop, flip, Jitter, grayscale) are three; a pretext can
-//     bring its own.
+//     RandomResizedCrop, flip, Jitter, grayscale), RotationSampler (the
+//     four quarter turns of an image) and JigsawSampler (the nine tiles of
+//     a 3×3 grid with gap and jitter, shuffled by one of a set of
+//     permutations; MaxHammingPermutations draws a set far apart) are
+//     five; a pretext can bring its own.
+//   - SampleSheet draws any Sampler's views of a few images, for
+//     'patchwise views'.
 //   - Loader makes batches of any Sampler's samples (Batch: one
 //     [N·Count, S, S, C] slice per view, and the labels) with a pool of
 //     workers, bounded prefetch and reused buffers, deterministic per

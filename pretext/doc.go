@@ -16,6 +16,14 @@
 //   - RelPos: two crops through the one shared encoder, the features
 //     concatenated → Linear → ReLU → Linear to the 8 relative positions,
 //     trained with cross-entropy (Doersch et al. 2015);
+//   - Rotation (NewRotation): the classifier over the four quarter turns of
+//     each image, all four in the same batch (Gidaris et al. 2018);
+//   - Jigsaw: the nine tiles of a 3×3 grid through the shared encoder, the
+//     features concatenated → Linear → ReLU → Linear to the permutation
+//     of a fixed set that shuffled them (Noroozi & Favaro 2016);
+//   - Inpaint: the mirrored autoencoder fed an image with a region masked,
+//     its loss the squared error on the masked region only (Pathak et al.
+//     2016, without the adversarial loss);
 //   - SimCLR: two augmented views of each image through the encoder as one
 //     batch, the features → Linear → ReLU → Linear projection head,
 //     trained with the NT-Xent contrastive loss (Chen et al. 2020);
