@@ -41,7 +41,7 @@ func exportResNet(t *testing.T, enc pretext.EncoderConfig, rgb bool) (string, *E
 	run := exportTrained(t, "supervised", func(cfg *PretrainConfig) {
 		cfg.Encoder, cfg.Steps, cfg.Batch = enc, 2, 8
 		if rgb {
-			cfg.Dataset = writeColorDataset(t, 32)
+			cfg.Dataset = writeColorDataset(t, 32, 8, 16)
 		}
 	})
 	out := filepath.Join(t.TempDir(), "resnet.safetensors")

@@ -45,34 +45,34 @@ func exportTrained(t *testing.T, name string, edit func(*PretrainConfig)) string
 	return cfg.Out
 }
 
-// writeColorDataset writes n train and n/4 val 16×16 RGB images of 2
+// writeColorDataset writes train and val side×side RGB images of 2
 // classes: a red horizontal or a blue vertical gradient, with noise.
-func writeColorDataset(t *testing.T, n int) string {
+func writeColorDataset(t *testing.T, train, val, side int) string {
 	t.Helper()
-	dir := filepath.Join(t.TempDir(), "rgb")
-	w, err := data.Create(dir, data.Preprocess{Size: 16, Channels: 3}, []string{"red", "blue"}, data.Provenance{Format: "generated"})
+	dir := filepath.Join(t.TempDir(), fmt.Sprint("rgb", side))
+	w, err := data.Create(dir, data.Preprocess{Size: side, Channels: 3}, []string{"red", "blue"}, data.Provenance{Format: "generated"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	rng := rand.New(rand.NewPCG(11, 12))
-	pix := make([]uint8, 16*16*3)
-	for i := range n + n/4 {
+	pix := make([]uint8, side*side*3)
+	for i := range train + val {
 		label := i % 2
-		for y := range 16 {
-			for x := range 16 {
-				p := pix[(y*16+x)*3:][:3]
+		for y := range side {
+			for x := range side {
+				p := pix[(y*side+x)*3:][:3]
 				for c := range p {
 					p[c] = uint8(rng.IntN(60))
 				}
 				if label == 0 {
-					p[0] += uint8(x * 12)
+					p[0] += uint8(x * 192 / side)
 				} else {
-					p[2] += uint8(y * 12)
+					p[2] += uint8(y * 192 / side)
 				}
 			}
 		}
 		split := data.Train
-		if i >= n {
+		if i >= train {
 			split = data.Val
 		}
 		if err := w.Add(split, data.Record{Pixels: pix, Label: label, Origin: fmt.Sprint("gen#", i)}); err != nil {
@@ -181,7 +181,7 @@ func TestExportMatchesTorch(t *testing.T) {
 			run := exportTrained(t, c.pretext, func(cfg *PretrainConfig) {
 				cfg.Encoder.Widths, cfg.Size, cfg.Steps = c.widths, c.size, 8
 				if c.rgb {
-					cfg.Dataset = writeColorDataset(t, 64)
+					cfg.Dataset = writeColorDataset(t, 64, 16, 16)
 				}
 			})
 			out := filepath.Join(t.TempDir(), "enc.safetensors")

@@ -2,8 +2,6 @@ package pipeline
 
 import (
 	"context"
-	"fmt"
-	"math/rand/v2"
 	"path/filepath"
 	"testing"
 
@@ -12,52 +10,12 @@ import (
 	"github.com/patchwise-ml/patchwise/pretext"
 )
 
-// writePhotoDataset writes n train and n/2 val side×side RGB images of 2
-// classes (a red horizontal or a blue vertical gradient, with noise).
-func writePhotoDataset(t *testing.T, n, side int) string {
-	t.Helper()
-	dir := filepath.Join(t.TempDir(), fmt.Sprint("rgb", side))
-	w, err := data.Create(dir, data.Preprocess{Size: side, Channels: 3}, []string{"red", "blue"}, data.Provenance{Format: "generated"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	rng := rand.New(rand.NewPCG(5, uint64(side)))
-	pix := make([]uint8, side*side*3)
-	for i := range n + n/2 {
-		label := i % 2
-		for y := range side {
-			for x := range side {
-				p := pix[(y*side+x)*3:][:3]
-				for c := range p {
-					p[c] = uint8(rng.IntN(60))
-				}
-				if label == 0 {
-					p[0] += uint8(x * 190 / side)
-				} else {
-					p[2] += uint8(y * 190 / side)
-				}
-			}
-		}
-		split := data.Train
-		if i >= n {
-			split = data.Val
-		}
-		if err := w.Add(split, data.Record{Pixels: pix, Label: label, Origin: fmt.Sprint("gen#", i)}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if _, _, err := w.Close(); err != nil {
-		t.Fatal(err)
-	}
-	return dir
-}
-
 // TestEachPretextOn96PixelImages pretrains every registered pretext for
 // two steps on 96×96 RGB images and probes the encoder on them: relpos
 // crops and jigsaw tiles go in at their own side (21 and 24 pixels), whole
 // images at 96.
 func TestEachPretextOn96PixelImages(t *testing.T) {
-	dir := writePhotoDataset(t, 24, 96)
+	dir := writeColorDataset(t, 24, 12, 96)
 	ds, err := data.Open(dir)
 	if err != nil {
 		t.Fatal(err)
