@@ -97,12 +97,7 @@ var jigsawSpec = Spec{
 		case len(j.Set) != j.Permutations:
 			errs = append(errs, fmt.Errorf("pretext: jigsaw: permutations %d, but the set holds %d", j.Permutations, len(j.Set)))
 		}
-		if least := c.Encoder.MinSize(); j.Size < 0 {
-			errs = append(errs, fmt.Errorf("pretext: jigsaw: tile input size %d is negative", j.Size))
-		} else if j.Size > 0 && j.Size < least {
-			errs = append(errs, fmt.Errorf("pretext: jigsaw: tile input size %d is too small for an encoder of %d blocks: need at least %d",
-				j.Size, len(c.Encoder.Widths), least))
-		}
+		errs = append(errs, checkViewSize("jigsaw: tile input size", j.Size, c.Encoder))
 		return errors.Join(errs...)
 	},
 	// Validation draws its puzzles as training does (from the loader's

@@ -54,12 +54,7 @@ var relposSpec = Spec{
 		if c.Hidden < 0 {
 			errs = append(errs, fmt.Errorf("pretext: relpos: hidden width %d is negative", c.Hidden))
 		}
-		if least := c.Encoder.MinSize(); c.PairSize < 0 {
-			errs = append(errs, fmt.Errorf("pretext: relpos: pair size %d is negative", c.PairSize))
-		} else if c.PairSize > 0 && c.PairSize < least {
-			errs = append(errs, fmt.Errorf("pretext: relpos: pair size %d is too small for an encoder of %d blocks: need at least %d",
-				c.PairSize, len(c.Encoder.Widths), least))
-		}
+		errs = append(errs, checkViewSize("relpos: pair size", c.PairSize, c.Encoder))
 		return errors.Join(errs...)
 	},
 	Sampler: func(c Config, side, ch int, train bool) (augment.Sampler, error) {

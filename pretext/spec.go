@@ -188,3 +188,15 @@ func (s Spec) InputNorm(c Config) string {
 	}
 	return s.Normalize(c)
 }
+
+// checkViewSize reports a view side (0: the default) that is negative or
+// smaller than the encoder enc takes; what names the setting in the error.
+func checkViewSize(what string, size int, enc EncoderConfig) error {
+	if least := enc.MinSize(); size < 0 {
+		return fmt.Errorf("pretext: %s %d is negative", what, size)
+	} else if size > 0 && size < least {
+		return fmt.Errorf("pretext: %s %d is too small for an encoder of %d blocks: need at least %d",
+			what, size, len(enc.Widths), least)
+	}
+	return nil
+}
