@@ -139,17 +139,103 @@ func reuseInts(s []int, n int) []int {
 // xp is the zero-padded input [n, hp, wp, c] with Slack·c floats of
 // slack after it, as for DirectConv; dy is the output gradient
 // [n, hp−k+1, wp−k+1, cols]; g, k·k·c × cols, is overwritten. The
-// micro-kernel reads each tap's window of xp in place as the transposed A
-// of a GEMM over output positions, so the output gradient is packed once
-// for all taps. Positions are those of the padded grid, with zeros for
-// the padding, which costs wp/ow − 1 more arithmetic than the
-// positions themselves (only the padding columns inside each sample). The
-// sum over positions runs in a fixed number of parts, summed in order, so
-// the result does not depend on the number of cores. It panics if a size
-// is inconsistent.
+// micro-kernel reads each kernel row's window of xp in place as the
+// transposed A of a GEMM over output positions (the k·c values of the
+// row's taps lie side by side), so the output gradient is packed once for
+// all taps. With few output channels it computes gᵀ instead, the output
+// gradient's channels being the tile rows (see narrowGradKernel).
+// Positions are those of the padded grid, with zeros for the padding,
+// which costs wp/ow − 1 more arithmetic than the positions themselves
+// (only the padding columns inside each sample). The sum over positions
+// runs in a fixed number of parts, summed in order, so the result does not
+// depend on the number of cores. It panics if a size is inconsistent.
 func DirectConvWeightGrad(g, xp []float32, n, hp, wp, c, k int, dy []float32, cols int) {
 	countProduct(n*(hp-k+1)*(wp-k+1), cols, k*k*c)
+	if mk, ok := narrowGradKernel(c, cols); ok {
+		directConvWeightGradNarrow(mk, g, xp, n, hp, wp, c, k, dy, cols)
+		return
+	}
 	directConvWeightGrad(convKernel(cols), g, xp, n, hp, wp, c, k, dy, cols)
+}
+
+// narrowGradKernel returns the micro-kernel of the path in use for
+// directConvWeightGradNarrow, and whether that form suits: fewer output
+// channels than half a tile's rows, and a kernel whose tile is exactly c
+// columns wide, so that the input's pixels are its packed panels in place.
+// Its tile rows are the output channels (cols of mr in use), where the
+// plain form's tile columns are (cols of nr: 3 of 16 for an RGB output).
+func narrowGradKernel(c, cols int) (microKernel, bool) {
+	gemm, conv, narrow := kernelFor(level)
+	for _, mk := range []microKernel{conv, narrow, gemm} {
+		if mk.nr == c && 2*cols <= mk.mr {
+			return mk, true
+		}
+	}
+	return microKernel{}, false
+}
+
+// directConvWeightGradNarrow is DirectConvWeightGrad (same arguments and
+// result) for few output channels, computed transposed: tile rows are the
+// output channels, read from a copy of dy laid out on the padded grid
+// (zeros in the padding columns), and tile columns the c channels of one
+// tap, read in place from xp, whose pixels of c = mk.nr floats are the
+// rows of a packed panel. As directConvWeightGrad, it sums a fixed number
+// of parts in order. It panics unless mk.nr = c and cols ≤ mk.mr.
+func directConvWeightGradNarrow(mk microKernel, g, xp []float32, n, hp, wp, c, k int, dy []float32, cols int) {
+	oh, ow := hp-k+1, wp-k+1
+	kk := k * k * c
+	mr := mk.mr
+	if mk.nr != c || cols > mr || oh < 1 || ow < 1 || cols < 1 || cap(xp) < n*hp*wp*c+Slack*c || len(dy) < n*oh*ow*cols || len(g) < kk*cols {
+		panic(fmt.Sprintf("kernel: DirectConvWeightGrad (narrow, %s): bad sizes n=%d hp=%d wp=%d c=%d k=%d cols=%d", mk.name, n, hp, wp, c, k, cols))
+	}
+	xp = xp[:cap(xp)]
+	span := (oh-1)*wp + ow
+	total := n * span
+	const parts = 8
+	psize := (total + parts - 1) / parts
+	buf := packPool.Get().(*packBuffers)
+	defer packPool.Put(buf)
+	// Each part's sum is mr rows (the last mr − cols of them unused) of
+	// kk columns: gᵀ.
+	buf.a = reuseFloats(buf.a, parts*mr*kk)
+	partial := buf.a
+	For(parts, 1, func(part, _, _ int) {
+		gp := partial[part*mr*kk : (part+1)*mr*kk]
+		clear(gp)
+		pb := packPool.Get().(*packBuffers)
+		defer packPool.Put(pb)
+		blockK := mk.kc
+		// Rows past cols read on into the next positions, and past the
+		// block's end into mr zeros.
+		pb.b = reuseFloats(pb.b, blockK*cols+mr)
+		ablk := pb.b
+		q0, q1 := part*psize, min(total, (part+1)*psize)
+		for q := q0; q < q1; {
+			i, off := q/span, q%span
+			kc := min(blockK, q1-q, span-off)
+			pc := i*hp*wp + off
+			for p := 0; p < kc; p++ {
+				row := ablk[p*cols : (p+1)*cols]
+				y, x := (off+p)/wp, (off+p)%wp
+				if x >= ow || y >= oh {
+					clear(row)
+					continue
+				}
+				copy(row, dy[((i*oh+y)*ow+x)*cols:])
+			}
+			clear(ablk[kc*cols : kc*cols+mr])
+			for t := 0; t < k*k; t++ {
+				ki, kj := t/k, t%k
+				mk.fn(kc, &ablk[0], 1, cols, &xp[(pc+ki*wp+kj)*c], &gp[t*c], kk, true)
+			}
+			q += kc
+		}
+	})
+	sum := partial[:cols*kk]
+	for part := 1; part < parts; part++ {
+		Axpy(1, partial[part*mr*kk:part*mr*kk+cols*kk], sum)
+	}
+	transposeInto(g, cols, sum, kk, cols, true)
 }
 
 func directConvWeightGrad(mk microKernel, g, xp []float32, n, hp, wp, c, k int, dy []float32, cols int) {
@@ -162,13 +248,6 @@ func directConvWeightGrad(mk microKernel, g, xp []float32, n, hp, wp, c, k int, 
 	xp = xp[:cap(xp)]
 	buf := packPool.Get().(*packBuffers)
 	defer packPool.Put(buf)
-	buf.offs = reuseInts(buf.offs, k*k)
-	offs := buf.offs
-	for ki := 0; ki < k; ki++ {
-		for kj := 0; kj < k; kj++ {
-			offs[ki*k+kj] = (ki*wp + kj) * c
-		}
-	}
 	// Sum over each sample's positions from its first output pixel to its
 	// last, (oh−1)·wp + ow of them: the padded rows between samples are
 	// skipped, and only the wp − ow padding columns of each row are summed
@@ -198,13 +277,15 @@ func directConvWeightGrad(mk microKernel, g, xp []float32, n, hp, wp, c, k int, 
 			kc := min(blockK, q1-q, span-off)
 			pc := i*hp*wp + off
 			packPaddedRows(bpack, dy, i, off, kc, oh, ow, wp, cols, mk)
-			for t, toff := range offs {
-				for i0 := 0; i0 < c; i0 += mr {
-					rows := min(mr, c-i0)
-					a := &xp[pc*c+toff+i0]
+			// The k·c rows of kernel row ki, taps (ki, kj) and channels
+			// ci, are kj·c + ci floats on from its first tap's pixel.
+			for ki := 0; ki < k; ki++ {
+				for i0 := 0; i0 < k*c; i0 += mr {
+					rows := min(mr, k*c-i0)
+					a := &xp[(pc+ki*wp)*c+i0]
 					for jp := 0; jp < panels; jp++ {
 						bp := &bpack[jp*nr*kc]
-						o := (t*c+i0)*cols + jp*nr
+						o := (ki*k*c+i0)*cols + jp*nr
 						ncols := min(nr, cols-jp*nr)
 						if rows == mr && ncols == nr {
 							mk.fn(kc, a, 1, c, bp, &gp[o], cols, true)

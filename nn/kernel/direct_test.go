@@ -77,11 +77,14 @@ func TestDirectConvNeedsSlack(t *testing.T) {
 
 // TestDirectConvWeightGrad checks every micro-kernel's direct weight
 // gradient against a naive sum, with partial channel panels (c not a
-// multiple of 6) and several samples.
+// multiple of 6), fewer channels than a tile's rows, and several samples;
+// and the transposed form for few output channels, with c the tile's
+// width.
 func TestDirectConvWeightGrad(t *testing.T) {
 	rng := rand.New(rand.NewPCG(13, 14))
+	type geometry struct{ n, hp, wp, c, k, cols int }
 	for _, mk := range kernels {
-		for _, g := range []struct{ n, hp, wp, c, k, cols int }{
+		for _, g := range []geometry{
 			{1, 4, 4, 1, 3, 16},
 			{2, 6, 8, 3, 3, 16},
 			{3, 10, 19, 8, 3, 32},
@@ -89,33 +92,53 @@ func TestDirectConvWeightGrad(t *testing.T) {
 			{2, 5, 22, 7, 1, 16},
 		} {
 			t.Run(fmt.Sprintf("%s/%+v", mk.name, g), func(t *testing.T) {
-				oh, ow, kk := g.hp-g.k+1, g.wp-g.k+1, g.k*g.k*g.c
-				size := g.n * g.hp * g.wp * g.c
-				xp := randSlice(rng, size+8*g.c)[:size]
-				dy := randSlice(rng, g.n*oh*ow*g.cols)
-				got := randSlice(rng, kk*g.cols) // overwritten
-				directConvWeightGrad(mk, got, xp, g.n, g.hp, g.wp, g.c, g.k, dy, g.cols)
-				for ki := 0; ki < g.k; ki++ {
-					for kj := 0; kj < g.k; kj++ {
-						for ci := 0; ci < g.c; ci++ {
-							for j := 0; j < g.cols; j++ {
-								var s float64
-								for i := 0; i < g.n; i++ {
-									for oy := 0; oy < oh; oy++ {
-										for ox := 0; ox < ow; ox++ {
-											s += float64(xp[((i*g.hp+oy+ki)*g.wp+ox+kj)*g.c+ci]) * float64(dy[((i*oh+oy)*ow+ox)*g.cols+j])
-										}
-									}
-								}
-								v := got[((ki*g.k+kj)*g.c+ci)*g.cols+j]
-								if math.Abs(float64(v)-s) > 1e-3*(1+math.Abs(s)) {
-									t.Fatalf("g[tap %d,%d ci %d, %d] = %v, want %v", ki, kj, ci, j, v, s)
-								}
+				checkWeightGrad(t, rng, g.n, g.hp, g.wp, g.c, g.k, g.cols, func(got, xp, dy []float32) {
+					directConvWeightGrad(mk, got, xp, g.n, g.hp, g.wp, g.c, g.k, dy, g.cols)
+				})
+			})
+		}
+		for _, g := range []geometry{
+			{2, 6, 9, mk.nr, 3, 3},
+			{1, 5, 7, mk.nr, 3, 1},
+			{3, 4, 6, mk.nr, 1, mk.mr / 2},
+		} {
+			t.Run(fmt.Sprintf("%s/narrow/%+v", mk.name, g), func(t *testing.T) {
+				checkWeightGrad(t, rng, g.n, g.hp, g.wp, g.c, g.k, g.cols, func(got, xp, dy []float32) {
+					directConvWeightGradNarrow(mk, got, xp, g.n, g.hp, g.wp, g.c, g.k, dy, g.cols)
+				})
+			})
+		}
+	}
+}
+
+// checkWeightGrad runs grad on random inputs of the geometry, with the
+// minimum slack after xp, and compares what it writes with a naive sum.
+func checkWeightGrad(t *testing.T, rng *rand.Rand, n, hp, wp, c, k, cols int, grad func(got, xp, dy []float32)) {
+	t.Helper()
+	oh, ow, kk := hp-k+1, wp-k+1, k*k*c
+	size := n * hp * wp * c
+	xp := randSlice(rng, size+Slack*c)[:size]
+	dy := randSlice(rng, n*oh*ow*cols)
+	got := randSlice(rng, kk*cols) // overwritten
+	grad(got, xp, dy)
+	for ki := 0; ki < k; ki++ {
+		for kj := 0; kj < k; kj++ {
+			for ci := 0; ci < c; ci++ {
+				for j := 0; j < cols; j++ {
+					var s float64
+					for i := 0; i < n; i++ {
+						for oy := 0; oy < oh; oy++ {
+							for ox := 0; ox < ow; ox++ {
+								s += float64(xp[((i*hp+oy+ki)*wp+ox+kj)*c+ci]) * float64(dy[((i*oh+oy)*ow+ox)*cols+j])
 							}
 						}
 					}
+					v := got[((ki*k+kj)*c+ci)*cols+j]
+					if math.Abs(float64(v)-s) > 1e-3*(1+math.Abs(s)) {
+						t.Fatalf("g[tap %d,%d ci %d, %d] = %v, want %v", ki, kj, ci, j, v, s)
+					}
 				}
-			})
+			}
 		}
 	}
 }
