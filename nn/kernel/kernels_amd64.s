@@ -499,49 +499,340 @@ TEXT ·colSumsAVX2(SB), NOSPLIT, $0-72
 	VXORPS Y15, Y15, Y15
 	TESTQ  CX, CX
 	JE     cs_done
+	MOVQ   R10, R12
+	ADDQ   DI, R12
+	TESTQ  DX, DX
+	JNE    cs_next
+	TESTQ  R11, R11
+	JNE    cs_next
 
-cs_row:
-	XORQ BX, BX
+cs_b2_block:
+	LEAQ    64(DI), AX
+	CMPQ    AX, R12
+	JA      cs_b2_end
+	VMOVUPS (DI), Y0
+	VMOVUPS (R13), Y2
+	VMOVUPS (R8), Y4
+	VMOVUPS 32(DI), Y1
+	VMOVUPS 32(R13), Y3
+	VMOVUPS 32(R8), Y5
+	XORQ    AX, AX
+	MOVQ    CX, BX
 
-cs_col:
-	VMOVUPS (SI)(BX*1), Y0
-	TESTQ   R11, R11
-	JE      cs_nomask
-	VMOVUPS (R11)(BX*1), Y2
-	VCMPPS  $0x0e, Y15, Y2, Y2
-	VANDPS  Y0, Y2, Y0
+cs_b2_row:
+	VMOVUPS     (SI)(AX*1), Y8
+	VSUBPS      Y4, Y8, Y8
+	VADDPS      Y8, Y0, Y0
+	VFMADD231PS Y8, Y8, Y2
+	VMOVUPS     32(SI)(AX*1), Y8
+	VSUBPS      Y5, Y8, Y8
+	VADDPS      Y8, Y1, Y1
+	VFMADD231PS Y8, Y8, Y3
+	ADDQ        R10, AX
+	DECQ        BX
+	JNE         cs_b2_row
+	VMOVUPS     Y0, (DI)
+	VMOVUPS     Y2, (R13)
+	VMOVUPS     Y1, 32(DI)
+	VMOVUPS     Y3, 32(R13)
+	ADDQ        $0x00000040, DI
+	ADDQ        $0x00000040, R13
+	ADDQ        $0x00000040, SI
+	ADDQ        $0x00000040, R8
+	JMP         cs_b2_block
 
-cs_nomask:
-	VSUBPS  (R8)(BX*1), Y0, Y0
-	VMOVUPS Y0, Y1
-	TESTQ   DX, DX
-	JE      cs_self
-	VMOVUPS (DX)(BX*1), Y1
-	VSUBPS  (R9)(BX*1), Y1, Y1
+cs_b2_end:
+cs_b1_block:
+	LEAQ    32(DI), AX
+	CMPQ    AX, R12
+	JA      cs_b1_end
+	VMOVUPS (DI), Y0
+	VMOVUPS (R13), Y1
+	VMOVUPS (R8), Y2
+	XORQ    AX, AX
+	MOVQ    CX, BX
 
-cs_self:
-	VADDPS      (DI)(BX*1), Y0, Y3
-	VMOVUPS     Y3, (DI)(BX*1)
-	VMOVUPS     (R13)(BX*1), Y4
-	VFMADD231PS Y1, Y0, Y4
-	VMOVUPS     Y4, (R13)(BX*1)
-	ADDQ        $0x20, BX
-	CMPQ        BX, R10
-	JL          cs_col
-	ADDQ        R10, SI
-	TESTQ       DX, DX
-	JE          cs_nov
-	ADDQ        R10, DX
+cs_b1_row:
+	VMOVUPS     (SI)(AX*1), Y4
+	VSUBPS      Y2, Y4, Y4
+	VADDPS      Y4, Y0, Y0
+	VFMADD231PS Y4, Y4, Y1
+	ADDQ        R10, AX
+	DECQ        BX
+	JNE         cs_b1_row
+	VMOVUPS     Y0, (DI)
+	VMOVUPS     Y1, (R13)
+	ADDQ        $0x00000020, DI
+	ADDQ        $0x00000020, R13
+	ADDQ        $0x00000020, SI
+	ADDQ        $0x00000020, R8
+	JMP         cs_b1_block
 
-cs_nov:
+cs_b1_end:
+	JMP cs_done
+
+cs_next:
+	TESTQ DX, DX
+	JNE   csm_next
 	TESTQ R11, R11
-	JE    cs_nom
-	ADDQ  R10, R11
+	JE    csm_next
 
-cs_nom:
-	DECQ CX
-	JNE  cs_row
+csm_b2_block:
+	LEAQ    64(DI), AX
+	CMPQ    AX, R12
+	JA      csm_b2_end
+	VMOVUPS (DI), Y0
+	VMOVUPS (R13), Y2
+	VMOVUPS (R8), Y4
+	VMOVUPS 32(DI), Y1
+	VMOVUPS 32(R13), Y3
+	VMOVUPS 32(R8), Y5
+	XORQ    AX, AX
+	MOVQ    CX, BX
 
+csm_b2_row:
+	VMOVUPS     (SI)(AX*1), Y8
+	VMOVUPS     (R11)(AX*1), Y10
+	VCMPPS      $0x0e, Y15, Y10, Y10
+	VANDPS      Y8, Y10, Y8
+	VSUBPS      Y4, Y8, Y8
+	VADDPS      Y8, Y0, Y0
+	VFMADD231PS Y8, Y8, Y2
+	VMOVUPS     32(SI)(AX*1), Y8
+	VMOVUPS     32(R11)(AX*1), Y10
+	VCMPPS      $0x0e, Y15, Y10, Y10
+	VANDPS      Y8, Y10, Y8
+	VSUBPS      Y5, Y8, Y8
+	VADDPS      Y8, Y1, Y1
+	VFMADD231PS Y8, Y8, Y3
+	ADDQ        R10, AX
+	DECQ        BX
+	JNE         csm_b2_row
+	VMOVUPS     Y0, (DI)
+	VMOVUPS     Y2, (R13)
+	VMOVUPS     Y1, 32(DI)
+	VMOVUPS     Y3, 32(R13)
+	ADDQ        $0x00000040, DI
+	ADDQ        $0x00000040, R13
+	ADDQ        $0x00000040, SI
+	ADDQ        $0x00000040, R8
+	ADDQ        $0x00000040, R11
+	JMP         csm_b2_block
+
+csm_b2_end:
+csm_b1_block:
+	LEAQ    32(DI), AX
+	CMPQ    AX, R12
+	JA      csm_b1_end
+	VMOVUPS (DI), Y0
+	VMOVUPS (R13), Y1
+	VMOVUPS (R8), Y2
+	XORQ    AX, AX
+	MOVQ    CX, BX
+
+csm_b1_row:
+	VMOVUPS     (SI)(AX*1), Y4
+	VMOVUPS     (R11)(AX*1), Y6
+	VCMPPS      $0x0e, Y15, Y6, Y6
+	VANDPS      Y4, Y6, Y4
+	VSUBPS      Y2, Y4, Y4
+	VADDPS      Y4, Y0, Y0
+	VFMADD231PS Y4, Y4, Y1
+	ADDQ        R10, AX
+	DECQ        BX
+	JNE         csm_b1_row
+	VMOVUPS     Y0, (DI)
+	VMOVUPS     Y1, (R13)
+	ADDQ        $0x00000020, DI
+	ADDQ        $0x00000020, R13
+	ADDQ        $0x00000020, SI
+	ADDQ        $0x00000020, R8
+	ADDQ        $0x00000020, R11
+	JMP         csm_b1_block
+
+csm_b1_end:
+	JMP cs_done
+
+csm_next:
+	TESTQ DX, DX
+	JE    csv_next
+	TESTQ R11, R11
+	JNE   csv_next
+
+csv_b2_block:
+	LEAQ    64(DI), AX
+	CMPQ    AX, R12
+	JA      csv_b2_end
+	VMOVUPS (DI), Y0
+	VMOVUPS (R13), Y2
+	VMOVUPS (R8), Y4
+	VMOVUPS (R9), Y6
+	VMOVUPS 32(DI), Y1
+	VMOVUPS 32(R13), Y3
+	VMOVUPS 32(R8), Y5
+	VMOVUPS 32(R9), Y7
+	XORQ    AX, AX
+	MOVQ    CX, BX
+
+csv_b2_row:
+	VMOVUPS     (SI)(AX*1), Y8
+	VSUBPS      Y4, Y8, Y8
+	VMOVUPS     (DX)(AX*1), Y9
+	VSUBPS      Y6, Y9, Y9
+	VADDPS      Y8, Y0, Y0
+	VFMADD231PS Y9, Y8, Y2
+	VMOVUPS     32(SI)(AX*1), Y8
+	VSUBPS      Y5, Y8, Y8
+	VMOVUPS     32(DX)(AX*1), Y9
+	VSUBPS      Y7, Y9, Y9
+	VADDPS      Y8, Y1, Y1
+	VFMADD231PS Y9, Y8, Y3
+	ADDQ        R10, AX
+	DECQ        BX
+	JNE         csv_b2_row
+	VMOVUPS     Y0, (DI)
+	VMOVUPS     Y2, (R13)
+	VMOVUPS     Y1, 32(DI)
+	VMOVUPS     Y3, 32(R13)
+	ADDQ        $0x00000040, DI
+	ADDQ        $0x00000040, R13
+	ADDQ        $0x00000040, SI
+	ADDQ        $0x00000040, R8
+	ADDQ        $0x00000040, DX
+	ADDQ        $0x00000040, R9
+	JMP         csv_b2_block
+
+csv_b2_end:
+csv_b1_block:
+	LEAQ    32(DI), AX
+	CMPQ    AX, R12
+	JA      csv_b1_end
+	VMOVUPS (DI), Y0
+	VMOVUPS (R13), Y1
+	VMOVUPS (R8), Y2
+	VMOVUPS (R9), Y3
+	XORQ    AX, AX
+	MOVQ    CX, BX
+
+csv_b1_row:
+	VMOVUPS     (SI)(AX*1), Y4
+	VSUBPS      Y2, Y4, Y4
+	VMOVUPS     (DX)(AX*1), Y5
+	VSUBPS      Y3, Y5, Y5
+	VADDPS      Y4, Y0, Y0
+	VFMADD231PS Y5, Y4, Y1
+	ADDQ        R10, AX
+	DECQ        BX
+	JNE         csv_b1_row
+	VMOVUPS     Y0, (DI)
+	VMOVUPS     Y1, (R13)
+	ADDQ        $0x00000020, DI
+	ADDQ        $0x00000020, R13
+	ADDQ        $0x00000020, SI
+	ADDQ        $0x00000020, R8
+	ADDQ        $0x00000020, DX
+	ADDQ        $0x00000020, R9
+	JMP         csv_b1_block
+
+csv_b1_end:
+	JMP cs_done
+
+csv_next:
+	TESTQ DX, DX
+	JE    csvm_next
+	TESTQ R11, R11
+	JE    csvm_next
+
+csvm_b2_block:
+	LEAQ    64(DI), AX
+	CMPQ    AX, R12
+	JA      csvm_b2_end
+	VMOVUPS (DI), Y0
+	VMOVUPS (R13), Y2
+	VMOVUPS (R8), Y4
+	VMOVUPS (R9), Y6
+	VMOVUPS 32(DI), Y1
+	VMOVUPS 32(R13), Y3
+	VMOVUPS 32(R8), Y5
+	VMOVUPS 32(R9), Y7
+	XORQ    AX, AX
+	MOVQ    CX, BX
+
+csvm_b2_row:
+	VMOVUPS     (SI)(AX*1), Y8
+	VMOVUPS     (R11)(AX*1), Y10
+	VCMPPS      $0x0e, Y15, Y10, Y10
+	VANDPS      Y8, Y10, Y8
+	VSUBPS      Y4, Y8, Y8
+	VMOVUPS     (DX)(AX*1), Y9
+	VSUBPS      Y6, Y9, Y9
+	VADDPS      Y8, Y0, Y0
+	VFMADD231PS Y9, Y8, Y2
+	VMOVUPS     32(SI)(AX*1), Y8
+	VMOVUPS     32(R11)(AX*1), Y10
+	VCMPPS      $0x0e, Y15, Y10, Y10
+	VANDPS      Y8, Y10, Y8
+	VSUBPS      Y5, Y8, Y8
+	VMOVUPS     32(DX)(AX*1), Y9
+	VSUBPS      Y7, Y9, Y9
+	VADDPS      Y8, Y1, Y1
+	VFMADD231PS Y9, Y8, Y3
+	ADDQ        R10, AX
+	DECQ        BX
+	JNE         csvm_b2_row
+	VMOVUPS     Y0, (DI)
+	VMOVUPS     Y2, (R13)
+	VMOVUPS     Y1, 32(DI)
+	VMOVUPS     Y3, 32(R13)
+	ADDQ        $0x00000040, DI
+	ADDQ        $0x00000040, R13
+	ADDQ        $0x00000040, SI
+	ADDQ        $0x00000040, R8
+	ADDQ        $0x00000040, DX
+	ADDQ        $0x00000040, R9
+	ADDQ        $0x00000040, R11
+	JMP         csvm_b2_block
+
+csvm_b2_end:
+csvm_b1_block:
+	LEAQ    32(DI), AX
+	CMPQ    AX, R12
+	JA      csvm_b1_end
+	VMOVUPS (DI), Y0
+	VMOVUPS (R13), Y1
+	VMOVUPS (R8), Y2
+	VMOVUPS (R9), Y3
+	XORQ    AX, AX
+	MOVQ    CX, BX
+
+csvm_b1_row:
+	VMOVUPS     (SI)(AX*1), Y4
+	VMOVUPS     (R11)(AX*1), Y6
+	VCMPPS      $0x0e, Y15, Y6, Y6
+	VANDPS      Y4, Y6, Y4
+	VSUBPS      Y2, Y4, Y4
+	VMOVUPS     (DX)(AX*1), Y5
+	VSUBPS      Y3, Y5, Y5
+	VADDPS      Y4, Y0, Y0
+	VFMADD231PS Y5, Y4, Y1
+	ADDQ        R10, AX
+	DECQ        BX
+	JNE         csvm_b1_row
+	VMOVUPS     Y0, (DI)
+	VMOVUPS     Y1, (R13)
+	ADDQ        $0x00000020, DI
+	ADDQ        $0x00000020, R13
+	ADDQ        $0x00000020, SI
+	ADDQ        $0x00000020, R8
+	ADDQ        $0x00000020, DX
+	ADDQ        $0x00000020, R9
+	ADDQ        $0x00000020, R11
+	JMP         csvm_b1_block
+
+csvm_b1_end:
+	JMP cs_done
+
+csvm_next:
 cs_done:
 	VZEROUPPER
 	RET
@@ -2495,51 +2786,599 @@ TEXT ·colSumsAVX512(SB), NOSPLIT, $0-72
 	MOVQ   rows+56(FP), CX
 	MOVQ   c+64(FP), R10
 	SHLQ   $0x02, R10
-	VXORPS Z15, Z15, Z15
+	VXORPS Z31, Z31, Z31
 	TESTQ  CX, CX
 	JE     cs_done
+	MOVQ   R10, R12
+	ADDQ   DI, R12
+	TESTQ  DX, DX
+	JNE    cs_next
+	TESTQ  R11, R11
+	JNE    cs_next
 
-cs_row:
-	XORQ BX, BX
+cs_b4_block:
+	LEAQ    256(DI), AX
+	CMPQ    AX, R12
+	JA      cs_b4_end
+	VMOVUPS (DI), Z0
+	VMOVUPS (R13), Z4
+	VMOVUPS (R8), Z8
+	VMOVUPS 64(DI), Z1
+	VMOVUPS 64(R13), Z5
+	VMOVUPS 64(R8), Z9
+	VMOVUPS 128(DI), Z2
+	VMOVUPS 128(R13), Z6
+	VMOVUPS 128(R8), Z10
+	VMOVUPS 192(DI), Z3
+	VMOVUPS 192(R13), Z7
+	VMOVUPS 192(R8), Z11
+	XORQ    AX, AX
+	MOVQ    CX, BX
 
-cs_col:
-	VMOVUPS   (SI)(BX*1), Z0
-	TESTQ     R11, R11
-	JE        cs_nomask
-	VCMPPS    $0x01, (R11)(BX*1), Z15, K1
-	VMOVAPS.Z Z0, K1, Z0
+cs_b4_row:
+	VMOVUPS     (SI)(AX*1), Z16
+	VSUBPS      Z8, Z16, Z16
+	VADDPS      Z16, Z0, Z0
+	VFMADD231PS Z16, Z16, Z4
+	VMOVUPS     64(SI)(AX*1), Z16
+	VSUBPS      Z9, Z16, Z16
+	VADDPS      Z16, Z1, Z1
+	VFMADD231PS Z16, Z16, Z5
+	VMOVUPS     128(SI)(AX*1), Z16
+	VSUBPS      Z10, Z16, Z16
+	VADDPS      Z16, Z2, Z2
+	VFMADD231PS Z16, Z16, Z6
+	VMOVUPS     192(SI)(AX*1), Z16
+	VSUBPS      Z11, Z16, Z16
+	VADDPS      Z16, Z3, Z3
+	VFMADD231PS Z16, Z16, Z7
+	ADDQ        R10, AX
+	DECQ        BX
+	JNE         cs_b4_row
+	VMOVUPS     Z0, (DI)
+	VMOVUPS     Z4, (R13)
+	VMOVUPS     Z1, 64(DI)
+	VMOVUPS     Z5, 64(R13)
+	VMOVUPS     Z2, 128(DI)
+	VMOVUPS     Z6, 128(R13)
+	VMOVUPS     Z3, 192(DI)
+	VMOVUPS     Z7, 192(R13)
+	ADDQ        $0x00000100, DI
+	ADDQ        $0x00000100, R13
+	ADDQ        $0x00000100, SI
+	ADDQ        $0x00000100, R8
+	JMP         cs_b4_block
 
-cs_nomask:
-	VSUBPS  (R8)(BX*1), Z0, Z0
-	VMOVUPS Z0, Z1
-	TESTQ   DX, DX
-	JE      cs_self
-	VMOVUPS (DX)(BX*1), Z1
-	VSUBPS  (R9)(BX*1), Z1, Z1
+cs_b4_end:
+cs_b2_block:
+	LEAQ    128(DI), AX
+	CMPQ    AX, R12
+	JA      cs_b2_end
+	VMOVUPS (DI), Z0
+	VMOVUPS (R13), Z2
+	VMOVUPS (R8), Z4
+	VMOVUPS 64(DI), Z1
+	VMOVUPS 64(R13), Z3
+	VMOVUPS 64(R8), Z5
+	XORQ    AX, AX
+	MOVQ    CX, BX
 
-cs_self:
-	VADDPS      (DI)(BX*1), Z0, Z3
-	VMOVUPS     Z3, (DI)(BX*1)
-	VMOVUPS     (R13)(BX*1), Z4
-	VFMADD231PS Z1, Z0, Z4
-	VMOVUPS     Z4, (R13)(BX*1)
-	ADDQ        $0x40, BX
-	CMPQ        BX, R10
-	JL          cs_col
-	ADDQ        R10, SI
-	TESTQ       DX, DX
-	JE          cs_nov
-	ADDQ        R10, DX
+cs_b2_row:
+	VMOVUPS     (SI)(AX*1), Z8
+	VSUBPS      Z4, Z8, Z8
+	VADDPS      Z8, Z0, Z0
+	VFMADD231PS Z8, Z8, Z2
+	VMOVUPS     64(SI)(AX*1), Z8
+	VSUBPS      Z5, Z8, Z8
+	VADDPS      Z8, Z1, Z1
+	VFMADD231PS Z8, Z8, Z3
+	ADDQ        R10, AX
+	DECQ        BX
+	JNE         cs_b2_row
+	VMOVUPS     Z0, (DI)
+	VMOVUPS     Z2, (R13)
+	VMOVUPS     Z1, 64(DI)
+	VMOVUPS     Z3, 64(R13)
+	ADDQ        $0x00000080, DI
+	ADDQ        $0x00000080, R13
+	ADDQ        $0x00000080, SI
+	ADDQ        $0x00000080, R8
+	JMP         cs_b2_block
 
-cs_nov:
+cs_b2_end:
+cs_b1_block:
+	LEAQ    64(DI), AX
+	CMPQ    AX, R12
+	JA      cs_b1_end
+	VMOVUPS (DI), Z0
+	VMOVUPS (R13), Z1
+	VMOVUPS (R8), Z2
+	XORQ    AX, AX
+	MOVQ    CX, BX
+
+cs_b1_row:
+	VMOVUPS     (SI)(AX*1), Z4
+	VSUBPS      Z2, Z4, Z4
+	VADDPS      Z4, Z0, Z0
+	VFMADD231PS Z4, Z4, Z1
+	ADDQ        R10, AX
+	DECQ        BX
+	JNE         cs_b1_row
+	VMOVUPS     Z0, (DI)
+	VMOVUPS     Z1, (R13)
+	ADDQ        $0x00000040, DI
+	ADDQ        $0x00000040, R13
+	ADDQ        $0x00000040, SI
+	ADDQ        $0x00000040, R8
+	JMP         cs_b1_block
+
+cs_b1_end:
+	JMP cs_done
+
+cs_next:
+	TESTQ DX, DX
+	JNE   csm_next
 	TESTQ R11, R11
-	JE    cs_nom
-	ADDQ  R10, R11
+	JE    csm_next
 
-cs_nom:
-	DECQ CX
-	JNE  cs_row
+csm_b4_block:
+	LEAQ    256(DI), AX
+	CMPQ    AX, R12
+	JA      csm_b4_end
+	VMOVUPS (DI), Z0
+	VMOVUPS (R13), Z4
+	VMOVUPS (R8), Z8
+	VMOVUPS 64(DI), Z1
+	VMOVUPS 64(R13), Z5
+	VMOVUPS 64(R8), Z9
+	VMOVUPS 128(DI), Z2
+	VMOVUPS 128(R13), Z6
+	VMOVUPS 128(R8), Z10
+	VMOVUPS 192(DI), Z3
+	VMOVUPS 192(R13), Z7
+	VMOVUPS 192(R8), Z11
+	XORQ    AX, AX
+	MOVQ    CX, BX
 
+csm_b4_row:
+	VMOVUPS     (SI)(AX*1), Z16
+	VCMPPS      $0x01, (R11)(AX*1), Z31, K1
+	VMOVAPS.Z   Z16, K1, Z16
+	VSUBPS      Z8, Z16, Z16
+	VADDPS      Z16, Z0, Z0
+	VFMADD231PS Z16, Z16, Z4
+	VMOVUPS     64(SI)(AX*1), Z16
+	VCMPPS      $0x01, 64(R11)(AX*1), Z31, K1
+	VMOVAPS.Z   Z16, K1, Z16
+	VSUBPS      Z9, Z16, Z16
+	VADDPS      Z16, Z1, Z1
+	VFMADD231PS Z16, Z16, Z5
+	VMOVUPS     128(SI)(AX*1), Z16
+	VCMPPS      $0x01, 128(R11)(AX*1), Z31, K1
+	VMOVAPS.Z   Z16, K1, Z16
+	VSUBPS      Z10, Z16, Z16
+	VADDPS      Z16, Z2, Z2
+	VFMADD231PS Z16, Z16, Z6
+	VMOVUPS     192(SI)(AX*1), Z16
+	VCMPPS      $0x01, 192(R11)(AX*1), Z31, K1
+	VMOVAPS.Z   Z16, K1, Z16
+	VSUBPS      Z11, Z16, Z16
+	VADDPS      Z16, Z3, Z3
+	VFMADD231PS Z16, Z16, Z7
+	ADDQ        R10, AX
+	DECQ        BX
+	JNE         csm_b4_row
+	VMOVUPS     Z0, (DI)
+	VMOVUPS     Z4, (R13)
+	VMOVUPS     Z1, 64(DI)
+	VMOVUPS     Z5, 64(R13)
+	VMOVUPS     Z2, 128(DI)
+	VMOVUPS     Z6, 128(R13)
+	VMOVUPS     Z3, 192(DI)
+	VMOVUPS     Z7, 192(R13)
+	ADDQ        $0x00000100, DI
+	ADDQ        $0x00000100, R13
+	ADDQ        $0x00000100, SI
+	ADDQ        $0x00000100, R8
+	ADDQ        $0x00000100, R11
+	JMP         csm_b4_block
+
+csm_b4_end:
+csm_b2_block:
+	LEAQ    128(DI), AX
+	CMPQ    AX, R12
+	JA      csm_b2_end
+	VMOVUPS (DI), Z0
+	VMOVUPS (R13), Z2
+	VMOVUPS (R8), Z4
+	VMOVUPS 64(DI), Z1
+	VMOVUPS 64(R13), Z3
+	VMOVUPS 64(R8), Z5
+	XORQ    AX, AX
+	MOVQ    CX, BX
+
+csm_b2_row:
+	VMOVUPS     (SI)(AX*1), Z8
+	VCMPPS      $0x01, (R11)(AX*1), Z31, K1
+	VMOVAPS.Z   Z8, K1, Z8
+	VSUBPS      Z4, Z8, Z8
+	VADDPS      Z8, Z0, Z0
+	VFMADD231PS Z8, Z8, Z2
+	VMOVUPS     64(SI)(AX*1), Z8
+	VCMPPS      $0x01, 64(R11)(AX*1), Z31, K1
+	VMOVAPS.Z   Z8, K1, Z8
+	VSUBPS      Z5, Z8, Z8
+	VADDPS      Z8, Z1, Z1
+	VFMADD231PS Z8, Z8, Z3
+	ADDQ        R10, AX
+	DECQ        BX
+	JNE         csm_b2_row
+	VMOVUPS     Z0, (DI)
+	VMOVUPS     Z2, (R13)
+	VMOVUPS     Z1, 64(DI)
+	VMOVUPS     Z3, 64(R13)
+	ADDQ        $0x00000080, DI
+	ADDQ        $0x00000080, R13
+	ADDQ        $0x00000080, SI
+	ADDQ        $0x00000080, R8
+	ADDQ        $0x00000080, R11
+	JMP         csm_b2_block
+
+csm_b2_end:
+csm_b1_block:
+	LEAQ    64(DI), AX
+	CMPQ    AX, R12
+	JA      csm_b1_end
+	VMOVUPS (DI), Z0
+	VMOVUPS (R13), Z1
+	VMOVUPS (R8), Z2
+	XORQ    AX, AX
+	MOVQ    CX, BX
+
+csm_b1_row:
+	VMOVUPS     (SI)(AX*1), Z4
+	VCMPPS      $0x01, (R11)(AX*1), Z31, K1
+	VMOVAPS.Z   Z4, K1, Z4
+	VSUBPS      Z2, Z4, Z4
+	VADDPS      Z4, Z0, Z0
+	VFMADD231PS Z4, Z4, Z1
+	ADDQ        R10, AX
+	DECQ        BX
+	JNE         csm_b1_row
+	VMOVUPS     Z0, (DI)
+	VMOVUPS     Z1, (R13)
+	ADDQ        $0x00000040, DI
+	ADDQ        $0x00000040, R13
+	ADDQ        $0x00000040, SI
+	ADDQ        $0x00000040, R8
+	ADDQ        $0x00000040, R11
+	JMP         csm_b1_block
+
+csm_b1_end:
+	JMP cs_done
+
+csm_next:
+	TESTQ DX, DX
+	JE    csv_next
+	TESTQ R11, R11
+	JNE   csv_next
+
+csv_b4_block:
+	LEAQ    256(DI), AX
+	CMPQ    AX, R12
+	JA      csv_b4_end
+	VMOVUPS (DI), Z0
+	VMOVUPS (R13), Z4
+	VMOVUPS (R8), Z8
+	VMOVUPS (R9), Z12
+	VMOVUPS 64(DI), Z1
+	VMOVUPS 64(R13), Z5
+	VMOVUPS 64(R8), Z9
+	VMOVUPS 64(R9), Z13
+	VMOVUPS 128(DI), Z2
+	VMOVUPS 128(R13), Z6
+	VMOVUPS 128(R8), Z10
+	VMOVUPS 128(R9), Z14
+	VMOVUPS 192(DI), Z3
+	VMOVUPS 192(R13), Z7
+	VMOVUPS 192(R8), Z11
+	VMOVUPS 192(R9), Z15
+	XORQ    AX, AX
+	MOVQ    CX, BX
+
+csv_b4_row:
+	VMOVUPS     (SI)(AX*1), Z16
+	VSUBPS      Z8, Z16, Z16
+	VMOVUPS     (DX)(AX*1), Z17
+	VSUBPS      Z12, Z17, Z17
+	VADDPS      Z16, Z0, Z0
+	VFMADD231PS Z17, Z16, Z4
+	VMOVUPS     64(SI)(AX*1), Z16
+	VSUBPS      Z9, Z16, Z16
+	VMOVUPS     64(DX)(AX*1), Z17
+	VSUBPS      Z13, Z17, Z17
+	VADDPS      Z16, Z1, Z1
+	VFMADD231PS Z17, Z16, Z5
+	VMOVUPS     128(SI)(AX*1), Z16
+	VSUBPS      Z10, Z16, Z16
+	VMOVUPS     128(DX)(AX*1), Z17
+	VSUBPS      Z14, Z17, Z17
+	VADDPS      Z16, Z2, Z2
+	VFMADD231PS Z17, Z16, Z6
+	VMOVUPS     192(SI)(AX*1), Z16
+	VSUBPS      Z11, Z16, Z16
+	VMOVUPS     192(DX)(AX*1), Z17
+	VSUBPS      Z15, Z17, Z17
+	VADDPS      Z16, Z3, Z3
+	VFMADD231PS Z17, Z16, Z7
+	ADDQ        R10, AX
+	DECQ        BX
+	JNE         csv_b4_row
+	VMOVUPS     Z0, (DI)
+	VMOVUPS     Z4, (R13)
+	VMOVUPS     Z1, 64(DI)
+	VMOVUPS     Z5, 64(R13)
+	VMOVUPS     Z2, 128(DI)
+	VMOVUPS     Z6, 128(R13)
+	VMOVUPS     Z3, 192(DI)
+	VMOVUPS     Z7, 192(R13)
+	ADDQ        $0x00000100, DI
+	ADDQ        $0x00000100, R13
+	ADDQ        $0x00000100, SI
+	ADDQ        $0x00000100, R8
+	ADDQ        $0x00000100, DX
+	ADDQ        $0x00000100, R9
+	JMP         csv_b4_block
+
+csv_b4_end:
+csv_b2_block:
+	LEAQ    128(DI), AX
+	CMPQ    AX, R12
+	JA      csv_b2_end
+	VMOVUPS (DI), Z0
+	VMOVUPS (R13), Z2
+	VMOVUPS (R8), Z4
+	VMOVUPS (R9), Z6
+	VMOVUPS 64(DI), Z1
+	VMOVUPS 64(R13), Z3
+	VMOVUPS 64(R8), Z5
+	VMOVUPS 64(R9), Z7
+	XORQ    AX, AX
+	MOVQ    CX, BX
+
+csv_b2_row:
+	VMOVUPS     (SI)(AX*1), Z8
+	VSUBPS      Z4, Z8, Z8
+	VMOVUPS     (DX)(AX*1), Z9
+	VSUBPS      Z6, Z9, Z9
+	VADDPS      Z8, Z0, Z0
+	VFMADD231PS Z9, Z8, Z2
+	VMOVUPS     64(SI)(AX*1), Z8
+	VSUBPS      Z5, Z8, Z8
+	VMOVUPS     64(DX)(AX*1), Z9
+	VSUBPS      Z7, Z9, Z9
+	VADDPS      Z8, Z1, Z1
+	VFMADD231PS Z9, Z8, Z3
+	ADDQ        R10, AX
+	DECQ        BX
+	JNE         csv_b2_row
+	VMOVUPS     Z0, (DI)
+	VMOVUPS     Z2, (R13)
+	VMOVUPS     Z1, 64(DI)
+	VMOVUPS     Z3, 64(R13)
+	ADDQ        $0x00000080, DI
+	ADDQ        $0x00000080, R13
+	ADDQ        $0x00000080, SI
+	ADDQ        $0x00000080, R8
+	ADDQ        $0x00000080, DX
+	ADDQ        $0x00000080, R9
+	JMP         csv_b2_block
+
+csv_b2_end:
+csv_b1_block:
+	LEAQ    64(DI), AX
+	CMPQ    AX, R12
+	JA      csv_b1_end
+	VMOVUPS (DI), Z0
+	VMOVUPS (R13), Z1
+	VMOVUPS (R8), Z2
+	VMOVUPS (R9), Z3
+	XORQ    AX, AX
+	MOVQ    CX, BX
+
+csv_b1_row:
+	VMOVUPS     (SI)(AX*1), Z4
+	VSUBPS      Z2, Z4, Z4
+	VMOVUPS     (DX)(AX*1), Z5
+	VSUBPS      Z3, Z5, Z5
+	VADDPS      Z4, Z0, Z0
+	VFMADD231PS Z5, Z4, Z1
+	ADDQ        R10, AX
+	DECQ        BX
+	JNE         csv_b1_row
+	VMOVUPS     Z0, (DI)
+	VMOVUPS     Z1, (R13)
+	ADDQ        $0x00000040, DI
+	ADDQ        $0x00000040, R13
+	ADDQ        $0x00000040, SI
+	ADDQ        $0x00000040, R8
+	ADDQ        $0x00000040, DX
+	ADDQ        $0x00000040, R9
+	JMP         csv_b1_block
+
+csv_b1_end:
+	JMP cs_done
+
+csv_next:
+	TESTQ DX, DX
+	JE    csvm_next
+	TESTQ R11, R11
+	JE    csvm_next
+
+csvm_b4_block:
+	LEAQ    256(DI), AX
+	CMPQ    AX, R12
+	JA      csvm_b4_end
+	VMOVUPS (DI), Z0
+	VMOVUPS (R13), Z4
+	VMOVUPS (R8), Z8
+	VMOVUPS (R9), Z12
+	VMOVUPS 64(DI), Z1
+	VMOVUPS 64(R13), Z5
+	VMOVUPS 64(R8), Z9
+	VMOVUPS 64(R9), Z13
+	VMOVUPS 128(DI), Z2
+	VMOVUPS 128(R13), Z6
+	VMOVUPS 128(R8), Z10
+	VMOVUPS 128(R9), Z14
+	VMOVUPS 192(DI), Z3
+	VMOVUPS 192(R13), Z7
+	VMOVUPS 192(R8), Z11
+	VMOVUPS 192(R9), Z15
+	XORQ    AX, AX
+	MOVQ    CX, BX
+
+csvm_b4_row:
+	VMOVUPS     (SI)(AX*1), Z16
+	VCMPPS      $0x01, (R11)(AX*1), Z31, K1
+	VMOVAPS.Z   Z16, K1, Z16
+	VSUBPS      Z8, Z16, Z16
+	VMOVUPS     (DX)(AX*1), Z17
+	VSUBPS      Z12, Z17, Z17
+	VADDPS      Z16, Z0, Z0
+	VFMADD231PS Z17, Z16, Z4
+	VMOVUPS     64(SI)(AX*1), Z16
+	VCMPPS      $0x01, 64(R11)(AX*1), Z31, K1
+	VMOVAPS.Z   Z16, K1, Z16
+	VSUBPS      Z9, Z16, Z16
+	VMOVUPS     64(DX)(AX*1), Z17
+	VSUBPS      Z13, Z17, Z17
+	VADDPS      Z16, Z1, Z1
+	VFMADD231PS Z17, Z16, Z5
+	VMOVUPS     128(SI)(AX*1), Z16
+	VCMPPS      $0x01, 128(R11)(AX*1), Z31, K1
+	VMOVAPS.Z   Z16, K1, Z16
+	VSUBPS      Z10, Z16, Z16
+	VMOVUPS     128(DX)(AX*1), Z17
+	VSUBPS      Z14, Z17, Z17
+	VADDPS      Z16, Z2, Z2
+	VFMADD231PS Z17, Z16, Z6
+	VMOVUPS     192(SI)(AX*1), Z16
+	VCMPPS      $0x01, 192(R11)(AX*1), Z31, K1
+	VMOVAPS.Z   Z16, K1, Z16
+	VSUBPS      Z11, Z16, Z16
+	VMOVUPS     192(DX)(AX*1), Z17
+	VSUBPS      Z15, Z17, Z17
+	VADDPS      Z16, Z3, Z3
+	VFMADD231PS Z17, Z16, Z7
+	ADDQ        R10, AX
+	DECQ        BX
+	JNE         csvm_b4_row
+	VMOVUPS     Z0, (DI)
+	VMOVUPS     Z4, (R13)
+	VMOVUPS     Z1, 64(DI)
+	VMOVUPS     Z5, 64(R13)
+	VMOVUPS     Z2, 128(DI)
+	VMOVUPS     Z6, 128(R13)
+	VMOVUPS     Z3, 192(DI)
+	VMOVUPS     Z7, 192(R13)
+	ADDQ        $0x00000100, DI
+	ADDQ        $0x00000100, R13
+	ADDQ        $0x00000100, SI
+	ADDQ        $0x00000100, R8
+	ADDQ        $0x00000100, DX
+	ADDQ        $0x00000100, R9
+	ADDQ        $0x00000100, R11
+	JMP         csvm_b4_block
+
+csvm_b4_end:
+csvm_b2_block:
+	LEAQ    128(DI), AX
+	CMPQ    AX, R12
+	JA      csvm_b2_end
+	VMOVUPS (DI), Z0
+	VMOVUPS (R13), Z2
+	VMOVUPS (R8), Z4
+	VMOVUPS (R9), Z6
+	VMOVUPS 64(DI), Z1
+	VMOVUPS 64(R13), Z3
+	VMOVUPS 64(R8), Z5
+	VMOVUPS 64(R9), Z7
+	XORQ    AX, AX
+	MOVQ    CX, BX
+
+csvm_b2_row:
+	VMOVUPS     (SI)(AX*1), Z8
+	VCMPPS      $0x01, (R11)(AX*1), Z31, K1
+	VMOVAPS.Z   Z8, K1, Z8
+	VSUBPS      Z4, Z8, Z8
+	VMOVUPS     (DX)(AX*1), Z9
+	VSUBPS      Z6, Z9, Z9
+	VADDPS      Z8, Z0, Z0
+	VFMADD231PS Z9, Z8, Z2
+	VMOVUPS     64(SI)(AX*1), Z8
+	VCMPPS      $0x01, 64(R11)(AX*1), Z31, K1
+	VMOVAPS.Z   Z8, K1, Z8
+	VSUBPS      Z5, Z8, Z8
+	VMOVUPS     64(DX)(AX*1), Z9
+	VSUBPS      Z7, Z9, Z9
+	VADDPS      Z8, Z1, Z1
+	VFMADD231PS Z9, Z8, Z3
+	ADDQ        R10, AX
+	DECQ        BX
+	JNE         csvm_b2_row
+	VMOVUPS     Z0, (DI)
+	VMOVUPS     Z2, (R13)
+	VMOVUPS     Z1, 64(DI)
+	VMOVUPS     Z3, 64(R13)
+	ADDQ        $0x00000080, DI
+	ADDQ        $0x00000080, R13
+	ADDQ        $0x00000080, SI
+	ADDQ        $0x00000080, R8
+	ADDQ        $0x00000080, DX
+	ADDQ        $0x00000080, R9
+	ADDQ        $0x00000080, R11
+	JMP         csvm_b2_block
+
+csvm_b2_end:
+csvm_b1_block:
+	LEAQ    64(DI), AX
+	CMPQ    AX, R12
+	JA      csvm_b1_end
+	VMOVUPS (DI), Z0
+	VMOVUPS (R13), Z1
+	VMOVUPS (R8), Z2
+	VMOVUPS (R9), Z3
+	XORQ    AX, AX
+	MOVQ    CX, BX
+
+csvm_b1_row:
+	VMOVUPS     (SI)(AX*1), Z4
+	VCMPPS      $0x01, (R11)(AX*1), Z31, K1
+	VMOVAPS.Z   Z4, K1, Z4
+	VSUBPS      Z2, Z4, Z4
+	VMOVUPS     (DX)(AX*1), Z5
+	VSUBPS      Z3, Z5, Z5
+	VADDPS      Z4, Z0, Z0
+	VFMADD231PS Z5, Z4, Z1
+	ADDQ        R10, AX
+	DECQ        BX
+	JNE         csvm_b1_row
+	VMOVUPS     Z0, (DI)
+	VMOVUPS     Z1, (R13)
+	ADDQ        $0x00000040, DI
+	ADDQ        $0x00000040, R13
+	ADDQ        $0x00000040, SI
+	ADDQ        $0x00000040, R8
+	ADDQ        $0x00000040, DX
+	ADDQ        $0x00000040, R9
+	ADDQ        $0x00000040, R11
+	JMP         csvm_b1_block
+
+csvm_b1_end:
+	JMP cs_done
+
+csvm_next:
 cs_done:
 	VZEROUPPER
 	RET

@@ -15,7 +15,7 @@ import (
 // not.
 
 var (
-	rowWidths = []int{1, 5, 8, 12, 16, 32, 33, 48, 264}
+	rowWidths = []int{1, 5, 8, 12, 16, 32, 33, 48, 112, 264}
 	rowCounts = []int{0, 1, 2, 7}
 )
 

@@ -1,6 +1,8 @@
 package main
 
 import (
+	"fmt"
+
 	. "github.com/mmcloughlin/avo/build"
 	. "github.com/mmcloughlin/avo/operand"
 	"github.com/mmcloughlin/avo/reg"
@@ -125,8 +127,14 @@ func affineGradRows(s isa) {
 	RET()
 }
 
-// colSums: p1[j] += Σ d, p2[j] += Σ d·w with d = u' − su, u' = u masked
-// by mask > 0 when mask is not nil, w = v − sv, or d when v is nil.
+// colSums: p1[j] += Σ_r d[r][j], p2[j] += Σ_r d[r][j]·w[r][j], with
+// d = (u masked where mask > 0) − su and w = v − sv, or d when v is nil.
+// The sums run down each column in registers, over every row for a
+// block of four vectors of columns at a time (two for AVX2) while whole
+// blocks are left, then blocks of two and one: the same additions in the
+// same order as summing into p1 and p2 row by row, without a store and a
+// reload of the sums for every row. One copy of the loops is generated
+// for each combination of v and mask present or nil.
 func colSums(s isa) {
 	text(s.fn("colSums"), "func(p1, p2, u, v, mask, su, sv *float32, rows, c int)")
 	Doc(s.fn("colSums") + " is ColSums for c a multiple of the vector width.")
@@ -140,44 +148,119 @@ func colSums(s isa) {
 	Load(Param("rows"), reg.RCX)
 	Load(Param("c"), reg.R10)
 	SHLQ(U8(2), reg.R10)
-	zero := s.v(15)
+	zero := s.v(s.regs - 1)
 	s.zero(zero)
 	TESTQ(reg.RCX, reg.RCX)
 	JE(LabelRef("cs_done"))
-	Label("cs_row")
-	colLoop(s, "cs_col", func(col func(reg.Register) Mem) {
-		VMOVUPS(col(reg.RSI), s.v(0))
-		TESTQ(reg.R11, reg.R11)
-		JE(LabelRef("cs_nomask"))
-		s.maskPositive(s.v(0), s.v(0), col(reg.R11), zero, s.v(2))
-		Label("cs_nomask")
-		VSUBPS(col(reg.R8), s.v(0), s.v(0))
-		VMOVUPS(s.v(0), s.v(1))
-		TESTQ(reg.RDX, reg.RDX)
-		JE(LabelRef("cs_self"))
-		VMOVUPS(col(reg.RDX), s.v(1))
-		VSUBPS(col(reg.R9), s.v(1), s.v(1))
-		Label("cs_self")
-		VADDPS(col(reg.RDI), s.v(0), s.v(3))
-		VMOVUPS(s.v(3), col(reg.RDI))
-		VMOVUPS(col(reg.R13), s.v(4))
-		VFMADD231PS(s.v(1), s.v(0), s.v(4))
-		VMOVUPS(s.v(4), col(reg.R13))
-	})
-	ADDQ(reg.R10, reg.RSI)
-	TESTQ(reg.RDX, reg.RDX)
-	JE(LabelRef("cs_nov"))
-	ADDQ(reg.R10, reg.RDX)
-	Label("cs_nov")
-	TESTQ(reg.R11, reg.R11)
-	JE(LabelRef("cs_nom"))
-	ADDQ(reg.R10, reg.R11)
-	Label("cs_nom")
-	DECQ(reg.RCX)
-	JNE(LabelRef("cs_row"))
+	maxBlock := 4 // vectors of columns summed at once: 4·4+3 registers
+	if s.regs == 16 {
+		maxBlock = 2
+	}
+	// R12 is the end of the columns, in bytes from p1.
+	MOVQ(reg.R10, reg.R12)
+	ADDQ(reg.RDI, reg.R12)
+	for _, hasV := range []bool{false, true} {
+		for _, hasMask := range []bool{false, true} {
+			prefix := "cs"
+			if hasV {
+				prefix += "v"
+			}
+			if hasMask {
+				prefix += "m"
+			}
+			Label(prefix)
+			// Dispatch: fall through to the next variant unless this
+			// one's pointers are (non-)nil as it expects.
+			next := lbl(prefix, "next")
+			TESTQ(reg.RDX, reg.RDX)
+			if hasV {
+				JE(LabelRef(next))
+			} else {
+				JNE(LabelRef(next))
+			}
+			TESTQ(reg.R11, reg.R11)
+			if hasMask {
+				JE(LabelRef(next))
+			} else {
+				JNE(LabelRef(next))
+			}
+			for b := maxBlock; b >= 1; b /= 2 {
+				colSumsBlocks(s, fmt.Sprintf("%s_b%d", prefix, b), b, hasV, hasMask, zero)
+			}
+			JMP(LabelRef("cs_done"))
+			Label(next)
+		}
+	}
 	Label("cs_done")
 	VZEROUPPER()
 	RET()
+}
+
+// colSumsBlocks emits colSums's loop over blocks of b vectors of columns
+// while a whole block is left before the end R12: the block's sums and
+// shifts in registers, a loop over the rows (AX the row's offset in
+// bytes, BX the rows left), then the sums stored. The column pointers
+// (p1 DI, p2 R13, u SI, su R8, and v DX, sv R9, mask R11 when present)
+// advance past the block.
+func colSumsBlocks(s isa, prefix string, b int, hasV, hasMask bool, zero reg.VecPhysical) {
+	acc1 := func(j int) reg.VecPhysical { return s.v(j) }
+	acc2 := func(j int) reg.VecPhysical { return s.v(b + j) }
+	shU := func(j int) reg.VecPhysical { return s.v(2*b + j) }
+	shV := func(j int) reg.VecPhysical { return s.v(3*b + j) }
+	d, w, tmp := s.v(4*b), s.v(4*b+1), s.v(4*b+2)
+	width := b * s.bytes()
+	Label(lbl(prefix, "block"))
+	LEAQ(at(reg.RDI, nil, 0, width), reg.RAX)
+	CMPQ(reg.RAX, reg.R12)
+	JA(LabelRef(lbl(prefix, "end")))
+	for j := 0; j < b; j++ {
+		off := j * s.bytes()
+		VMOVUPS(at(reg.RDI, nil, 0, off), acc1(j))
+		VMOVUPS(at(reg.R13, nil, 0, off), acc2(j))
+		VMOVUPS(at(reg.R8, nil, 0, off), shU(j))
+		if hasV {
+			VMOVUPS(at(reg.R9, nil, 0, off), shV(j))
+		}
+	}
+	XORQ(reg.RAX, reg.RAX)
+	MOVQ(reg.RCX, reg.RBX)
+	Label(lbl(prefix, "row"))
+	for j := 0; j < b; j++ {
+		off := j * s.bytes()
+		VMOVUPS(at(reg.RSI, reg.RAX, 1, off), d)
+		if hasMask {
+			s.maskPositive(d, d, at(reg.R11, reg.RAX, 1, off), zero, tmp)
+		}
+		VSUBPS(shU(j), d, d)
+		x := d
+		if hasV {
+			VMOVUPS(at(reg.RDX, reg.RAX, 1, off), w)
+			VSUBPS(shV(j), w, w)
+			x = w
+		}
+		VADDPS(d, acc1(j), acc1(j))
+		VFMADD231PS(x, d, acc2(j))
+	}
+	ADDQ(reg.R10, reg.RAX)
+	DECQ(reg.RBX)
+	JNE(LabelRef(lbl(prefix, "row")))
+	for j := 0; j < b; j++ {
+		off := j * s.bytes()
+		VMOVUPS(acc1(j), at(reg.RDI, nil, 0, off))
+		VMOVUPS(acc2(j), at(reg.R13, nil, 0, off))
+	}
+	ptrs := []reg.Register{reg.RDI, reg.R13, reg.RSI, reg.R8}
+	if hasV {
+		ptrs = append(ptrs, reg.RDX, reg.R9)
+	}
+	if hasMask {
+		ptrs = append(ptrs, reg.R11)
+	}
+	for _, p := range ptrs {
+		ADDQ(U32(width), p)
+	}
+	JMP(LabelRef(lbl(prefix, "block")))
+	Label(lbl(prefix, "end"))
 }
 
 // axpy: y[i] += alpha·x[i] for i < n: four vectors a step, then one,
