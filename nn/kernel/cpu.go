@@ -53,8 +53,8 @@ var (
 func init() {
 	best = cpuLevel()
 	for l := best; l >= levelPurego; l-- {
-		gemm, conv, narrow := kernelFor(l)
-		for _, mk := range []microKernel{gemm, conv, narrow} {
+		gemm, conv, narrow, short := kernelFor(l)
+		for _, mk := range []microKernel{gemm, conv, narrow, short} {
 			if !slices.ContainsFunc(kernels, func(k microKernel) bool { return k.name == mk.name }) {
 				kernels = append(kernels, mk)
 			}
@@ -106,5 +106,5 @@ func SetPath(name string) error {
 // setLevel selects the micro-kernels and the row kernels of path l.
 func setLevel(l int) {
 	level = l
-	active, activeConv, activeNarrow = kernelFor(l)
+	active, activeConv, activeNarrow, activeShort = kernelFor(l)
 }

@@ -67,7 +67,7 @@ func TestSetPath(t *testing.T) {
 		if err := SetPath(strings.ToUpper(p)); err != nil {
 			t.Fatalf("SetPath(%q): %v", p, err)
 		}
-		if gemm, _, _ := kernelFor(level); Path() != p || active.name != gemm.name {
+		if gemm, _, _, _ := kernelFor(level); Path() != p || active.name != gemm.name {
 			t.Errorf("after SetPath(%q): Path %s, micro-kernel %s", p, Path(), active.name)
 		}
 	}

@@ -159,19 +159,22 @@ func DirectConvWeightGrad(g, xp []float32, n, hp, wp, c, k int, dy []float32, co
 }
 
 // narrowGradKernel returns the micro-kernel of the path in use for
-// directConvWeightGradNarrow, and whether that form suits: fewer output
-// channels than half a tile's rows, and a kernel whose tile is exactly c
-// columns wide, so that the input's pixels are its packed panels in place.
-// Its tile rows are the output channels (cols of mr in use), where the
-// plain form's tile columns are (cols of nr: 3 of 16 for an RGB output).
+// directConvWeightGradNarrow, and whether that form suits: a kernel whose
+// tile is exactly c columns wide, so that the input's pixels are its
+// packed panels in place, with the fewest rows that hold the cols output
+// channels, and a larger share of its rows in use than the plain form's
+// share of tile columns (3 of 4 rows against 3 of 16 columns for an RGB
+// output on AVX-512).
 func narrowGradKernel(c, cols int) (microKernel, bool) {
-	gemm, conv, narrow := kernelFor(level)
-	for _, mk := range []microKernel{conv, narrow, gemm} {
-		if mk.nr == c && 2*cols <= mk.mr {
-			return mk, true
+	gemm, conv, narrow, short := kernelFor(level)
+	var best microKernel
+	for _, mk := range []microKernel{short, conv, narrow, gemm} {
+		if mk.nr == c && mk.mr >= cols && (best.mr == 0 || mk.mr < best.mr) {
+			best = mk
 		}
 	}
-	return microKernel{}, false
+	plain := convKernel(cols)
+	return best, best.mr != 0 && best.mr < roundUp(cols, plain.nr)
 }
 
 // directConvWeightGradNarrow is DirectConvWeightGrad (same arguments and
@@ -246,6 +249,12 @@ func directConvWeightGrad(mk microKernel, g, xp []float32, n, hp, wp, c, k int, 
 		panic(fmt.Sprintf("kernel: DirectConvWeightGrad: bad sizes n=%d hp=%d wp=%d c=%d k=%d cols=%d", n, hp, wp, c, k, cols))
 	}
 	xp = xp[:cap(xp)]
+	// Rows left over by mk's tiles go to the short tile of the path in use
+	// where it has mk's panels and fewer rows.
+	short := mk
+	if activeShort.nr == nr && activeShort.mr < mr {
+		short = activeShort
+	}
 	buf := packPool.Get().(*packBuffers)
 	defer packPool.Put(buf)
 	// Sum over each sample's positions from its first output pixel to its
@@ -291,7 +300,11 @@ func directConvWeightGrad(mk microKernel, g, xp []float32, n, hp, wp, c, k int, 
 							mk.fn(kc, a, 1, c, bp, &gp[o], cols, true)
 							continue
 						}
-						mk.fn(kc, a, 1, c, bp, &tile[0], nr, false)
+						tk := mk
+						if rows <= short.mr {
+							tk = short
+						}
+						tk.fn(kc, a, 1, c, bp, &tile[0], nr, false)
 						for r := 0; r < rows; r++ {
 							Axpy(1, tile[r*nr:r*nr+ncols], gp[o+r*cols:o+r*cols+ncols])
 						}

@@ -114,6 +114,16 @@ func kernelAVX512_8x16(k int, a *float32, rs int, ks int, b *float32, c *float32
 //go:noescape
 func convKernelAVX512_8x16(taps int, offs *int, c int, a *float32, rs int, b *float32, out *float32, ldc int, accumulate bool)
 
+// kernelAVX512_4x32 is the AVX512 GEMM micro-kernel of 4x32 tiles (see microKernel).
+//
+//go:noescape
+func kernelAVX512_4x32(k int, a *float32, rs int, ks int, b *float32, c *float32, ldc int, accumulate bool)
+
+// convKernelAVX512_4x32 is the AVX512 direct-convolution micro-kernel of 4x32 tiles (see microKernel).
+//
+//go:noescape
+func convKernelAVX512_4x32(taps int, offs *int, c int, a *float32, rs int, b *float32, out *float32, ldc int, accumulate bool)
+
 // scatterRow16AVX512 copies one row of a plain B into its 16-column packed panels (see packB).
 //
 //go:noescape

@@ -85,6 +85,14 @@ func convKernelAVX512_8x16(taps int, offs *int, c int, a *float32, rs int, b, ou
 	panic("kernel: convKernelAVX512_8x16 without its assembly")
 }
 
+func kernelAVX512_4x32(k int, a *float32, rs, ks int, b, c *float32, ldc int, accumulate bool) {
+	panic("kernel: kernelAVX512_4x32 without its assembly")
+}
+
+func convKernelAVX512_4x32(taps int, offs *int, c int, a *float32, rs int, b, out *float32, ldc int, accumulate bool) {
+	panic("kernel: convKernelAVX512_4x32 without its assembly")
+}
+
 func scatterRow16AVX512(dst, src *float32, panels, stride int) {
 	panic("kernel: scatterRow16AVX512 without its assembly")
 }

@@ -7,6 +7,6 @@ func rowLevel() int { return levelPurego }
 
 // kernelFor returns the portable micro-kernel, the only one here, for
 // GEMMs and direct convolutions.
-func kernelFor(int) (gemm, conv, narrow microKernel) {
-	return genericKernel, genericKernel, genericKernel
+func kernelFor(int) (gemm, conv, narrow, short microKernel) {
+	return genericKernel, genericKernel, genericKernel, genericKernel
 }

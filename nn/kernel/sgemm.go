@@ -41,12 +41,13 @@ type microKernel struct {
 
 // active is the GEMM micro-kernel of the path in use (see cpu.go),
 // activeConv the one of the direct convolutions, whose tile may differ,
-// and activeNarrow the one of direct convolutions with at most its nr
-// output channels; kernels lists every micro-kernel this CPU can run, the
-// best path's first.
+// activeNarrow the one of direct convolutions with at most its nr output
+// channels, and activeShort activeConv's tile with fewer rows, or
+// activeConv; kernels lists every micro-kernel this CPU can run, the best
+// path's first.
 var (
-	active, activeConv, activeNarrow = genericKernel, genericKernel, genericKernel
-	kernels                          []microKernel
+	active, activeConv, activeNarrow, activeShort = genericKernel, genericKernel, genericKernel, genericKernel
+	kernels                                       []microKernel
 )
 
 // convKernel returns the micro-kernel of a direct convolution with cols

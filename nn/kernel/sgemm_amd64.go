@@ -16,17 +16,20 @@ var (
 		fn: kernelAVX512_8x32, conv: convKernelAVX512_8x32, scatter: scatterRow32AVX512}
 	avx512NarrowKernel = microKernel{name: "avx512-8x16", mr: 8, nr: 16, kc: 256,
 		fn: kernelAVX512_8x16, conv: convKernelAVX512_8x16, scatter: scatterRow16AVX512}
+	avx512ShortKernel = microKernel{name: "avx512-4x32", mr: 4, nr: 32, kc: 256,
+		fn: kernelAVX512_4x32, conv: convKernelAVX512_4x32, scatter: scatterRow32AVX512}
 )
 
 // kernelFor returns the micro-kernels of path level l for GEMMs, for
-// direct convolutions, and for direct convolutions with few output
-// channels (at most narrow.nr).
-func kernelFor(l int) (gemm, conv, narrow microKernel) {
+// direct convolutions, for direct convolutions with few output channels
+// (at most narrow.nr), and short: conv's tile with fewer rows (or conv
+// itself), for the rows that conv's tiles leave over.
+func kernelFor(l int) (gemm, conv, narrow, short microKernel) {
 	switch {
 	case l >= levelAVX512:
-		return avx512Kernel, avx512ConvKernel, avx512NarrowKernel
+		return avx512Kernel, avx512ConvKernel, avx512NarrowKernel, avx512ShortKernel
 	case l >= levelAVX2:
-		return avx2Kernel, avx2Kernel, avx2Kernel
+		return avx2Kernel, avx2Kernel, avx2Kernel, avx2Kernel
 	}
-	return genericKernel, genericKernel, genericKernel
+	return genericKernel, genericKernel, genericKernel, genericKernel
 }

@@ -19,10 +19,12 @@ type tile struct{ mr, nr int }
 // vectors) was best or within noise of the best on most GEMM shapes,
 // and 8×32 on direct convolutions and GEMMs with 32·k columns, which
 // 6×64 pads to 64. 8×16 serves convolutions with at most 16 output
-// channels (an autoencoder's last layer), at half the cost of 8×32.
+// channels (an autoencoder's last layer), at half the cost of 8×32, and
+// 4×32 the few rows left over by 8×32 and weight gradients with at most
+// 4 output channels.
 var gemmTiles = map[string][]tile{
 	"AVX2":   {{6, 16}},
-	"AVX512": {{6, 64}, {8, 32}, {8, 16}},
+	"AVX512": {{6, 64}, {8, 32}, {8, 16}, {4, 32}},
 }
 
 func (t tile) String() string { return fmt.Sprintf("%dx%d", t.mr, t.nr) }
