@@ -26,11 +26,13 @@ type BatchNorm struct {
 
 	ReLU bool
 
-	rank        int
-	x, y, dx    *Tensor
-	mean, istd  []float64 // statistics used by the last Forward
-	scale, add  []float32 // per-channel coefficients of the current pass
-	scale2      []float32
+	rank       int
+	x, y, dx   *Tensor
+	mean, istd []float64 // statistics used by the last Forward
+	// coef holds the last Forward's per-channel scales then shifts: with
+	// the fused ReLU, the gate that rebuilds its mask from x in Backward.
+	coef        []float32
+	ga, gk, gb  []float32 // Backward's per-channel coefficients
 	sums        kernel.Moments
 	zeros       []float32
 	centre      []float32
@@ -93,7 +95,8 @@ func (l *BatchNorm) Forward(x *Tensor, train bool) *Tensor {
 	l.y = reuse(l.y, x.Shape...)
 	c := l.C
 	l.mean, l.istd = reuseSlice(l.mean, c), reuseSlice(l.istd, c)
-	l.scale, l.add = reuseSlice(l.scale, c), reuseSlice(l.add, c)
+	l.coef = reuseSlice(l.coef, 2*c)
+	scale, add := l.coef[:c], l.coef[c:]
 	if train {
 		// Sums of x − x₀ (x₀ the first row) keep the variance exact
 		// when the mean is large against the spread.
@@ -126,11 +129,11 @@ func (l *BatchNorm) Forward(x *Tensor, train bool) *Tensor {
 	}
 	for ch := 0; ch < c; ch++ {
 		g := float64(l.Weight.Value.Data[ch]) * l.istd[ch]
-		l.scale[ch] = float32(g)
-		l.add[ch] = float32(float64(l.Bias.Value.Data[ch]) - l.mean[ch]*g)
+		scale[ch] = float32(g)
+		add[ch] = float32(float64(l.Bias.Value.Data[ch]) - l.mean[ch]*g)
 	}
 	kernel.ForElems(x.Len()/c, func(lo, hi int) {
-		kernel.ScaleShiftRows(l.y.Data[lo*c:hi*c], x.Data[lo*c:hi*c], l.scale, l.add, l.ReLU)
+		kernel.ScaleShiftRows(l.y.Data[lo*c:hi*c], x.Data[lo*c:hi*c], scale, add, l.ReLU)
 	})
 	return l.y
 }
@@ -141,9 +144,11 @@ func (l *BatchNorm) Backward(dy *Tensor) *Tensor {
 	x := l.x
 	m, c := float64(l.rows(x)), l.C
 	l.dx = gradBuffer(l.dx, x.Shape...)
-	var mask []float32 // with the fused ReLU, dy counts only where y > 0
+	// With the fused ReLU, dy counts only where y > 0: where the last
+	// Forward's scale and shift of x is, computed as it computed y.
+	var gate kernel.Gate
 	if l.ReLU {
-		mask = l.y.Data
+		gate = l.coef
 	}
 	// Σ dy and Σ dy·(x − mean), with x centred before the product so that a
 	// mean far from zero costs no precision.
@@ -151,7 +156,7 @@ func (l *BatchNorm) Backward(dy *Tensor) *Tensor {
 	for ch, m := range l.mean {
 		l.centre[ch] = float32(m)
 	}
-	sumDy, sumDyXc := l.sums.Sums(dy.Data, x.Data, make0(&l.zeros, c), l.centre, mask)
+	sumDy, sumDyXc := l.sums.Sums(dy.Data, x.Data, make0(&l.zeros, c), l.centre, gate)
 	// Synchronised, γ and β take this process's sums, x the global batch's.
 	gDy, gDyXc := sumDy, sumDyXc
 	if r := l.RunningMean.reducer; r != nil && l.trainedLast {
@@ -161,7 +166,7 @@ func (l *BatchNorm) Backward(dy *Tensor) *Tensor {
 	}
 	// dx = a·dy + k·x + b per channel. Training:
 	// dx = γ·istd·(dy − mean(dy) − x̂·mean(dy·x̂)); evaluation: dx = γ·istd·dy.
-	l.scale2 = reuseSlice(l.scale2, c)
+	l.ga, l.gk, l.gb = reuseSlice(l.ga, c), reuseSlice(l.gk, c), reuseSlice(l.gb, c)
 	for ch := 0; ch < c; ch++ {
 		mean, istd := l.mean[ch], l.istd[ch]
 		sumDyXhat := (sumDyXc[ch] - (mean-float64(l.centre[ch]))*sumDy[ch]) * istd
@@ -174,14 +179,10 @@ func (l *BatchNorm) Backward(dy *Tensor) *Tensor {
 			k = -g * istd * gDyXhat / m
 			b = -g * (gDy[ch]/m - mean*istd*gDyXhat/m)
 		}
-		l.scale[ch], l.scale2[ch], l.add[ch] = float32(a), float32(k), float32(b)
+		l.ga[ch], l.gk[ch], l.gb[ch] = float32(a), float32(k), float32(b)
 	}
 	kernel.ForElems(x.Len()/c, func(lo, hi int) {
-		var m []float32
-		if mask != nil {
-			m = mask[lo*c : hi*c]
-		}
-		kernel.AffineGradRows(l.dx.Data[lo*c:hi*c], dy.Data[lo*c:hi*c], m, x.Data[lo*c:hi*c], l.scale, l.scale2, l.add)
+		kernel.AffineGradRows(l.dx.Data[lo*c:hi*c], dy.Data[lo*c:hi*c], gate, x.Data[lo*c:hi*c], l.ga, l.gk, l.gb)
 	})
 	return l.dx
 }

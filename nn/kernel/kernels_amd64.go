@@ -27,12 +27,12 @@ func scaleShiftRowsAVX2(dst *float32, x *float32, s *float32, b *float32, rows i
 // affineGradRowsAVX2 is AffineGradRows for c a multiple of the vector width.
 //
 //go:noescape
-func affineGradRowsAVX2(dst *float32, dy *float32, mask *float32, x *float32, a *float32, k *float32, b *float32, rows int, c int)
+func affineGradRowsAVX2(dst *float32, dy *float32, gate *float32, x *float32, a *float32, k *float32, b *float32, rows int, c int)
 
 // colSumsAVX2 is ColSums for c a multiple of the vector width.
 //
 //go:noescape
-func colSumsAVX2(p1 *float32, p2 *float32, u *float32, v *float32, mask *float32, su *float32, sv *float32, rows int, c int)
+func colSumsAVX2(p1 *float32, p2 *float32, u *float32, v *float32, gate *float32, su *float32, sv *float32, rows int, c int)
 
 // axpyAVX2 is Axpy.
 //
@@ -147,12 +147,12 @@ func scaleShiftRowsAVX512(dst *float32, x *float32, s *float32, b *float32, rows
 // affineGradRowsAVX512 is AffineGradRows for c a multiple of the vector width.
 //
 //go:noescape
-func affineGradRowsAVX512(dst *float32, dy *float32, mask *float32, x *float32, a *float32, k *float32, b *float32, rows int, c int)
+func affineGradRowsAVX512(dst *float32, dy *float32, gate *float32, x *float32, a *float32, k *float32, b *float32, rows int, c int)
 
 // colSumsAVX512 is ColSums for c a multiple of the vector width.
 //
 //go:noescape
-func colSumsAVX512(p1 *float32, p2 *float32, u *float32, v *float32, mask *float32, su *float32, sv *float32, rows int, c int)
+func colSumsAVX512(p1 *float32, p2 *float32, u *float32, v *float32, gate *float32, su *float32, sv *float32, rows int, c int)
 
 // axpyAVX512 is Axpy.
 //

@@ -418,12 +418,12 @@ ss_done:
 	VZEROUPPER
 	RET
 
-// func affineGradRowsAVX2(dst *float32, dy *float32, mask *float32, x *float32, a *float32, k *float32, b *float32, rows int, c int)
+// func affineGradRowsAVX2(dst *float32, dy *float32, gate *float32, x *float32, a *float32, k *float32, b *float32, rows int, c int)
 // Requires: AVX, FMA3
 TEXT ·affineGradRowsAVX2(SB), NOSPLIT, $0-72
 	MOVQ   dst+0(FP), DI
 	MOVQ   dy+8(FP), SI
-	MOVQ   mask+16(FP), R11
+	MOVQ   gate+16(FP), R11
 	MOVQ   x+24(FP), DX
 	MOVQ   a+32(FP), R8
 	MOVQ   k+40(FP), R9
@@ -431,19 +431,20 @@ TEXT ·affineGradRowsAVX2(SB), NOSPLIT, $0-72
 	MOVQ   rows+56(FP), CX
 	MOVQ   c+64(FP), R10
 	SHLQ   $0x02, R10
+	LEAQ   (R11)(R10*1), R13
 	VXORPS Y15, Y15, Y15
 	TESTQ  CX, CX
 	JE     ag_done
 	TESTQ  R11, R11
-	JNE    ag_maskrow
+	JNE    ag_gaterow
 
 ag_row:
 	XORQ BX, BX
 
 ag_rowcol:
+	VMOVUPS     (DX)(BX*1), Y1
 	VMOVUPS     (SI)(BX*1), Y0
 	VMULPS      (R8)(BX*1), Y0, Y0
-	VMOVUPS     (DX)(BX*1), Y1
 	VFMADD231PS (R9)(BX*1), Y1, Y0
 	VADDPS      (R12)(BX*1), Y0, Y0
 	VMOVUPS     Y0, (DI)(BX*1)
@@ -457,40 +458,42 @@ ag_rowcol:
 	JNE         ag_row
 	JMP         ag_done
 
-ag_maskrow:
+ag_gaterow:
 	XORQ BX, BX
 
-ag_maskrowcol:
-	VMOVUPS     (R11)(BX*1), Y2
-	VCMPPS      $0x0e, Y15, Y2, Y2
-	VANDPS      (SI)(BX*1), Y2, Y0
-	VMULPS      (R8)(BX*1), Y0, Y0
+ag_gaterowcol:
 	VMOVUPS     (DX)(BX*1), Y1
+	VMOVUPS     (SI)(BX*1), Y0
+	VMOVUPS     (R11)(BX*1), Y2
+	VMOVAPS     Y1, Y3
+	VFMADD213PS (R13)(BX*1), Y2, Y3
+	VCMPPS      $0x0e, Y15, Y3, Y3
+	VANDPS      Y0, Y3, Y0
+	VMULPS      (R8)(BX*1), Y0, Y0
 	VFMADD231PS (R9)(BX*1), Y1, Y0
 	VADDPS      (R12)(BX*1), Y0, Y0
 	VMOVUPS     Y0, (DI)(BX*1)
 	ADDQ        $0x20, BX
 	CMPQ        BX, R10
-	JL          ag_maskrowcol
+	JL          ag_gaterowcol
 	ADDQ        R10, SI
 	ADDQ        R10, DX
 	ADDQ        R10, DI
-	ADDQ        R10, R11
 	DECQ        CX
-	JNE         ag_maskrow
+	JNE         ag_gaterow
 
 ag_done:
 	VZEROUPPER
 	RET
 
-// func colSumsAVX2(p1 *float32, p2 *float32, u *float32, v *float32, mask *float32, su *float32, sv *float32, rows int, c int)
+// func colSumsAVX2(p1 *float32, p2 *float32, u *float32, v *float32, gate *float32, su *float32, sv *float32, rows int, c int)
 // Requires: AVX, FMA3
 TEXT ·colSumsAVX2(SB), NOSPLIT, $0-72
 	MOVQ   p1+0(FP), DI
 	MOVQ   p2+8(FP), R13
 	MOVQ   u+16(FP), SI
 	MOVQ   v+24(FP), DX
-	MOVQ   mask+32(FP), R11
+	MOVQ   gate+32(FP), R11
 	MOVQ   su+40(FP), R8
 	MOVQ   sv+48(FP), R9
 	MOVQ   rows+56(FP), CX
@@ -502,8 +505,6 @@ TEXT ·colSumsAVX2(SB), NOSPLIT, $0-72
 	MOVQ   R10, R12
 	ADDQ   DI, R12
 	TESTQ  DX, DX
-	JNE    cs_next
-	TESTQ  R11, R11
 	JNE    cs_next
 
 cs_b2_block:
@@ -520,14 +521,14 @@ cs_b2_block:
 	MOVQ    CX, BX
 
 cs_b2_row:
-	VMOVUPS     (SI)(AX*1), Y8
-	VSUBPS      Y4, Y8, Y8
-	VADDPS      Y8, Y0, Y0
-	VFMADD231PS Y8, Y8, Y2
-	VMOVUPS     32(SI)(AX*1), Y8
-	VSUBPS      Y5, Y8, Y8
-	VADDPS      Y8, Y1, Y1
-	VFMADD231PS Y8, Y8, Y3
+	VMOVUPS     (SI)(AX*1), Y12
+	VSUBPS      Y4, Y12, Y12
+	VADDPS      Y12, Y0, Y0
+	VFMADD231PS Y12, Y12, Y2
+	VMOVUPS     32(SI)(AX*1), Y12
+	VSUBPS      Y5, Y12, Y12
+	VADDPS      Y12, Y1, Y1
+	VFMADD231PS Y12, Y12, Y3
 	ADDQ        R10, AX
 	DECQ        BX
 	JNE         cs_b2_row
@@ -553,10 +554,10 @@ cs_b1_block:
 	MOVQ    CX, BX
 
 cs_b1_row:
-	VMOVUPS     (SI)(AX*1), Y4
-	VSUBPS      Y2, Y4, Y4
-	VADDPS      Y4, Y0, Y0
-	VFMADD231PS Y4, Y4, Y1
+	VMOVUPS     (SI)(AX*1), Y6
+	VSUBPS      Y2, Y6, Y6
+	VADDPS      Y6, Y0, Y0
+	VFMADD231PS Y6, Y6, Y1
 	ADDQ        R10, AX
 	DECQ        BX
 	JNE         cs_b1_row
@@ -572,88 +573,6 @@ cs_b1_end:
 	JMP cs_done
 
 cs_next:
-	TESTQ DX, DX
-	JNE   csm_next
-	TESTQ R11, R11
-	JE    csm_next
-
-csm_b2_block:
-	LEAQ    64(DI), AX
-	CMPQ    AX, R12
-	JA      csm_b2_end
-	VMOVUPS (DI), Y0
-	VMOVUPS (R13), Y2
-	VMOVUPS (R8), Y4
-	VMOVUPS 32(DI), Y1
-	VMOVUPS 32(R13), Y3
-	VMOVUPS 32(R8), Y5
-	XORQ    AX, AX
-	MOVQ    CX, BX
-
-csm_b2_row:
-	VMOVUPS     (SI)(AX*1), Y8
-	VMOVUPS     (R11)(AX*1), Y10
-	VCMPPS      $0x0e, Y15, Y10, Y10
-	VANDPS      Y8, Y10, Y8
-	VSUBPS      Y4, Y8, Y8
-	VADDPS      Y8, Y0, Y0
-	VFMADD231PS Y8, Y8, Y2
-	VMOVUPS     32(SI)(AX*1), Y8
-	VMOVUPS     32(R11)(AX*1), Y10
-	VCMPPS      $0x0e, Y15, Y10, Y10
-	VANDPS      Y8, Y10, Y8
-	VSUBPS      Y5, Y8, Y8
-	VADDPS      Y8, Y1, Y1
-	VFMADD231PS Y8, Y8, Y3
-	ADDQ        R10, AX
-	DECQ        BX
-	JNE         csm_b2_row
-	VMOVUPS     Y0, (DI)
-	VMOVUPS     Y2, (R13)
-	VMOVUPS     Y1, 32(DI)
-	VMOVUPS     Y3, 32(R13)
-	ADDQ        $0x00000040, DI
-	ADDQ        $0x00000040, R13
-	ADDQ        $0x00000040, SI
-	ADDQ        $0x00000040, R8
-	ADDQ        $0x00000040, R11
-	JMP         csm_b2_block
-
-csm_b2_end:
-csm_b1_block:
-	LEAQ    32(DI), AX
-	CMPQ    AX, R12
-	JA      csm_b1_end
-	VMOVUPS (DI), Y0
-	VMOVUPS (R13), Y1
-	VMOVUPS (R8), Y2
-	XORQ    AX, AX
-	MOVQ    CX, BX
-
-csm_b1_row:
-	VMOVUPS     (SI)(AX*1), Y4
-	VMOVUPS     (R11)(AX*1), Y6
-	VCMPPS      $0x0e, Y15, Y6, Y6
-	VANDPS      Y4, Y6, Y4
-	VSUBPS      Y2, Y4, Y4
-	VADDPS      Y4, Y0, Y0
-	VFMADD231PS Y4, Y4, Y1
-	ADDQ        R10, AX
-	DECQ        BX
-	JNE         csm_b1_row
-	VMOVUPS     Y0, (DI)
-	VMOVUPS     Y1, (R13)
-	ADDQ        $0x00000020, DI
-	ADDQ        $0x00000020, R13
-	ADDQ        $0x00000020, SI
-	ADDQ        $0x00000020, R8
-	ADDQ        $0x00000020, R11
-	JMP         csm_b1_block
-
-csm_b1_end:
-	JMP cs_done
-
-csm_next:
 	TESTQ DX, DX
 	JE    csv_next
 	TESTQ R11, R11
@@ -675,18 +594,18 @@ csv_b2_block:
 	MOVQ    CX, BX
 
 csv_b2_row:
-	VMOVUPS     (SI)(AX*1), Y8
-	VSUBPS      Y4, Y8, Y8
-	VMOVUPS     (DX)(AX*1), Y9
-	VSUBPS      Y6, Y9, Y9
-	VADDPS      Y8, Y0, Y0
-	VFMADD231PS Y9, Y8, Y2
-	VMOVUPS     32(SI)(AX*1), Y8
-	VSUBPS      Y5, Y8, Y8
-	VMOVUPS     32(DX)(AX*1), Y9
-	VSUBPS      Y7, Y9, Y9
-	VADDPS      Y8, Y1, Y1
-	VFMADD231PS Y9, Y8, Y3
+	VMOVUPS     (SI)(AX*1), Y12
+	VMOVUPS     (DX)(AX*1), Y13
+	VSUBPS      Y6, Y13, Y13
+	VSUBPS      Y4, Y12, Y12
+	VADDPS      Y12, Y0, Y0
+	VFMADD231PS Y13, Y12, Y2
+	VMOVUPS     32(SI)(AX*1), Y12
+	VMOVUPS     32(DX)(AX*1), Y13
+	VSUBPS      Y7, Y13, Y13
+	VSUBPS      Y5, Y12, Y12
+	VADDPS      Y12, Y1, Y1
+	VFMADD231PS Y13, Y12, Y3
 	ADDQ        R10, AX
 	DECQ        BX
 	JNE         csv_b2_row
@@ -715,12 +634,12 @@ csv_b1_block:
 	MOVQ    CX, BX
 
 csv_b1_row:
-	VMOVUPS     (SI)(AX*1), Y4
-	VSUBPS      Y2, Y4, Y4
-	VMOVUPS     (DX)(AX*1), Y5
-	VSUBPS      Y3, Y5, Y5
-	VADDPS      Y4, Y0, Y0
-	VFMADD231PS Y5, Y4, Y1
+	VMOVUPS     (SI)(AX*1), Y6
+	VMOVUPS     (DX)(AX*1), Y7
+	VSUBPS      Y3, Y7, Y7
+	VSUBPS      Y2, Y6, Y6
+	VADDPS      Y6, Y0, Y0
+	VFMADD231PS Y7, Y6, Y1
 	ADDQ        R10, AX
 	DECQ        BX
 	JNE         csv_b1_row
@@ -739,47 +658,53 @@ csv_b1_end:
 
 csv_next:
 	TESTQ DX, DX
-	JE    csvm_next
+	JE    csvg_next
 	TESTQ R11, R11
-	JE    csvm_next
+	JE    csvg_next
 
-csvm_b2_block:
+csvg_b2_block:
 	LEAQ    64(DI), AX
 	CMPQ    AX, R12
-	JA      csvm_b2_end
+	JA      csvg_b2_end
 	VMOVUPS (DI), Y0
 	VMOVUPS (R13), Y2
 	VMOVUPS (R8), Y4
 	VMOVUPS (R9), Y6
+	VMOVUPS (R11), Y8
+	VMOVUPS (R11)(R10*1), Y10
 	VMOVUPS 32(DI), Y1
 	VMOVUPS 32(R13), Y3
 	VMOVUPS 32(R8), Y5
 	VMOVUPS 32(R9), Y7
+	VMOVUPS 32(R11), Y9
+	VMOVUPS 32(R11)(R10*1), Y11
 	XORQ    AX, AX
 	MOVQ    CX, BX
 
-csvm_b2_row:
-	VMOVUPS     (SI)(AX*1), Y8
-	VMOVUPS     (R11)(AX*1), Y10
-	VCMPPS      $0x0e, Y15, Y10, Y10
-	VANDPS      Y8, Y10, Y8
-	VSUBPS      Y4, Y8, Y8
-	VMOVUPS     (DX)(AX*1), Y9
-	VSUBPS      Y6, Y9, Y9
-	VADDPS      Y8, Y0, Y0
-	VFMADD231PS Y9, Y8, Y2
-	VMOVUPS     32(SI)(AX*1), Y8
-	VMOVUPS     32(R11)(AX*1), Y10
-	VCMPPS      $0x0e, Y15, Y10, Y10
-	VANDPS      Y8, Y10, Y8
-	VSUBPS      Y5, Y8, Y8
-	VMOVUPS     32(DX)(AX*1), Y9
-	VSUBPS      Y7, Y9, Y9
-	VADDPS      Y8, Y1, Y1
-	VFMADD231PS Y9, Y8, Y3
+csvg_b2_row:
+	VMOVUPS     (SI)(AX*1), Y12
+	VMOVUPS     (DX)(AX*1), Y13
+	VMOVAPS     Y13, Y14
+	VFMADD213PS Y10, Y8, Y14
+	VCMPPS      $0x0e, Y15, Y14, Y14
+	VANDPS      Y12, Y14, Y12
+	VSUBPS      Y6, Y13, Y13
+	VSUBPS      Y4, Y12, Y12
+	VADDPS      Y12, Y0, Y0
+	VFMADD231PS Y13, Y12, Y2
+	VMOVUPS     32(SI)(AX*1), Y12
+	VMOVUPS     32(DX)(AX*1), Y13
+	VMOVAPS     Y13, Y14
+	VFMADD213PS Y11, Y9, Y14
+	VCMPPS      $0x0e, Y15, Y14, Y14
+	VANDPS      Y12, Y14, Y12
+	VSUBPS      Y7, Y13, Y13
+	VSUBPS      Y5, Y12, Y12
+	VADDPS      Y12, Y1, Y1
+	VFMADD231PS Y13, Y12, Y3
 	ADDQ        R10, AX
 	DECQ        BX
-	JNE         csvm_b2_row
+	JNE         csvg_b2_row
 	VMOVUPS     Y0, (DI)
 	VMOVUPS     Y2, (R13)
 	VMOVUPS     Y1, 32(DI)
@@ -791,33 +716,36 @@ csvm_b2_row:
 	ADDQ        $0x00000040, DX
 	ADDQ        $0x00000040, R9
 	ADDQ        $0x00000040, R11
-	JMP         csvm_b2_block
+	JMP         csvg_b2_block
 
-csvm_b2_end:
-csvm_b1_block:
+csvg_b2_end:
+csvg_b1_block:
 	LEAQ    32(DI), AX
 	CMPQ    AX, R12
-	JA      csvm_b1_end
+	JA      csvg_b1_end
 	VMOVUPS (DI), Y0
 	VMOVUPS (R13), Y1
 	VMOVUPS (R8), Y2
 	VMOVUPS (R9), Y3
+	VMOVUPS (R11), Y4
+	VMOVUPS (R11)(R10*1), Y5
 	XORQ    AX, AX
 	MOVQ    CX, BX
 
-csvm_b1_row:
-	VMOVUPS     (SI)(AX*1), Y4
-	VMOVUPS     (R11)(AX*1), Y6
-	VCMPPS      $0x0e, Y15, Y6, Y6
-	VANDPS      Y4, Y6, Y4
-	VSUBPS      Y2, Y4, Y4
-	VMOVUPS     (DX)(AX*1), Y5
-	VSUBPS      Y3, Y5, Y5
-	VADDPS      Y4, Y0, Y0
-	VFMADD231PS Y5, Y4, Y1
+csvg_b1_row:
+	VMOVUPS     (SI)(AX*1), Y6
+	VMOVUPS     (DX)(AX*1), Y7
+	VMOVAPS     Y7, Y8
+	VFMADD213PS Y5, Y4, Y8
+	VCMPPS      $0x0e, Y15, Y8, Y8
+	VANDPS      Y6, Y8, Y6
+	VSUBPS      Y3, Y7, Y7
+	VSUBPS      Y2, Y6, Y6
+	VADDPS      Y6, Y0, Y0
+	VFMADD231PS Y7, Y6, Y1
 	ADDQ        R10, AX
 	DECQ        BX
-	JNE         csvm_b1_row
+	JNE         csvg_b1_row
 	VMOVUPS     Y0, (DI)
 	VMOVUPS     Y1, (R13)
 	ADDQ        $0x00000020, DI
@@ -827,12 +755,12 @@ csvm_b1_row:
 	ADDQ        $0x00000020, DX
 	ADDQ        $0x00000020, R9
 	ADDQ        $0x00000020, R11
-	JMP         csvm_b1_block
+	JMP         csvg_b1_block
 
-csvm_b1_end:
+csvg_b1_end:
 	JMP cs_done
 
-csvm_next:
+csvg_next:
 cs_done:
 	VZEROUPPER
 	RET
@@ -2967,12 +2895,12 @@ ss_done:
 	VZEROUPPER
 	RET
 
-// func affineGradRowsAVX512(dst *float32, dy *float32, mask *float32, x *float32, a *float32, k *float32, b *float32, rows int, c int)
+// func affineGradRowsAVX512(dst *float32, dy *float32, gate *float32, x *float32, a *float32, k *float32, b *float32, rows int, c int)
 // Requires: AVX, AVX512DQ, AVX512F
 TEXT ·affineGradRowsAVX512(SB), NOSPLIT, $0-72
 	MOVQ   dst+0(FP), DI
 	MOVQ   dy+8(FP), SI
-	MOVQ   mask+16(FP), R11
+	MOVQ   gate+16(FP), R11
 	MOVQ   x+24(FP), DX
 	MOVQ   a+32(FP), R8
 	MOVQ   k+40(FP), R9
@@ -2980,19 +2908,20 @@ TEXT ·affineGradRowsAVX512(SB), NOSPLIT, $0-72
 	MOVQ   rows+56(FP), CX
 	MOVQ   c+64(FP), R10
 	SHLQ   $0x02, R10
+	LEAQ   (R11)(R10*1), R13
 	VXORPS Z15, Z15, Z15
 	TESTQ  CX, CX
 	JE     ag_done
 	TESTQ  R11, R11
-	JNE    ag_maskrow
+	JNE    ag_gaterow
 
 ag_row:
 	XORQ BX, BX
 
 ag_rowcol:
+	VMOVUPS     (DX)(BX*1), Z1
 	VMOVUPS     (SI)(BX*1), Z0
 	VMULPS      (R8)(BX*1), Z0, Z0
-	VMOVUPS     (DX)(BX*1), Z1
 	VFMADD231PS (R9)(BX*1), Z1, Z0
 	VADDPS      (R12)(BX*1), Z0, Z0
 	VMOVUPS     Z0, (DI)(BX*1)
@@ -3006,39 +2935,42 @@ ag_rowcol:
 	JNE         ag_row
 	JMP         ag_done
 
-ag_maskrow:
+ag_gaterow:
 	XORQ BX, BX
 
-ag_maskrowcol:
-	VCMPPS      $0x01, (R11)(BX*1), Z15, K1
-	VMOVUPS.Z   (SI)(BX*1), K1, Z0
-	VMULPS      (R8)(BX*1), Z0, Z0
+ag_gaterowcol:
 	VMOVUPS     (DX)(BX*1), Z1
+	VMOVUPS     (SI)(BX*1), Z0
+	VMOVUPS     (R11)(BX*1), Z2
+	VMOVAPS     Z1, Z3
+	VFMADD213PS (R13)(BX*1), Z2, Z3
+	VCMPPS      $0x01, Z3, Z15, K1
+	VMOVAPS.Z   Z0, K1, Z0
+	VMULPS      (R8)(BX*1), Z0, Z0
 	VFMADD231PS (R9)(BX*1), Z1, Z0
 	VADDPS      (R12)(BX*1), Z0, Z0
 	VMOVUPS     Z0, (DI)(BX*1)
 	ADDQ        $0x40, BX
 	CMPQ        BX, R10
-	JL          ag_maskrowcol
+	JL          ag_gaterowcol
 	ADDQ        R10, SI
 	ADDQ        R10, DX
 	ADDQ        R10, DI
-	ADDQ        R10, R11
 	DECQ        CX
-	JNE         ag_maskrow
+	JNE         ag_gaterow
 
 ag_done:
 	VZEROUPPER
 	RET
 
-// func colSumsAVX512(p1 *float32, p2 *float32, u *float32, v *float32, mask *float32, su *float32, sv *float32, rows int, c int)
+// func colSumsAVX512(p1 *float32, p2 *float32, u *float32, v *float32, gate *float32, su *float32, sv *float32, rows int, c int)
 // Requires: AVX, AVX512DQ, AVX512F
 TEXT ·colSumsAVX512(SB), NOSPLIT, $0-72
 	MOVQ   p1+0(FP), DI
 	MOVQ   p2+8(FP), R13
 	MOVQ   u+16(FP), SI
 	MOVQ   v+24(FP), DX
-	MOVQ   mask+32(FP), R11
+	MOVQ   gate+32(FP), R11
 	MOVQ   su+40(FP), R8
 	MOVQ   sv+48(FP), R9
 	MOVQ   rows+56(FP), CX
@@ -3050,8 +2982,6 @@ TEXT ·colSumsAVX512(SB), NOSPLIT, $0-72
 	MOVQ   R10, R12
 	ADDQ   DI, R12
 	TESTQ  DX, DX
-	JNE    cs_next
-	TESTQ  R11, R11
 	JNE    cs_next
 
 cs_b4_block:
@@ -3074,22 +3004,22 @@ cs_b4_block:
 	MOVQ    CX, BX
 
 cs_b4_row:
-	VMOVUPS     (SI)(AX*1), Z16
-	VSUBPS      Z8, Z16, Z16
-	VADDPS      Z16, Z0, Z0
-	VFMADD231PS Z16, Z16, Z4
-	VMOVUPS     64(SI)(AX*1), Z16
-	VSUBPS      Z9, Z16, Z16
-	VADDPS      Z16, Z1, Z1
-	VFMADD231PS Z16, Z16, Z5
-	VMOVUPS     128(SI)(AX*1), Z16
-	VSUBPS      Z10, Z16, Z16
-	VADDPS      Z16, Z2, Z2
-	VFMADD231PS Z16, Z16, Z6
-	VMOVUPS     192(SI)(AX*1), Z16
-	VSUBPS      Z11, Z16, Z16
-	VADDPS      Z16, Z3, Z3
-	VFMADD231PS Z16, Z16, Z7
+	VMOVUPS     (SI)(AX*1), Z24
+	VSUBPS      Z8, Z24, Z24
+	VADDPS      Z24, Z0, Z0
+	VFMADD231PS Z24, Z24, Z4
+	VMOVUPS     64(SI)(AX*1), Z24
+	VSUBPS      Z9, Z24, Z24
+	VADDPS      Z24, Z1, Z1
+	VFMADD231PS Z24, Z24, Z5
+	VMOVUPS     128(SI)(AX*1), Z24
+	VSUBPS      Z10, Z24, Z24
+	VADDPS      Z24, Z2, Z2
+	VFMADD231PS Z24, Z24, Z6
+	VMOVUPS     192(SI)(AX*1), Z24
+	VSUBPS      Z11, Z24, Z24
+	VADDPS      Z24, Z3, Z3
+	VFMADD231PS Z24, Z24, Z7
 	ADDQ        R10, AX
 	DECQ        BX
 	JNE         cs_b4_row
@@ -3122,14 +3052,14 @@ cs_b2_block:
 	MOVQ    CX, BX
 
 cs_b2_row:
-	VMOVUPS     (SI)(AX*1), Z8
-	VSUBPS      Z4, Z8, Z8
-	VADDPS      Z8, Z0, Z0
-	VFMADD231PS Z8, Z8, Z2
-	VMOVUPS     64(SI)(AX*1), Z8
-	VSUBPS      Z5, Z8, Z8
-	VADDPS      Z8, Z1, Z1
-	VFMADD231PS Z8, Z8, Z3
+	VMOVUPS     (SI)(AX*1), Z12
+	VSUBPS      Z4, Z12, Z12
+	VADDPS      Z12, Z0, Z0
+	VFMADD231PS Z12, Z12, Z2
+	VMOVUPS     64(SI)(AX*1), Z12
+	VSUBPS      Z5, Z12, Z12
+	VADDPS      Z12, Z1, Z1
+	VFMADD231PS Z12, Z12, Z3
 	ADDQ        R10, AX
 	DECQ        BX
 	JNE         cs_b2_row
@@ -3155,10 +3085,10 @@ cs_b1_block:
 	MOVQ    CX, BX
 
 cs_b1_row:
-	VMOVUPS     (SI)(AX*1), Z4
-	VSUBPS      Z2, Z4, Z4
-	VADDPS      Z4, Z0, Z0
-	VFMADD231PS Z4, Z4, Z1
+	VMOVUPS     (SI)(AX*1), Z6
+	VSUBPS      Z2, Z6, Z6
+	VADDPS      Z6, Z0, Z0
+	VFMADD231PS Z6, Z6, Z1
 	ADDQ        R10, AX
 	DECQ        BX
 	JNE         cs_b1_row
@@ -3174,148 +3104,6 @@ cs_b1_end:
 	JMP cs_done
 
 cs_next:
-	TESTQ DX, DX
-	JNE   csm_next
-	TESTQ R11, R11
-	JE    csm_next
-
-csm_b4_block:
-	LEAQ    256(DI), AX
-	CMPQ    AX, R12
-	JA      csm_b4_end
-	VMOVUPS (DI), Z0
-	VMOVUPS (R13), Z4
-	VMOVUPS (R8), Z8
-	VMOVUPS 64(DI), Z1
-	VMOVUPS 64(R13), Z5
-	VMOVUPS 64(R8), Z9
-	VMOVUPS 128(DI), Z2
-	VMOVUPS 128(R13), Z6
-	VMOVUPS 128(R8), Z10
-	VMOVUPS 192(DI), Z3
-	VMOVUPS 192(R13), Z7
-	VMOVUPS 192(R8), Z11
-	XORQ    AX, AX
-	MOVQ    CX, BX
-
-csm_b4_row:
-	VMOVUPS     (SI)(AX*1), Z16
-	VCMPPS      $0x01, (R11)(AX*1), Z31, K1
-	VMOVAPS.Z   Z16, K1, Z16
-	VSUBPS      Z8, Z16, Z16
-	VADDPS      Z16, Z0, Z0
-	VFMADD231PS Z16, Z16, Z4
-	VMOVUPS     64(SI)(AX*1), Z16
-	VCMPPS      $0x01, 64(R11)(AX*1), Z31, K1
-	VMOVAPS.Z   Z16, K1, Z16
-	VSUBPS      Z9, Z16, Z16
-	VADDPS      Z16, Z1, Z1
-	VFMADD231PS Z16, Z16, Z5
-	VMOVUPS     128(SI)(AX*1), Z16
-	VCMPPS      $0x01, 128(R11)(AX*1), Z31, K1
-	VMOVAPS.Z   Z16, K1, Z16
-	VSUBPS      Z10, Z16, Z16
-	VADDPS      Z16, Z2, Z2
-	VFMADD231PS Z16, Z16, Z6
-	VMOVUPS     192(SI)(AX*1), Z16
-	VCMPPS      $0x01, 192(R11)(AX*1), Z31, K1
-	VMOVAPS.Z   Z16, K1, Z16
-	VSUBPS      Z11, Z16, Z16
-	VADDPS      Z16, Z3, Z3
-	VFMADD231PS Z16, Z16, Z7
-	ADDQ        R10, AX
-	DECQ        BX
-	JNE         csm_b4_row
-	VMOVUPS     Z0, (DI)
-	VMOVUPS     Z4, (R13)
-	VMOVUPS     Z1, 64(DI)
-	VMOVUPS     Z5, 64(R13)
-	VMOVUPS     Z2, 128(DI)
-	VMOVUPS     Z6, 128(R13)
-	VMOVUPS     Z3, 192(DI)
-	VMOVUPS     Z7, 192(R13)
-	ADDQ        $0x00000100, DI
-	ADDQ        $0x00000100, R13
-	ADDQ        $0x00000100, SI
-	ADDQ        $0x00000100, R8
-	ADDQ        $0x00000100, R11
-	JMP         csm_b4_block
-
-csm_b4_end:
-csm_b2_block:
-	LEAQ    128(DI), AX
-	CMPQ    AX, R12
-	JA      csm_b2_end
-	VMOVUPS (DI), Z0
-	VMOVUPS (R13), Z2
-	VMOVUPS (R8), Z4
-	VMOVUPS 64(DI), Z1
-	VMOVUPS 64(R13), Z3
-	VMOVUPS 64(R8), Z5
-	XORQ    AX, AX
-	MOVQ    CX, BX
-
-csm_b2_row:
-	VMOVUPS     (SI)(AX*1), Z8
-	VCMPPS      $0x01, (R11)(AX*1), Z31, K1
-	VMOVAPS.Z   Z8, K1, Z8
-	VSUBPS      Z4, Z8, Z8
-	VADDPS      Z8, Z0, Z0
-	VFMADD231PS Z8, Z8, Z2
-	VMOVUPS     64(SI)(AX*1), Z8
-	VCMPPS      $0x01, 64(R11)(AX*1), Z31, K1
-	VMOVAPS.Z   Z8, K1, Z8
-	VSUBPS      Z5, Z8, Z8
-	VADDPS      Z8, Z1, Z1
-	VFMADD231PS Z8, Z8, Z3
-	ADDQ        R10, AX
-	DECQ        BX
-	JNE         csm_b2_row
-	VMOVUPS     Z0, (DI)
-	VMOVUPS     Z2, (R13)
-	VMOVUPS     Z1, 64(DI)
-	VMOVUPS     Z3, 64(R13)
-	ADDQ        $0x00000080, DI
-	ADDQ        $0x00000080, R13
-	ADDQ        $0x00000080, SI
-	ADDQ        $0x00000080, R8
-	ADDQ        $0x00000080, R11
-	JMP         csm_b2_block
-
-csm_b2_end:
-csm_b1_block:
-	LEAQ    64(DI), AX
-	CMPQ    AX, R12
-	JA      csm_b1_end
-	VMOVUPS (DI), Z0
-	VMOVUPS (R13), Z1
-	VMOVUPS (R8), Z2
-	XORQ    AX, AX
-	MOVQ    CX, BX
-
-csm_b1_row:
-	VMOVUPS     (SI)(AX*1), Z4
-	VCMPPS      $0x01, (R11)(AX*1), Z31, K1
-	VMOVAPS.Z   Z4, K1, Z4
-	VSUBPS      Z2, Z4, Z4
-	VADDPS      Z4, Z0, Z0
-	VFMADD231PS Z4, Z4, Z1
-	ADDQ        R10, AX
-	DECQ        BX
-	JNE         csm_b1_row
-	VMOVUPS     Z0, (DI)
-	VMOVUPS     Z1, (R13)
-	ADDQ        $0x00000040, DI
-	ADDQ        $0x00000040, R13
-	ADDQ        $0x00000040, SI
-	ADDQ        $0x00000040, R8
-	ADDQ        $0x00000040, R11
-	JMP         csm_b1_block
-
-csm_b1_end:
-	JMP cs_done
-
-csm_next:
 	TESTQ DX, DX
 	JE    csv_next
 	TESTQ R11, R11
@@ -3345,30 +3133,30 @@ csv_b4_block:
 	MOVQ    CX, BX
 
 csv_b4_row:
-	VMOVUPS     (SI)(AX*1), Z16
-	VSUBPS      Z8, Z16, Z16
-	VMOVUPS     (DX)(AX*1), Z17
-	VSUBPS      Z12, Z17, Z17
-	VADDPS      Z16, Z0, Z0
-	VFMADD231PS Z17, Z16, Z4
-	VMOVUPS     64(SI)(AX*1), Z16
-	VSUBPS      Z9, Z16, Z16
-	VMOVUPS     64(DX)(AX*1), Z17
-	VSUBPS      Z13, Z17, Z17
-	VADDPS      Z16, Z1, Z1
-	VFMADD231PS Z17, Z16, Z5
-	VMOVUPS     128(SI)(AX*1), Z16
-	VSUBPS      Z10, Z16, Z16
-	VMOVUPS     128(DX)(AX*1), Z17
-	VSUBPS      Z14, Z17, Z17
-	VADDPS      Z16, Z2, Z2
-	VFMADD231PS Z17, Z16, Z6
-	VMOVUPS     192(SI)(AX*1), Z16
-	VSUBPS      Z11, Z16, Z16
-	VMOVUPS     192(DX)(AX*1), Z17
-	VSUBPS      Z15, Z17, Z17
-	VADDPS      Z16, Z3, Z3
-	VFMADD231PS Z17, Z16, Z7
+	VMOVUPS     (SI)(AX*1), Z24
+	VMOVUPS     (DX)(AX*1), Z25
+	VSUBPS      Z12, Z25, Z25
+	VSUBPS      Z8, Z24, Z24
+	VADDPS      Z24, Z0, Z0
+	VFMADD231PS Z25, Z24, Z4
+	VMOVUPS     64(SI)(AX*1), Z24
+	VMOVUPS     64(DX)(AX*1), Z25
+	VSUBPS      Z13, Z25, Z25
+	VSUBPS      Z9, Z24, Z24
+	VADDPS      Z24, Z1, Z1
+	VFMADD231PS Z25, Z24, Z5
+	VMOVUPS     128(SI)(AX*1), Z24
+	VMOVUPS     128(DX)(AX*1), Z25
+	VSUBPS      Z14, Z25, Z25
+	VSUBPS      Z10, Z24, Z24
+	VADDPS      Z24, Z2, Z2
+	VFMADD231PS Z25, Z24, Z6
+	VMOVUPS     192(SI)(AX*1), Z24
+	VMOVUPS     192(DX)(AX*1), Z25
+	VSUBPS      Z15, Z25, Z25
+	VSUBPS      Z11, Z24, Z24
+	VADDPS      Z24, Z3, Z3
+	VFMADD231PS Z25, Z24, Z7
 	ADDQ        R10, AX
 	DECQ        BX
 	JNE         csv_b4_row
@@ -3405,18 +3193,18 @@ csv_b2_block:
 	MOVQ    CX, BX
 
 csv_b2_row:
-	VMOVUPS     (SI)(AX*1), Z8
-	VSUBPS      Z4, Z8, Z8
-	VMOVUPS     (DX)(AX*1), Z9
-	VSUBPS      Z6, Z9, Z9
-	VADDPS      Z8, Z0, Z0
-	VFMADD231PS Z9, Z8, Z2
-	VMOVUPS     64(SI)(AX*1), Z8
-	VSUBPS      Z5, Z8, Z8
-	VMOVUPS     64(DX)(AX*1), Z9
-	VSUBPS      Z7, Z9, Z9
-	VADDPS      Z8, Z1, Z1
-	VFMADD231PS Z9, Z8, Z3
+	VMOVUPS     (SI)(AX*1), Z12
+	VMOVUPS     (DX)(AX*1), Z13
+	VSUBPS      Z6, Z13, Z13
+	VSUBPS      Z4, Z12, Z12
+	VADDPS      Z12, Z0, Z0
+	VFMADD231PS Z13, Z12, Z2
+	VMOVUPS     64(SI)(AX*1), Z12
+	VMOVUPS     64(DX)(AX*1), Z13
+	VSUBPS      Z7, Z13, Z13
+	VSUBPS      Z5, Z12, Z12
+	VADDPS      Z12, Z1, Z1
+	VFMADD231PS Z13, Z12, Z3
 	ADDQ        R10, AX
 	DECQ        BX
 	JNE         csv_b2_row
@@ -3445,12 +3233,12 @@ csv_b1_block:
 	MOVQ    CX, BX
 
 csv_b1_row:
-	VMOVUPS     (SI)(AX*1), Z4
-	VSUBPS      Z2, Z4, Z4
-	VMOVUPS     (DX)(AX*1), Z5
-	VSUBPS      Z3, Z5, Z5
-	VADDPS      Z4, Z0, Z0
-	VFMADD231PS Z5, Z4, Z1
+	VMOVUPS     (SI)(AX*1), Z6
+	VMOVUPS     (DX)(AX*1), Z7
+	VSUBPS      Z3, Z7, Z7
+	VSUBPS      Z2, Z6, Z6
+	VADDPS      Z6, Z0, Z0
+	VFMADD231PS Z7, Z6, Z1
 	ADDQ        R10, AX
 	DECQ        BX
 	JNE         csv_b1_row
@@ -3469,69 +3257,85 @@ csv_b1_end:
 
 csv_next:
 	TESTQ DX, DX
-	JE    csvm_next
+	JE    csvg_next
 	TESTQ R11, R11
-	JE    csvm_next
+	JE    csvg_next
 
-csvm_b4_block:
+csvg_b4_block:
 	LEAQ    256(DI), AX
 	CMPQ    AX, R12
-	JA      csvm_b4_end
+	JA      csvg_b4_end
 	VMOVUPS (DI), Z0
 	VMOVUPS (R13), Z4
 	VMOVUPS (R8), Z8
 	VMOVUPS (R9), Z12
+	VMOVUPS (R11), Z16
+	VMOVUPS (R11)(R10*1), Z20
 	VMOVUPS 64(DI), Z1
 	VMOVUPS 64(R13), Z5
 	VMOVUPS 64(R8), Z9
 	VMOVUPS 64(R9), Z13
+	VMOVUPS 64(R11), Z17
+	VMOVUPS 64(R11)(R10*1), Z21
 	VMOVUPS 128(DI), Z2
 	VMOVUPS 128(R13), Z6
 	VMOVUPS 128(R8), Z10
 	VMOVUPS 128(R9), Z14
+	VMOVUPS 128(R11), Z18
+	VMOVUPS 128(R11)(R10*1), Z22
 	VMOVUPS 192(DI), Z3
 	VMOVUPS 192(R13), Z7
 	VMOVUPS 192(R8), Z11
 	VMOVUPS 192(R9), Z15
+	VMOVUPS 192(R11), Z19
+	VMOVUPS 192(R11)(R10*1), Z23
 	XORQ    AX, AX
 	MOVQ    CX, BX
 
-csvm_b4_row:
-	VMOVUPS     (SI)(AX*1), Z16
-	VCMPPS      $0x01, (R11)(AX*1), Z31, K1
-	VMOVAPS.Z   Z16, K1, Z16
-	VSUBPS      Z8, Z16, Z16
-	VMOVUPS     (DX)(AX*1), Z17
-	VSUBPS      Z12, Z17, Z17
-	VADDPS      Z16, Z0, Z0
-	VFMADD231PS Z17, Z16, Z4
-	VMOVUPS     64(SI)(AX*1), Z16
-	VCMPPS      $0x01, 64(R11)(AX*1), Z31, K1
-	VMOVAPS.Z   Z16, K1, Z16
-	VSUBPS      Z9, Z16, Z16
-	VMOVUPS     64(DX)(AX*1), Z17
-	VSUBPS      Z13, Z17, Z17
-	VADDPS      Z16, Z1, Z1
-	VFMADD231PS Z17, Z16, Z5
-	VMOVUPS     128(SI)(AX*1), Z16
-	VCMPPS      $0x01, 128(R11)(AX*1), Z31, K1
-	VMOVAPS.Z   Z16, K1, Z16
-	VSUBPS      Z10, Z16, Z16
-	VMOVUPS     128(DX)(AX*1), Z17
-	VSUBPS      Z14, Z17, Z17
-	VADDPS      Z16, Z2, Z2
-	VFMADD231PS Z17, Z16, Z6
-	VMOVUPS     192(SI)(AX*1), Z16
-	VCMPPS      $0x01, 192(R11)(AX*1), Z31, K1
-	VMOVAPS.Z   Z16, K1, Z16
-	VSUBPS      Z11, Z16, Z16
-	VMOVUPS     192(DX)(AX*1), Z17
-	VSUBPS      Z15, Z17, Z17
-	VADDPS      Z16, Z3, Z3
-	VFMADD231PS Z17, Z16, Z7
+csvg_b4_row:
+	VMOVUPS     (SI)(AX*1), Z24
+	VMOVUPS     (DX)(AX*1), Z25
+	VMOVAPS     Z25, Z26
+	VFMADD213PS Z20, Z16, Z26
+	VCMPPS      $0x01, Z26, Z31, K1
+	VMOVAPS.Z   Z24, K1, Z24
+	VSUBPS      Z12, Z25, Z25
+	VSUBPS      Z8, Z24, Z24
+	VADDPS      Z24, Z0, Z0
+	VFMADD231PS Z25, Z24, Z4
+	VMOVUPS     64(SI)(AX*1), Z24
+	VMOVUPS     64(DX)(AX*1), Z25
+	VMOVAPS     Z25, Z26
+	VFMADD213PS Z21, Z17, Z26
+	VCMPPS      $0x01, Z26, Z31, K1
+	VMOVAPS.Z   Z24, K1, Z24
+	VSUBPS      Z13, Z25, Z25
+	VSUBPS      Z9, Z24, Z24
+	VADDPS      Z24, Z1, Z1
+	VFMADD231PS Z25, Z24, Z5
+	VMOVUPS     128(SI)(AX*1), Z24
+	VMOVUPS     128(DX)(AX*1), Z25
+	VMOVAPS     Z25, Z26
+	VFMADD213PS Z22, Z18, Z26
+	VCMPPS      $0x01, Z26, Z31, K1
+	VMOVAPS.Z   Z24, K1, Z24
+	VSUBPS      Z14, Z25, Z25
+	VSUBPS      Z10, Z24, Z24
+	VADDPS      Z24, Z2, Z2
+	VFMADD231PS Z25, Z24, Z6
+	VMOVUPS     192(SI)(AX*1), Z24
+	VMOVUPS     192(DX)(AX*1), Z25
+	VMOVAPS     Z25, Z26
+	VFMADD213PS Z23, Z19, Z26
+	VCMPPS      $0x01, Z26, Z31, K1
+	VMOVAPS.Z   Z24, K1, Z24
+	VSUBPS      Z15, Z25, Z25
+	VSUBPS      Z11, Z24, Z24
+	VADDPS      Z24, Z3, Z3
+	VFMADD231PS Z25, Z24, Z7
 	ADDQ        R10, AX
 	DECQ        BX
-	JNE         csvm_b4_row
+	JNE         csvg_b4_row
 	VMOVUPS     Z0, (DI)
 	VMOVUPS     Z4, (R13)
 	VMOVUPS     Z1, 64(DI)
@@ -3547,44 +3351,52 @@ csvm_b4_row:
 	ADDQ        $0x00000100, DX
 	ADDQ        $0x00000100, R9
 	ADDQ        $0x00000100, R11
-	JMP         csvm_b4_block
+	JMP         csvg_b4_block
 
-csvm_b4_end:
-csvm_b2_block:
+csvg_b4_end:
+csvg_b2_block:
 	LEAQ    128(DI), AX
 	CMPQ    AX, R12
-	JA      csvm_b2_end
+	JA      csvg_b2_end
 	VMOVUPS (DI), Z0
 	VMOVUPS (R13), Z2
 	VMOVUPS (R8), Z4
 	VMOVUPS (R9), Z6
+	VMOVUPS (R11), Z8
+	VMOVUPS (R11)(R10*1), Z10
 	VMOVUPS 64(DI), Z1
 	VMOVUPS 64(R13), Z3
 	VMOVUPS 64(R8), Z5
 	VMOVUPS 64(R9), Z7
+	VMOVUPS 64(R11), Z9
+	VMOVUPS 64(R11)(R10*1), Z11
 	XORQ    AX, AX
 	MOVQ    CX, BX
 
-csvm_b2_row:
-	VMOVUPS     (SI)(AX*1), Z8
-	VCMPPS      $0x01, (R11)(AX*1), Z31, K1
-	VMOVAPS.Z   Z8, K1, Z8
-	VSUBPS      Z4, Z8, Z8
-	VMOVUPS     (DX)(AX*1), Z9
-	VSUBPS      Z6, Z9, Z9
-	VADDPS      Z8, Z0, Z0
-	VFMADD231PS Z9, Z8, Z2
-	VMOVUPS     64(SI)(AX*1), Z8
-	VCMPPS      $0x01, 64(R11)(AX*1), Z31, K1
-	VMOVAPS.Z   Z8, K1, Z8
-	VSUBPS      Z5, Z8, Z8
-	VMOVUPS     64(DX)(AX*1), Z9
-	VSUBPS      Z7, Z9, Z9
-	VADDPS      Z8, Z1, Z1
-	VFMADD231PS Z9, Z8, Z3
+csvg_b2_row:
+	VMOVUPS     (SI)(AX*1), Z12
+	VMOVUPS     (DX)(AX*1), Z13
+	VMOVAPS     Z13, Z14
+	VFMADD213PS Z10, Z8, Z14
+	VCMPPS      $0x01, Z14, Z31, K1
+	VMOVAPS.Z   Z12, K1, Z12
+	VSUBPS      Z6, Z13, Z13
+	VSUBPS      Z4, Z12, Z12
+	VADDPS      Z12, Z0, Z0
+	VFMADD231PS Z13, Z12, Z2
+	VMOVUPS     64(SI)(AX*1), Z12
+	VMOVUPS     64(DX)(AX*1), Z13
+	VMOVAPS     Z13, Z14
+	VFMADD213PS Z11, Z9, Z14
+	VCMPPS      $0x01, Z14, Z31, K1
+	VMOVAPS.Z   Z12, K1, Z12
+	VSUBPS      Z7, Z13, Z13
+	VSUBPS      Z5, Z12, Z12
+	VADDPS      Z12, Z1, Z1
+	VFMADD231PS Z13, Z12, Z3
 	ADDQ        R10, AX
 	DECQ        BX
-	JNE         csvm_b2_row
+	JNE         csvg_b2_row
 	VMOVUPS     Z0, (DI)
 	VMOVUPS     Z2, (R13)
 	VMOVUPS     Z1, 64(DI)
@@ -3596,32 +3408,36 @@ csvm_b2_row:
 	ADDQ        $0x00000080, DX
 	ADDQ        $0x00000080, R9
 	ADDQ        $0x00000080, R11
-	JMP         csvm_b2_block
+	JMP         csvg_b2_block
 
-csvm_b2_end:
-csvm_b1_block:
+csvg_b2_end:
+csvg_b1_block:
 	LEAQ    64(DI), AX
 	CMPQ    AX, R12
-	JA      csvm_b1_end
+	JA      csvg_b1_end
 	VMOVUPS (DI), Z0
 	VMOVUPS (R13), Z1
 	VMOVUPS (R8), Z2
 	VMOVUPS (R9), Z3
+	VMOVUPS (R11), Z4
+	VMOVUPS (R11)(R10*1), Z5
 	XORQ    AX, AX
 	MOVQ    CX, BX
 
-csvm_b1_row:
-	VMOVUPS     (SI)(AX*1), Z4
-	VCMPPS      $0x01, (R11)(AX*1), Z31, K1
-	VMOVAPS.Z   Z4, K1, Z4
-	VSUBPS      Z2, Z4, Z4
-	VMOVUPS     (DX)(AX*1), Z5
-	VSUBPS      Z3, Z5, Z5
-	VADDPS      Z4, Z0, Z0
-	VFMADD231PS Z5, Z4, Z1
+csvg_b1_row:
+	VMOVUPS     (SI)(AX*1), Z6
+	VMOVUPS     (DX)(AX*1), Z7
+	VMOVAPS     Z7, Z8
+	VFMADD213PS Z5, Z4, Z8
+	VCMPPS      $0x01, Z8, Z31, K1
+	VMOVAPS.Z   Z6, K1, Z6
+	VSUBPS      Z3, Z7, Z7
+	VSUBPS      Z2, Z6, Z6
+	VADDPS      Z6, Z0, Z0
+	VFMADD231PS Z7, Z6, Z1
 	ADDQ        R10, AX
 	DECQ        BX
-	JNE         csvm_b1_row
+	JNE         csvg_b1_row
 	VMOVUPS     Z0, (DI)
 	VMOVUPS     Z1, (R13)
 	ADDQ        $0x00000040, DI
@@ -3631,12 +3447,12 @@ csvm_b1_row:
 	ADDQ        $0x00000040, DX
 	ADDQ        $0x00000040, R9
 	ADDQ        $0x00000040, R11
-	JMP         csvm_b1_block
+	JMP         csvg_b1_block
 
-csvm_b1_end:
+csvg_b1_end:
 	JMP cs_done
 
-csvm_next:
+csvg_next:
 cs_done:
 	VZEROUPPER
 	RET

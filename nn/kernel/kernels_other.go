@@ -23,11 +23,11 @@ func scaleShiftRowsAVX2(dst, x, s, b *float32, rows, c int, relu bool) {
 	panic("kernel: scaleShiftRowsAVX2 without its assembly")
 }
 
-func affineGradRowsAVX2(dst, dy, mask, x, a, k, b *float32, rows, c int) {
+func affineGradRowsAVX2(dst, dy, gate, x, a, k, b *float32, rows, c int) {
 	panic("kernel: affineGradRowsAVX2 without its assembly")
 }
 
-func colSumsAVX2(p1, p2, u, v, mask, su, sv *float32, rows, c int) {
+func colSumsAVX2(p1, p2, u, v, gate, su, sv *float32, rows, c int) {
 	panic("kernel: colSumsAVX2 without its assembly")
 }
 
@@ -109,11 +109,11 @@ func scaleShiftRowsAVX512(dst, x, s, b *float32, rows, c int, relu bool) {
 	panic("kernel: scaleShiftRowsAVX512 without its assembly")
 }
 
-func affineGradRowsAVX512(dst, dy, mask, x, a, k, b *float32, rows, c int) {
+func affineGradRowsAVX512(dst, dy, gate, x, a, k, b *float32, rows, c int) {
 	panic("kernel: affineGradRowsAVX512 without its assembly")
 }
 
-func colSumsAVX512(p1, p2, u, v, mask, su, sv *float32, rows, c int) {
+func colSumsAVX512(p1, p2, u, v, gate, su, sv *float32, rows, c int) {
 	panic("kernel: colSumsAVX512 without its assembly")
 }
 

@@ -11,11 +11,12 @@ type Moments struct {
 
 // Sums returns, over the rows of the matrix u with len(shift) columns,
 // s1[j] = Σ (u'[r][j] − shift[j]) and s2[j] = Σ (u'[r][j] − shift[j])·w[r][j],
-// where u' is u, or u where mask > 0 and 0 elsewhere when mask is not nil,
-// and w = v − vShift, or u' − shift when v is nil (see ColSums). Within a
+// where u' is u, or u where gate lets v through and 0 elsewhere when gate
+// is not nil, and w = v − vShift, or u' − shift when v is nil (see
+// ColSums). Within a
 // chunk of rows the sums are float32, across chunks float64, in chunk
 // order. The results are valid until the next call.
-func (s *Moments) Sums(u, v, shift, vShift, mask []float32) (s1, s2 []float64) {
+func (s *Moments) Sums(u, v, shift, vShift []float32, gate Gate) (s1, s2 []float64) {
 	c := len(shift)
 	rows := len(u) / c
 	per := max(1, 8192/c)
@@ -25,14 +26,11 @@ func (s *Moments) Sums(u, v, shift, vShift, mask []float32) (s1, s2 []float64) {
 		p1, p2 := s.parts[ch*2*c:ch*2*c+c], s.parts[ch*2*c+c:(ch+1)*2*c]
 		clear(p1)
 		clear(p2)
-		var vs, ms []float32
+		var vs []float32
 		if v != nil {
 			vs = v[lo*c : hi*c]
 		}
-		if mask != nil {
-			ms = mask[lo*c : hi*c]
-		}
-		ColSums(p1, p2, u[lo*c:hi*c], vs, ms, shift, vShift)
+		ColSums(p1, p2, u[lo*c:hi*c], vs, gate, shift, vShift)
 	})
 	if cap(s.s1) < c {
 		s.s1, s.s2 = make([]float64, c), make([]float64, c)

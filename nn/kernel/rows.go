@@ -1,13 +1,30 @@
 package kernel
 
-import "math"
+import (
+	"fmt"
+	"math"
+)
 
 // The row kernels below work on row-major matrices whose rows are one
 // pixel's or one sample's channels, and apply per-column (per-channel)
 // coefficients: the memory-bound half of batch normalisation. On the
 // vector paths they run 16 channels an instruction (AVX-512) when the row
 // width is a multiple of 16, 8 (AVX2) when it is a multiple of 8, and Go
-// loops otherwise; every path gives the same bits.
+// loops otherwise. The vector paths fuse each multiply-add into one
+// rounding, the Go loops may not, so paths can differ in the last bit;
+// on one path the results do not depend on the number of cores.
+
+// A Gate selects the elements of a matrix of c columns that a ReLU after
+// ScaleShiftRows(dst, x, scales, shifts, true) lets through, from x: it
+// holds 2c floats, the scales then the shifts, and lets x[r][j] through
+// where x[r][j]·scales[j] + shifts[j] > 0, computed as ScaleShiftRows
+// computes it (so with the same bits on the same path). A backward pass
+// rebuilds a fused ReLU's mask this way from the input it reads anyway,
+// instead of reading the output as well.
+type Gate []float32
+
+// passes reports whether the gate lets x through in column j of c.
+func (g Gate) passes(x float32, j, c int) bool { return x*g[j]+g[c+j] > 0 }
 
 // ScaleShiftRows sets dst[r][j] = x[r][j]·s[j] + b[j] for every row r of the
 // matrices dst and x, which have len(s) columns; with relu it then takes
@@ -40,25 +57,28 @@ func ScaleShiftRows(dst, x, s, b []float32, relu bool) {
 }
 
 // AffineGradRows sets dst[r][j] = g[r][j]·a[j] + x[r][j]·k[j] + b[j] for
-// every row r of the matrices dst, dy, x (and mask), which have len(a)
-// columns, where g is dy, or dy where mask > 0 and 0 elsewhere when mask
-// is not nil (mask being a ReLU's output, never negative).
-func AffineGradRows(dst, dy, mask, x, a, k, b []float32) {
+// every row r of the matrices dst, dy and x, which have len(a) columns,
+// where g is dy, or dy where gate lets x through and 0 elsewhere when
+// gate is not nil. It panics if gate is neither nil nor 2·len(a) long.
+func AffineGradRows(dst, dy []float32, gate Gate, x, a, k, b []float32) {
 	c := len(a)
 	if c == 0 {
 		return
 	}
-	if len(dy) > 0 {
-		var m *float32
-		if mask != nil {
-			m = &mask[0]
+	var gp *float32
+	if gate != nil {
+		if len(gate) != 2*c {
+			panic(fmt.Sprintf("kernel: AffineGradRows: gate of %d floats for %d columns", len(gate), c))
 		}
+		gp = &gate[0]
+	}
+	if len(dy) > 0 {
 		switch l := rowLevel(); {
 		case l >= levelAVX512 && c%16 == 0:
-			affineGradRowsAVX512(&dst[0], &dy[0], m, &x[0], &a[0], &k[0], &b[0], len(dy)/c, c)
+			affineGradRowsAVX512(&dst[0], &dy[0], gp, &x[0], &a[0], &k[0], &b[0], len(dy)/c, c)
 			return
 		case l >= levelAVX2 && c%8 == 0:
-			affineGradRowsAVX2(&dst[0], &dy[0], m, &x[0], &a[0], &k[0], &b[0], len(dy)/c, c)
+			affineGradRowsAVX2(&dst[0], &dy[0], gp, &x[0], &a[0], &k[0], &b[0], len(dy)/c, c)
 			return
 		}
 	}
@@ -66,7 +86,7 @@ func AffineGradRows(dst, dy, mask, x, a, k, b []float32) {
 		d, g, xr := dst[r:r+c], dy[r:r+c], x[r:r+c]
 		for j, aj := range a[:len(g)] {
 			gj := g[j]
-			if mask != nil && !(mask[r+j] > 0) {
+			if gate != nil && !gate.passes(xr[j], j, c) {
 				gj = 0
 			}
 			d[j] = gj*aj + xr[j]*k[j] + b[j]
@@ -76,29 +96,33 @@ func AffineGradRows(dst, dy, mask, x, a, k, b []float32) {
 
 // ColSums adds, over the rows of the matrix u with len(su) columns,
 // Σ (u'[r][j] − su[j]) to p1[j] and Σ (u'[r][j] − su[j])·w[r][j] to p2[j],
-// where u' is u, or u where mask > 0 and 0 elsewhere when mask is not nil,
-// and w is v − sv, or u' − su when v is nil (sv is then unused). The
-// shifts keep the sums exact when the values sit far from zero. The sums
-// are float32: callers sum long columns in chunks.
-func ColSums(p1, p2, u, v, mask, su, sv []float32) {
+// where u' is u, or u where gate lets v through and 0 elsewhere when gate
+// is not nil, and w is v − sv, or u' − su when v is nil (sv is then
+// unused). The shifts keep the sums exact when the values sit far from
+// zero. The sums are float32: callers sum long columns in chunks. It
+// panics if gate is not nil and v is, or gate is not 2·len(su) long.
+func ColSums(p1, p2, u, v []float32, gate Gate, su, sv []float32) {
 	c := len(su)
 	if c == 0 {
 		return
 	}
+	if gate != nil && (v == nil || len(gate) != 2*c) {
+		panic(fmt.Sprintf("kernel: ColSums: gate of %d floats for %d columns (v nil: %v)", len(gate), c, v == nil))
+	}
 	if len(u) > 0 {
-		var vp, mp, svp *float32
+		var vp, gp, svp *float32
 		if v != nil {
 			vp, svp = &v[0], &sv[0]
 		}
-		if mask != nil {
-			mp = &mask[0]
+		if gate != nil {
+			gp = &gate[0]
 		}
 		switch l := rowLevel(); {
 		case l >= levelAVX512 && c%16 == 0:
-			colSumsAVX512(&p1[0], &p2[0], &u[0], vp, mp, &su[0], svp, len(u)/c, c)
+			colSumsAVX512(&p1[0], &p2[0], &u[0], vp, gp, &su[0], svp, len(u)/c, c)
 			return
 		case l >= levelAVX2 && c%8 == 0:
-			colSumsAVX2(&p1[0], &p2[0], &u[0], vp, mp, &su[0], svp, len(u)/c, c)
+			colSumsAVX2(&p1[0], &p2[0], &u[0], vp, gp, &su[0], svp, len(u)/c, c)
 			return
 		}
 	}
@@ -106,7 +130,7 @@ func ColSums(p1, p2, u, v, mask, su, sv []float32) {
 	for r := 0; r+c <= len(u); r += c {
 		for j, sh := range su {
 			d := u[r+j]
-			if mask != nil && !(mask[r+j] > 0) {
+			if gate != nil && !gate.passes(v[r+j], j, c) {
 				d = 0
 			}
 			d -= sh

@@ -44,24 +44,6 @@ func rowValues(rng *rand.Rand, n int) []float32 {
 	return s
 }
 
-// maskValues returns n values like a ReLU's output: half of them +0, the
-// rest positive, a few of those the smallest subnormal (which is > 0 and
-// must let the gradient through).
-func maskValues(rng *rand.Rand, n int) []float32 {
-	s := make([]float32, n)
-	for i := range s {
-		switch rng.IntN(8) {
-		case 0, 1, 2, 3:
-			s[i] = 0
-		case 4:
-			s[i] = math.SmallestNonzeroFloat32
-		default:
-			s[i] = float32(1 - rng.Float64()) // (0, 1]
-		}
-	}
-	return s
-}
-
 const guardValue = 12345.5
 
 // guarded returns a slice of n floats, all NaN (so an element a kernel
@@ -176,34 +158,31 @@ func TestAffineGradRows(t *testing.T) {
 	forRowPaths(t, func(t *testing.T) {
 		for _, c := range rowWidths {
 			for _, rows := range rowCounts {
-				for _, masked := range []bool{false, true} {
-					t.Run(fmt.Sprintf("c%d_rows%d_mask%v", c, rows, masked), func(t *testing.T) {
+				for _, gated := range []bool{false, true} {
+					t.Run(fmt.Sprintf("c%d_rows%d_gate%v", c, rows, gated), func(t *testing.T) {
 						rng := rand.New(rand.NewPCG(uint64(c), 100+uint64(rows)))
 						n := rows * c
 						a, k, b := rowValues(rng, c), rowValues(rng, c), rowValues(rng, c)
 						dy, x := rowValues(rng, n), rowValues(rng, n)
-						var mask []float32
-						if masked {
-							mask = maskValues(rng, n)
+						var gate Gate
+						if gated {
+							gate = gateValues(rng, c)
 						}
+						pass := gatePasses(gate, x, n, c)
 						dst := guarded(n, c)
-						AffineGradRows(dst, dy, mask, x, a, k, b)
+						AffineGradRows(dst, dy, gate, x, a, k, b)
 						checkGuard(t, "AffineGradRows", dst, c)
 						for i := range dy {
 							j := i % c
 							g := float64(dy[i])
-							if mask != nil && !(mask[i] > 0) {
+							if !pass[i] {
 								g = 0
 							}
 							ga, xk := g*float64(a[j]), float64(x[i])*float64(k[j])
 							want := ga + xk + float64(b[j])
 							tol := 1e-6 * (math.Abs(ga) + math.Abs(xk) + math.Abs(float64(b[j])))
 							if got := float64(dst[i]); math.IsNaN(got) || math.Abs(got-want) > tol {
-								m := "none"
-								if mask != nil {
-									m = fmt.Sprint(mask[i])
-								}
-								t.Fatalf("row %d col %d (dy %v, mask %s, x %v): got %v, want %v", i/c, j, dy[i], m, x[i], got, want)
+								t.Fatalf("row %d col %d (dy %v, passes %v, x %v): got %v, want %v", i/c, j, dy[i], pass[i], x[i], got, want)
 							}
 						}
 					})
@@ -217,19 +196,24 @@ func TestColSums(t *testing.T) {
 	forRowPaths(t, func(t *testing.T) {
 		for _, c := range rowWidths {
 			for _, rows := range rowCounts {
-				for _, masked := range []bool{false, true} {
+				for _, gated := range []bool{false, true} {
 					for _, withV := range []bool{false, true} {
-						t.Run(fmt.Sprintf("c%d_rows%d_mask%v_v%v", c, rows, masked, withV), func(t *testing.T) {
+						if gated && !withV {
+							continue // the gate reads v
+						}
+						t.Run(fmt.Sprintf("c%d_rows%d_gate%v_v%v", c, rows, gated, withV), func(t *testing.T) {
 							rng := rand.New(rand.NewPCG(uint64(c), 200+uint64(rows)))
 							n := rows * c
 							u, su := rowValues(rng, n), rowValues(rng, c)
-							var v, sv, mask []float32
+							var v, sv []float32
+							var gate Gate
 							if withV {
 								v, sv = rowValues(rng, n), rowValues(rng, c)
 							}
-							if masked {
-								mask = maskValues(rng, n)
+							if gated {
+								gate = gateValues(rng, c)
 							}
+							pass := gatePasses(gate, v, n, c)
 							// The sums add to what p1 and p2 hold.
 							p1, p2 := guarded(c, c), guarded(c, c)
 							copy(p1, rowValues(rng, c))
@@ -243,7 +227,7 @@ func TestColSums(t *testing.T) {
 							for i := range u {
 								j := i % c
 								d := float64(u[i])
-								if mask != nil && !(mask[i] > 0) {
+								if !pass[i] {
 									d = 0
 								}
 								d -= float64(su[j])
@@ -257,7 +241,7 @@ func TestColSums(t *testing.T) {
 								scale2[j] += math.Abs(d * w)
 							}
 
-							ColSums(p1, p2, u, v, mask, su, sv)
+							ColSums(p1, p2, u, v, gate, su, sv)
 							checkGuard(t, "ColSums p1", p1, c)
 							checkGuard(t, "ColSums p2", p2, c)
 							// float32 sums of rows+1 terms, each rounded
@@ -309,4 +293,33 @@ func TestColSumsShifted(t *testing.T) {
 			})
 		}
 	})
+}
+
+// gateValues returns a gate for c columns whose scales and shifts are
+// rowValues, except that column 0 passes exactly where x·0 + the smallest
+// subnormal is > 0: everywhere, by the least positive margin.
+func gateValues(rng *rand.Rand, c int) Gate {
+	g := Gate(rowValues(rng, 2*c))
+	g[0], g[c] = 0, math.SmallestNonzeroFloat32
+	return g
+}
+
+// gatePasses returns, for each of the n elements of x (c columns),
+// whether gate lets it through, by the contract: where ScaleShiftRows
+// with the gate's scales and shifts gives a value > 0. A nil gate lets
+// all through (x may then be nil).
+func gatePasses(gate Gate, x []float32, n, c int) []bool {
+	pass := make([]bool, n)
+	if gate == nil {
+		for i := range pass {
+			pass[i] = true
+		}
+		return pass
+	}
+	y := make([]float32, len(x))
+	ScaleShiftRows(y, x, gate[:c], gate[c:], false)
+	for i, v := range y {
+		pass[i] = v > 0
+	}
+	return pass
 }

@@ -51,33 +51,17 @@ func (s isa) fn(base string) string { return base + s.name }
 // zero sets vector register r to +0.
 func (s isa) zero(r reg.VecPhysical) { VXORPS(r, r, r) }
 
-// loadMaskedPositive loads the vector at mem into dst where the vector at
-// mask is > 0, and +0 elsewhere (NaN masks count as not > 0). zero holds
-// +0; tmp is a scratch vector register (AVX2) and reg.K1 is clobbered
-// (AVX-512).
-func (s isa) loadMaskedPositive(dst reg.VecPhysical, mem, mask Mem, zero, tmp reg.VecPhysical) {
+// gatePositive sets dst to src where t > 0 and +0 elsewhere (NaN counts
+// as not > 0); dst may be src. zero holds +0; t is clobbered (AVX2) and
+// reg.K1 is clobbered (AVX-512).
+func (s isa) gatePositive(dst, src, t, zero reg.VecPhysical) {
 	if s.lanes == 16 {
-		// 0 < mask, ordered: false for NaN.
-		VCMPPS(U8(0x01), mask, zero, reg.K1)
-		VMOVUPS_Z(mem, reg.K1, dst)
-		return
-	}
-	VMOVUPS(mask, tmp)
-	VCMPPS(U8(0x0E), zero, tmp, tmp) // tmp > 0, ordered
-	VANDPS(mem, tmp, dst)
-}
-
-// maskPositive sets dst to src where the vector at mask is > 0 and +0
-// elsewhere; dst may be src.
-func (s isa) maskPositive(dst, src reg.VecPhysical, mask Mem, zero, tmp reg.VecPhysical) {
-	if s.lanes == 16 {
-		VCMPPS(U8(0x01), mask, zero, reg.K1)
+		VCMPPS(U8(0x01), t, zero, reg.K1) // 0 < t, ordered
 		VMOVAPS_Z(src, reg.K1, dst)
 		return
 	}
-	VMOVUPS(mask, tmp)
-	VCMPPS(U8(0x0E), zero, tmp, tmp)
-	VANDPS(src, tmp, dst)
+	VCMPPS(U8(0x0E), zero, t, t) // t > 0, ordered
+	VANDPS(src, t, dst)
 }
 
 var (

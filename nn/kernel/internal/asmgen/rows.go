@@ -71,13 +71,15 @@ func scaleShiftRows(s isa) {
 }
 
 // affineGradRows: dst[r][j] = g·a[j] + x[r][j]·k[j] + b[j], g = dy[r][j]
-// masked by mask > 0 when mask is not nil.
+// where the gate lets x[r][j] through when the gate (2c floats: scales,
+// then shifts) is not nil: x·scale + shift > 0, computed as
+// scaleShiftRows computes it.
 func affineGradRows(s isa) {
-	text(s.fn("affineGradRows"), "func(dst, dy, mask, x, a, k, b *float32, rows, c int)")
+	text(s.fn("affineGradRows"), "func(dst, dy, gate, x, a, k, b *float32, rows, c int)")
 	Doc(s.fn("affineGradRows") + " is AffineGradRows for c a multiple of the vector width.")
 	Load(Param("dst"), reg.RDI)
 	Load(Param("dy"), reg.RSI)
-	Load(Param("mask"), reg.R11)
+	Load(Param("gate"), reg.R11)
 	Load(Param("x"), reg.RDX)
 	Load(Param("a"), reg.R8)
 	Load(Param("k"), reg.R9)
@@ -85,27 +87,30 @@ func affineGradRows(s isa) {
 	Load(Param("rows"), reg.RCX)
 	Load(Param("c"), reg.R10)
 	SHLQ(U8(2), reg.R10)
+	// The gate's shifts, c floats after its scales.
+	LEAQ(at(reg.R11, reg.R10, 1, 0), reg.R13)
 	zero := s.v(15)
 	s.zero(zero)
 	TESTQ(reg.RCX, reg.RCX)
 	JE(LabelRef("ag_done"))
 	TESTQ(reg.R11, reg.R11)
-	JNE(LabelRef("ag_maskrow"))
-	for _, masked := range []bool{false, true} {
+	JNE(LabelRef("ag_gaterow"))
+	for _, gated := range []bool{false, true} {
 		name := "ag_row"
-		if masked {
-			name = "ag_maskrow"
+		if gated {
+			name = "ag_gaterow"
 		}
 		Label(name)
 		colLoop(s, name+"col", func(col func(reg.Register) Mem) {
-			if masked {
-				s.loadMaskedPositive(s.v(0), col(reg.RSI), col(reg.R11), zero, s.v(2))
-				VMULPS(col(reg.R8), s.v(0), s.v(0))
-			} else {
-				VMOVUPS(col(reg.RSI), s.v(0))
-				VMULPS(col(reg.R8), s.v(0), s.v(0))
-			}
 			VMOVUPS(col(reg.RDX), s.v(1))
+			VMOVUPS(col(reg.RSI), s.v(0))
+			if gated {
+				VMOVUPS(col(reg.R11), s.v(2))
+				VMOVAPS(s.v(1), s.v(3))
+				VFMADD213PS(col(reg.R13), s.v(2), s.v(3))
+				s.gatePositive(s.v(0), s.v(0), s.v(3), zero)
+			}
+			VMULPS(col(reg.R8), s.v(0), s.v(0))
 			VFMADD231PS(col(reg.R9), s.v(1), s.v(0))
 			VADDPS(col(reg.R12), s.v(0), s.v(0))
 			VMOVUPS(s.v(0), col(reg.RDI))
@@ -113,12 +118,9 @@ func affineGradRows(s isa) {
 		ADDQ(reg.R10, reg.RSI)
 		ADDQ(reg.R10, reg.RDX)
 		ADDQ(reg.R10, reg.RDI)
-		if masked {
-			ADDQ(reg.R10, reg.R11)
-		}
 		DECQ(reg.RCX)
 		JNE(LabelRef(name))
-		if !masked {
+		if !gated {
 			JMP(LabelRef("ag_done"))
 		}
 	}
@@ -128,21 +130,22 @@ func affineGradRows(s isa) {
 }
 
 // colSums: p1[j] += Σ_r d[r][j], p2[j] += Σ_r d[r][j]·w[r][j], with
-// d = (u masked where mask > 0) − su and w = v − sv, or d when v is nil.
+// d = (u where the gate lets v through) − su and w = v − sv, or d when v
+// is nil (the gate, 2c floats of scales then shifts, needs v).
 // The sums run down each column in registers, over every row for a
 // block of four vectors of columns at a time (two for AVX2) while whole
 // blocks are left, then blocks of two and one: the same additions in the
 // same order as summing into p1 and p2 row by row, without a store and a
 // reload of the sums for every row. One copy of the loops is generated
-// for each combination of v and mask present or nil.
+// for each of: no v, v without a gate, v with a gate.
 func colSums(s isa) {
-	text(s.fn("colSums"), "func(p1, p2, u, v, mask, su, sv *float32, rows, c int)")
+	text(s.fn("colSums"), "func(p1, p2, u, v, gate, su, sv *float32, rows, c int)")
 	Doc(s.fn("colSums") + " is ColSums for c a multiple of the vector width.")
 	Load(Param("p1"), reg.RDI)
 	Load(Param("p2"), reg.R13)
 	Load(Param("u"), reg.RSI)
 	Load(Param("v"), reg.RDX)
-	Load(Param("mask"), reg.R11)
+	Load(Param("gate"), reg.R11)
 	Load(Param("su"), reg.R8)
 	Load(Param("sv"), reg.R9)
 	Load(Param("rows"), reg.RCX)
@@ -152,44 +155,45 @@ func colSums(s isa) {
 	s.zero(zero)
 	TESTQ(reg.RCX, reg.RCX)
 	JE(LabelRef("cs_done"))
-	maxBlock := 4 // vectors of columns summed at once: 4·4+3 registers
+	maxBlock := 4 // vectors of columns summed at once: 6·4+3 registers
 	if s.regs == 16 {
 		maxBlock = 2
 	}
 	// R12 is the end of the columns, in bytes from p1.
 	MOVQ(reg.R10, reg.R12)
 	ADDQ(reg.RDI, reg.R12)
-	for _, hasV := range []bool{false, true} {
-		for _, hasMask := range []bool{false, true} {
-			prefix := "cs"
-			if hasV {
-				prefix += "v"
-			}
-			if hasMask {
-				prefix += "m"
-			}
-			Label(prefix)
-			// Dispatch: fall through to the next variant unless this
-			// one's pointers are (non-)nil as it expects.
-			next := lbl(prefix, "next")
-			TESTQ(reg.RDX, reg.RDX)
-			if hasV {
-				JE(LabelRef(next))
-			} else {
-				JNE(LabelRef(next))
-			}
-			TESTQ(reg.R11, reg.R11)
-			if hasMask {
-				JE(LabelRef(next))
-			} else {
-				JNE(LabelRef(next))
-			}
-			for b := maxBlock; b >= 1; b /= 2 {
-				colSumsBlocks(s, fmt.Sprintf("%s_b%d", prefix, b), b, hasV, hasMask, zero)
-			}
-			JMP(LabelRef("cs_done"))
-			Label(next)
+	for _, variant := range []struct{ hasV, gated bool }{{false, false}, {true, false}, {true, true}} {
+		hasV, gated := variant.hasV, variant.gated
+		prefix := "cs"
+		if hasV {
+			prefix += "v"
 		}
+		if gated {
+			prefix += "g"
+		}
+		Label(prefix)
+		// Dispatch: fall through to the next variant unless this one's
+		// pointers are (non-)nil as it expects.
+		next := lbl(prefix, "next")
+		TESTQ(reg.RDX, reg.RDX)
+		if hasV {
+			JE(LabelRef(next))
+		} else {
+			JNE(LabelRef(next))
+		}
+		if hasV {
+			TESTQ(reg.R11, reg.R11)
+			if gated {
+				JE(LabelRef(next))
+			} else {
+				JNE(LabelRef(next))
+			}
+		}
+		for b := maxBlock; b >= 1; b /= 2 {
+			colSumsBlocks(s, fmt.Sprintf("%s_b%d", prefix, b), b, hasV, gated, zero)
+		}
+		JMP(LabelRef("cs_done"))
+		Label(next)
 	}
 	Label("cs_done")
 	VZEROUPPER()
@@ -197,17 +201,20 @@ func colSums(s isa) {
 }
 
 // colSumsBlocks emits colSums's loop over blocks of b vectors of columns
-// while a whole block is left before the end R12: the block's sums and
-// shifts in registers, a loop over the rows (AX the row's offset in
-// bytes, BX the rows left), then the sums stored. The column pointers
-// (p1 DI, p2 R13, u SI, su R8, and v DX, sv R9, mask R11 when present)
+// while a whole block is left before the end R12: the block's sums,
+// shifts and gate coefficients in registers, a loop over the rows (AX the
+// row's offset in bytes, BX the rows left), then the sums stored. The
+// column pointers (p1 DI, p2 R13, u SI, su R8, and v DX, sv R9, gate R11
+// when present; the gate's shifts are R10 bytes after its scales)
 // advance past the block.
-func colSumsBlocks(s isa, prefix string, b int, hasV, hasMask bool, zero reg.VecPhysical) {
+func colSumsBlocks(s isa, prefix string, b int, hasV, gated bool, zero reg.VecPhysical) {
 	acc1 := func(j int) reg.VecPhysical { return s.v(j) }
 	acc2 := func(j int) reg.VecPhysical { return s.v(b + j) }
 	shU := func(j int) reg.VecPhysical { return s.v(2*b + j) }
 	shV := func(j int) reg.VecPhysical { return s.v(3*b + j) }
-	d, w, tmp := s.v(4*b), s.v(4*b+1), s.v(4*b+2)
+	gScale := func(j int) reg.VecPhysical { return s.v(4*b + j) }
+	gShift := func(j int) reg.VecPhysical { return s.v(5*b + j) }
+	d, w, t := s.v(6*b), s.v(6*b+1), s.v(6*b+2)
 	width := b * s.bytes()
 	Label(lbl(prefix, "block"))
 	LEAQ(at(reg.RDI, nil, 0, width), reg.RAX)
@@ -221,6 +228,10 @@ func colSumsBlocks(s isa, prefix string, b int, hasV, hasMask bool, zero reg.Vec
 		if hasV {
 			VMOVUPS(at(reg.R9, nil, 0, off), shV(j))
 		}
+		if gated {
+			VMOVUPS(at(reg.R11, nil, 0, off), gScale(j))
+			VMOVUPS(at(reg.R11, reg.R10, 1, off), gShift(j))
+		}
 	}
 	XORQ(reg.RAX, reg.RAX)
 	MOVQ(reg.RCX, reg.RBX)
@@ -228,16 +239,18 @@ func colSumsBlocks(s isa, prefix string, b int, hasV, hasMask bool, zero reg.Vec
 	for j := 0; j < b; j++ {
 		off := j * s.bytes()
 		VMOVUPS(at(reg.RSI, reg.RAX, 1, off), d)
-		if hasMask {
-			s.maskPositive(d, d, at(reg.R11, reg.RAX, 1, off), zero, tmp)
-		}
-		VSUBPS(shU(j), d, d)
 		x := d
 		if hasV {
 			VMOVUPS(at(reg.RDX, reg.RAX, 1, off), w)
+			if gated {
+				VMOVAPS(w, t)
+				VFMADD213PS(gShift(j), gScale(j), t)
+				s.gatePositive(d, d, t, zero)
+			}
 			VSUBPS(shV(j), w, w)
 			x = w
 		}
+		VSUBPS(shU(j), d, d)
 		VADDPS(d, acc1(j), acc1(j))
 		VFMADD231PS(x, d, acc2(j))
 	}
@@ -253,7 +266,7 @@ func colSumsBlocks(s isa, prefix string, b int, hasV, hasMask bool, zero reg.Vec
 	if hasV {
 		ptrs = append(ptrs, reg.RDX, reg.R9)
 	}
-	if hasMask {
+	if gated {
 		ptrs = append(ptrs, reg.R11)
 	}
 	for _, p := range ptrs {
