@@ -108,7 +108,7 @@ func UpConvInputWeights(bx, wk []float32, cols, c int) {
 // is inconsistent.
 func UpConv(out, xp []float32, n, h, w, c int, wk []float32, cols int) {
 	mk := convKernel(cols)
-	if upPacked(mk, w) {
+	if upPacked(mk, w) && n < mk.mr {
 		upConvPacked(out, xp, n, h, w, c, wk, cols)
 		return
 	}
@@ -116,13 +116,12 @@ func UpConv(out, xp []float32, n, h, w, c int, wk []float32, cols int) {
 	upConv(mk, out, xp, n, h, w, c, wk, cols)
 }
 
-// upPacked reports whether the passes over rows of w positions gather
-// their taps into packed rows and multiply them with Gemm rather than
-// run the micro-kernel on the images in place: when in-place tiles of
-// mk.mr positions, along a row or running on across its padding, would
-// compute more than a fifth more rows than there are positions (rows of
-// 2 or 4 pixels under 8-row tiles). Packing costs a copy of the taps,
-// which on such small images is cheap next to the wasted arithmetic.
+// upPacked reports whether tiles of mk.mr positions along rows of w
+// positions, or running on across their padding, would compute more than
+// a fifth more rows than there are positions (rows of 2 or 4 pixels under
+// 8-row tiles). The passes then tile across samples instead (see
+// tapConvAcross), or, with fewer samples than a tile's rows, gather their
+// taps into packed rows and multiply them with Gemm.
 func upPacked(mk microKernel, w int) bool {
 	return 5*min(roundUp(w, mk.mr), w+2) > 6*w
 }
@@ -213,8 +212,13 @@ func upConv(mk microKernel, out, xp []float32, n, h, w, c int, wk []float32, col
 		py, px := p>>1, p&1
 		phases[p] = tapPhase{offs: buf.offs[4*p : 4*p+4], b: buf.b[p*panelSize : (p+1)*panelSize], out: (py*2*w + px) * cols}
 	}
-	tapConv(mk, tapGrid{n: n, h: h, w: w, wp: wp, rs: c, c: c, inSample: hp * wp * c, inRow: wp * c,
-		outSample: 4 * h * w * cols, outRow: 4 * w * cols, outPix: 2 * cols}, phases, xp[:cap(xp)], out, cols)
+	g := tapGrid{n: n, h: h, w: w, wp: wp, rs: c, c: c, inSample: hp * wp * c, inRow: wp * c,
+		outSample: 4 * h * w * cols, outRow: 4 * w * cols, outPix: 2 * cols}
+	if upPacked(mk, w) && n >= mk.mr {
+		tapConvAcross(mk, g, phases, xp[:cap(xp)], out, cols)
+		return
+	}
+	tapConv(mk, g, phases, xp[:cap(xp)], out, cols)
 }
 
 // PadSpaceToDepth rearranges an output gradient dy [n, 2h, 2w, cols] by
@@ -265,7 +269,7 @@ func PadSpaceToDepth(dst, dy []float32, n, h, w, cols int, border bool) {
 // inconsistent.
 func UpConvInputGrad(dx, dys []float32, n, h, w, cols int, bx []float32, c int) {
 	mk := convKernel(c)
-	if upPacked(mk, w) {
+	if upPacked(mk, w) && n < mk.mr {
 		upConvInputGradPacked(dx, dys, n, h, w, cols, bx, c)
 		return
 	}
@@ -315,9 +319,14 @@ func upConvInputGrad(mk microKernel, dx, dys []float32, n, h, w, cols int, bx []
 	packB(buf.b, bx, c, false, 0, k, 0, c, mk)
 	buf.offs = reuseInts(buf.offs, 16)
 	upInputOffsets(buf.offs, wp, cols)
-	tapConv(mk, tapGrid{n: n, h: h, w: w, wp: wp, rs: c4, c: cols, inSample: hp * wp * c4, inRow: wp * c4,
-		outSample: h * w * c, outRow: w * c, outPix: c},
-		[]tapPhase{{offs: buf.offs, b: buf.b}}, dys, dx, c)
+	g := tapGrid{n: n, h: h, w: w, wp: wp, rs: c4, c: cols, inSample: hp * wp * c4, inRow: wp * c4,
+		outSample: h * w * c, outRow: w * c, outPix: c}
+	phases := []tapPhase{{offs: buf.offs, b: buf.b}}
+	if upPacked(mk, w) && n >= mk.mr {
+		tapConvAcross(mk, g, phases, dys, dx, c)
+		return
+	}
+	tapConv(mk, g, phases, dys, dx, c)
 }
 
 // tapGrid is the geometry of a convolution that tapConv runs: n samples
@@ -401,6 +410,52 @@ func tapConv(mk microKernel, g tapGrid, phases []tapPhase, in, out []float32, co
 	})
 }
 
+// tapConvAcross is tapConv with tiles of mk.mr samples at one position
+// instead of mk.mr positions of one sample: the rows of a tile are
+// g.inSample floats apart in the input and g.outSample apart in the
+// output, so on small images no tile runs into a row's padding and no
+// taps are gathered. It needs g.n ≥ mk.mr: the last, partial group of
+// samples is computed as the last mk.mr samples into a scratch tile, of
+// which only the group's rows are kept. Every output is written once by
+// one micro-kernel call, so the result does not depend on the number of
+// cores.
+func tapConvAcross(mk microKernel, g tapGrid, phases []tapPhase, in, out []float32, cols int) {
+	mr, nr := mk.mr, mk.nr
+	if g.n < mr {
+		panic(fmt.Sprintf("kernel: tapConvAcross: %d samples for tiles of %d", g.n, mr))
+	}
+	panels := (cols + nr - 1) / nr
+	units := len(phases) * g.h * g.w
+	For(units, 1, func(_, u, _ int) {
+		tb := packPool.Get().(*packBuffers)
+		defer packPool.Put(tb)
+		tb.tile = reuseFloats(tb.tile, mr*nr)
+		tile := tb.tile
+		ph, pos := phases[u%len(phases)], u/len(phases)
+		y, x := pos/g.w, pos%g.w
+		taps := len(ph.offs)
+		at := y*g.inRow + x*g.rs
+		ot := ph.out + y*g.outRow + x*g.outPix
+		for jp := 0; jp < panels; jp++ {
+			bp := &ph.b[jp*nr*taps*g.c]
+			ncols := min(nr, cols-jp*nr)
+			for s0 := 0; s0 < g.n; s0 += mr {
+				o := s0*g.outSample + ot + jp*nr
+				if s0+mr <= g.n && ncols == nr {
+					mk.conv(taps, &ph.offs[0], g.c, &in[s0*g.inSample+at], g.inSample, bp, &out[o], g.outSample, false)
+					continue
+				}
+				first := min(s0, g.n-mr) // the tile's first sample
+				mk.conv(taps, &ph.offs[0], g.c, &in[first*g.inSample+at], g.inSample, bp, &tile[0], nr, false)
+				for s := s0; s < min(s0+mr, g.n); s++ {
+					o := s*g.outSample + ot + jp*nr
+					copy(out[o:o+ncols], tile[(s-first)*nr:(s-first)*nr+ncols])
+				}
+			}
+		}
+	})
+}
+
 // UpConvWeightGrad computes the gradient of UpConv's phase kernels,
 // g (laid out as UpConvWeights writes them; overwritten):
 //
@@ -418,12 +473,90 @@ func tapConv(mk microKernel, g tapGrid, phases []tapPhase, in, out []float32, co
 // inconsistent.
 func UpConvWeightGrad(g, xp []float32, n, h, w, c int, dys []float32, cols int) {
 	mk := convKernel(cols)
-	if upPacked(mk, w) {
+	if upPacked(mk, w) && n < mk.mr {
 		upConvWeightGradPacked(g, xp, n, h, w, c, dys, cols)
 		return
 	}
 	countProduct(4*c, cols, 4*n*h*w)
+	if upPacked(mk, w) {
+		upConvWeightGradAcross(mk, g, xp, n, h, w, c, dys, cols)
+		return
+	}
 	upConvWeightGrad(mk, g, xp, n, h, w, c, dys, cols)
+}
+
+// upConvWeightGradAcross is UpConvWeightGrad for small images: the sum
+// over positions runs, for each position of the h×w grid, over the n
+// samples, which are the GEMM's depth (xp read in place as the
+// transposed A, g.inSample floats a step; the phase's output gradient of
+// the n samples packed as B), so no row's padding is summed and no taps
+// are gathered. The positions are split into a fixed number of parts,
+// summed in order, so the result does not depend on the number of cores.
+func upConvWeightGradAcross(mk microKernel, g, xp []float32, n, h, w, c int, dys []float32, cols int) {
+	hp, wp, c4 := h+2, w+2, 4*cols
+	kk := 16 * c
+	if n < 1 || h < 1 || w < 1 || c < 1 || cols < 1 || cap(xp) < n*hp*wp*c+Slack*c || len(dys) < n*hp*wp*c4+Slack*c4 || len(g) < kk*cols {
+		panic(fmt.Sprintf("kernel: UpConvWeightGrad: bad sizes n=%d h=%d w=%d c=%d cols=%d", n, h, w, c, cols))
+	}
+	xp = xp[:cap(xp)]
+	nr, mr := mk.nr, mk.mr
+	inSample, dSample := hp*wp*c, hp*wp*c4
+	parts := min(8, h*w)
+	psize := (h*w + parts - 1) / parts
+	buf := packPool.Get().(*packBuffers)
+	defer packPool.Put(buf)
+	buf.a = reuseFloats(buf.a, parts*kk*cols)
+	partial := buf.a
+	panels := (cols + nr - 1) / nr
+	For(parts, 1, func(part, _, _ int) {
+		gp := partial[part*kk*cols : (part+1)*kk*cols]
+		clear(gp)
+		pb := packPool.Get().(*packBuffers)
+		defer packPool.Put(pb)
+		blockK := mk.kc
+		pb.b = reuseFloats(pb.b, blockK*panels*nr)
+		bpack := pb.b
+		pb.tile = reuseFloats(pb.tile, mr*nr)
+		tile := pb.tile
+		for pos := part * psize; pos < min(h*w, (part+1)*psize); pos++ {
+			y, x := pos/w, pos%w
+			for s0 := 0; s0 < n; s0 += blockK {
+				kc := min(blockK, n-s0)
+				for p := 0; p < 4; p++ {
+					py, px := p>>1, p&1
+					// dy of phase p at (y, x) is dys pixel (y+1, x+1).
+					packB(bpack, dys[s0*dSample+((y+1)*wp+x+1)*c4+p*cols:], dSample, false, 0, kc, 0, cols, mk)
+					for t := 0; t < 4; t++ {
+						toff := ((y+py+t>>1)*wp + x + px + t&1) * c
+						for i0 := 0; i0 < c; i0 += mr {
+							rows := min(mr, c-i0)
+							a := &xp[s0*inSample+toff+i0]
+							for jp := 0; jp < panels; jp++ {
+								bp := &bpack[jp*nr*kc]
+								o := ((4*p+t)*c+i0)*cols + jp*nr
+								ncols := min(nr, cols-jp*nr)
+								if rows == mr && ncols == nr {
+									mk.fn(kc, a, 1, inSample, bp, &gp[o], cols, true)
+									continue
+								}
+								mk.fn(kc, a, 1, inSample, bp, &tile[0], nr, false)
+								for r := 0; r < rows; r++ {
+									Axpy(1, tile[r*nr:r*nr+ncols], gp[o+r*cols:o+r*cols+ncols])
+								}
+							}
+						}
+					}
+				}
+			}
+		}
+	})
+	sum := partial[:kk*cols] // phase p's [4c, cols] at p·4c·cols
+	for part := 1; part < parts; part++ {
+		Axpy(1, partial[part*kk*cols:(part+1)*kk*cols], sum)
+	}
+	for p := 0; p < 4; p++ {
+		transposeInto(g[p*4*c*cols:], 4*c, sum[p*4*c*cols:], cols, 4*c, true)
+	}
 }
 
 // upConvWeightGradPacked is UpConvWeightGrad by Gemm: per phase, the

@@ -10,10 +10,13 @@ import (
 )
 
 // upGeoms are the geometries of the upsampled-convolution tests: single
-// pixels, rows shorter and longer than every tile, odd sides, and channel
-// counts that leave partial panels and partial channel tiles.
+// pixels, rows shorter and longer than every tile, odd sides, channel
+// counts that leave partial panels and partial channel tiles, and enough
+// samples on small images for tiles across samples, with a partial group.
 var upGeoms = []struct{ n, h, w, c, cols int }{
 	{1, 1, 1, 1, 1},
+	{9, 2, 2, 5, 20},
+	{13, 3, 4, 16, 35},
 	{2, 2, 2, 3, 16},
 	{1, 3, 5, 7, 20},
 	{2, 4, 4, 16, 32},
@@ -24,7 +27,9 @@ var upGeoms = []struct{ n, h, w, c, cols int }{
 }
 
 // upVariant is one way of running the three passes: in place with one
-// micro-kernel, or packed (by Gemm, on the path in use).
+// micro-kernel (tiles along rows, or across samples on small images; the
+// weight gradient summing along rows, or across samples), or packed (by
+// Gemm, on the path in use).
 type upVariant struct {
 	name string
 	fwd  func(out, xp []float32, n, h, w, c int, wk []float32, cols int)
@@ -44,6 +49,16 @@ func upVariants() []upVariant {
 			},
 			func(g, xp []float32, n, h, w, c int, dys []float32, cols int) {
 				upConvWeightGrad(mk, g, xp, n, h, w, c, dys, cols)
+			}})
+		vs = append(vs, upVariant{mk.name + "/across",
+			func(out, xp []float32, n, h, w, c int, wk []float32, cols int) {
+				upConv(mk, out, xp, n, h, w, c, wk, cols)
+			},
+			func(dx, dys []float32, n, h, w, cols int, bx []float32, c int) {
+				upConvInputGrad(mk, dx, dys, n, h, w, cols, bx, c)
+			},
+			func(g, xp []float32, n, h, w, c int, dys []float32, cols int) {
+				upConvWeightGradAcross(mk, g, xp, n, h, w, c, dys, cols)
 			}})
 	}
 	return vs
