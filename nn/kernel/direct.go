@@ -26,6 +26,22 @@ func DirectConv(out, xp []float32, n, hp, wp, c, k int, b []float32, cols int) {
 	directConv(convKernel(cols), out, xp, n, hp, wp, c, k, b, cols)
 }
 
+// DirectRows reports whether rows of ow output pixels suit DirectConv on
+// the path in use: at least 16 pixels, or whole tiles of its
+// micro-kernel (8 pixels on AVX-512), so that few tile rows are empty.
+func DirectRows(ow int) bool {
+	return ow >= 16 || ow%activeConv.mr == 0
+}
+
+// across reports whether the direct convolutions of n images with rows
+// of ow output pixels tile across samples (8 samples at one position a
+// tile, see tapConvAcross) rather than along rows: when tiles of mk.mr
+// pixels along a row would compute more than a fifth more rows than
+// there are pixels, and there are at least mk.mr samples.
+func across(mk microKernel, n, ow int) bool {
+	return n >= mk.mr && 5*roundUp(ow, mk.mr) > 6*ow
+}
+
 // Slack is the number of pixels of zeros that DirectConv and
 // DirectConvWeightGrad need after their padded input: they read up to
 // one micro-kernel tile (at most Slack rows) past a row's end.
@@ -55,6 +71,11 @@ func directConv(mk microKernel, out, xp []float32, n, hp, wp, c, k int, b []floa
 		for kj := 0; kj < k; kj++ {
 			offs[ki*k+kj] = (ki*wp + kj) * c
 		}
+	}
+	if across(mk, n, ow) {
+		tapConvAcross(mk, tapGrid{n: n, h: oh, w: ow, wp: wp, rs: c, c: c, inSample: hp * wp * c, inRow: wp * c,
+			outSample: oh * ow * cols, outRow: ow * cols, outPix: cols}, []tapPhase{{offs: offs, b: buf.b}}, xp, out, cols)
+		return
 	}
 	For(n*oh, max(1, 4096/(ow*cols)), func(_, lo, hi int) {
 		tb := packPool.Get().(*packBuffers)
@@ -155,7 +176,89 @@ func DirectConvWeightGrad(g, xp []float32, n, hp, wp, c, k int, dy []float32, co
 		directConvWeightGradNarrow(mk, g, xp, n, hp, wp, c, k, dy, cols)
 		return
 	}
+	if ow := wp - k + 1; n >= activeConv.mr && 5*(wp-ow) > ow {
+		// Summing along rows would sum more than a fifth as many
+		// padding positions as real ones (rows of 8 under padding 1).
+		directConvWeightGradAcross(gemmKernel(cols), g, xp, n, hp, wp, c, k, dy, cols)
+		return
+	}
 	directConvWeightGrad(convKernel(cols), g, xp, n, hp, wp, c, k, dy, cols)
+}
+
+// directConvWeightGradAcross is DirectConvWeightGrad (same arguments and
+// result) for small images: for each output position, the sum runs over
+// the n samples, the GEMM's depth, with xp read in place as the
+// transposed A (a kernel row's k·c values a tile's rows, a sample's size a
+// step) and the output gradient of the n samples at that position packed
+// as B; no padding column is summed. The positions are split into a fixed
+// number of parts, summed in order, so the result does not depend on the
+// number of cores.
+func directConvWeightGradAcross(mk microKernel, g, xp []float32, n, hp, wp, c, k int, dy []float32, cols int) {
+	oh, ow := hp-k+1, wp-k+1
+	kk := k * k * c
+	nr, mr := mk.nr, mk.mr
+	if oh < 1 || ow < 1 || cols < 1 || cap(xp) < n*hp*wp*c+Slack*c || len(dy) < n*oh*ow*cols || len(g) < kk*cols {
+		panic(fmt.Sprintf("kernel: DirectConvWeightGrad: bad sizes n=%d hp=%d wp=%d c=%d k=%d cols=%d", n, hp, wp, c, k, cols))
+	}
+	xp = xp[:cap(xp)]
+	short := mk
+	if activeShort.nr == nr && activeShort.mr < mr {
+		short = activeShort
+	}
+	inSample := hp * wp * c
+	positions := oh * ow
+	parts := min(8, positions)
+	psize := (positions + parts - 1) / parts
+	buf := packPool.Get().(*packBuffers)
+	defer packPool.Put(buf)
+	buf.a = reuseFloats(buf.a, parts*kk*cols)
+	partial := buf.a
+	panels := (cols + nr - 1) / nr
+	For(parts, 1, func(part, _, _ int) {
+		gp := partial[part*kk*cols : (part+1)*kk*cols]
+		clear(gp)
+		pb := packPool.Get().(*packBuffers)
+		defer packPool.Put(pb)
+		blockK := mk.kc
+		pb.b = reuseFloats(pb.b, blockK*panels*nr)
+		bpack := pb.b
+		pb.tile = reuseFloats(pb.tile, mr*nr)
+		tile := pb.tile
+		for pos := part * psize; pos < min(positions, (part+1)*psize); pos++ {
+			oy, ox := pos/ow, pos%ow
+			for s0 := 0; s0 < n; s0 += blockK {
+				kc := min(blockK, n-s0)
+				packB(bpack, dy[(s0*positions+pos)*cols:], positions*cols, false, 0, kc, 0, cols, mk)
+				for ki := 0; ki < k; ki++ {
+					for i0 := 0; i0 < k*c; i0 += mr {
+						rows := min(mr, k*c-i0)
+						a := &xp[s0*inSample+((oy+ki)*wp+ox)*c+i0]
+						for jp := 0; jp < panels; jp++ {
+							bp := &bpack[jp*nr*kc]
+							o := (ki*k*c+i0)*cols + jp*nr
+							ncols := min(nr, cols-jp*nr)
+							if rows == mr && ncols == nr {
+								mk.fn(kc, a, 1, inSample, bp, &gp[o], cols, true)
+								continue
+							}
+							tk := mk
+							if rows <= short.mr {
+								tk = short
+							}
+							tk.fn(kc, a, 1, inSample, bp, &tile[0], nr, false)
+							for r := 0; r < rows; r++ {
+								Axpy(1, tile[r*nr:r*nr+ncols], gp[o+r*cols:o+r*cols+ncols])
+							}
+						}
+					}
+				}
+			}
+		}
+	})
+	copy(g[:kk*cols], partial[:kk*cols])
+	for part := 1; part < parts; part++ {
+		Axpy(1, partial[part*kk*cols:(part+1)*kk*cols], g[:kk*cols])
+	}
 }
 
 // narrowGradKernel returns the micro-kernel of the path in use for

@@ -24,6 +24,10 @@ func TestDirectConv(t *testing.T) {
 			{2, 6, 34, 32, 3, 3},
 			{1, 5, 18, 5, 3, 2},
 			{2, 7, 20, 3, 5, 4},
+			// Short rows and enough samples: tiles across samples, with a
+			// partial group.
+			{9, 6, 6, 16, 3, 32},
+			{10, 4, 4, 5, 3, 20},
 		} {
 			t.Run(fmt.Sprintf("%s/%+v", mk.name, g), func(t *testing.T) {
 				oh, ow, kk := g.hp-g.k+1, g.wp-g.k+1, g.k*g.k*g.c
@@ -78,8 +82,8 @@ func TestDirectConvNeedsSlack(t *testing.T) {
 // TestDirectConvWeightGrad checks every micro-kernel's direct weight
 // gradient against a naive sum, with partial channel panels (c not a
 // multiple of 6), fewer channels than a tile's rows, and several samples;
-// and the transposed form for few output channels, with c the tile's
-// width.
+// the sums across samples for small images; and the transposed form for
+// few output channels, with c the tile's width.
 func TestDirectConvWeightGrad(t *testing.T) {
 	rng := rand.New(rand.NewPCG(13, 14))
 	type geometry struct{ n, hp, wp, c, k, cols int }
@@ -94,6 +98,17 @@ func TestDirectConvWeightGrad(t *testing.T) {
 			t.Run(fmt.Sprintf("%s/%+v", mk.name, g), func(t *testing.T) {
 				checkWeightGrad(t, rng, g.n, g.hp, g.wp, g.c, g.k, g.cols, func(got, xp, dy []float32) {
 					directConvWeightGrad(mk, got, xp, g.n, g.hp, g.wp, g.c, g.k, dy, g.cols)
+				})
+			})
+		}
+		for _, g := range []geometry{
+			{2, 6, 8, 3, 3, 16},
+			{9, 6, 6, 16, 3, 32},
+			{10, 4, 4, 5, 3, 20},
+		} {
+			t.Run(fmt.Sprintf("%s/across/%+v", mk.name, g), func(t *testing.T) {
+				checkWeightGrad(t, rng, g.n, g.hp, g.wp, g.c, g.k, g.cols, func(got, xp, dy []float32) {
+					directConvWeightGradAcross(mk, got, xp, g.n, g.hp, g.wp, g.c, g.k, dy, g.cols)
 				})
 			})
 		}

@@ -17,12 +17,17 @@ func Gemm(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int,
 	}
 	checkGemmArgs(transA, transB, m, n, k, len(a), lda, len(b), ldb, len(c), ldc)
 	countProduct(m, n, k)
-	mk := active
-	if roundUp(n, activeConv.nr) < roundUp(n, mk.nr) {
-		// The convolutions' narrower tile pads fewer columns of C.
-		mk = activeConv
+	sgemm(gemmKernel(n), transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+}
+
+// gemmKernel returns the micro-kernel of the path in use for products
+// with n columns: the GEMM's, or the convolutions' narrower tile where
+// that pads fewer columns.
+func gemmKernel(n int) microKernel {
+	if roundUp(n, activeConv.nr) < roundUp(n, active.nr) {
+		return activeConv
 	}
-	sgemm(mk, transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+	return active
 }
 
 // checkGemm panics with a clear message if a slice is too short or a

@@ -479,7 +479,7 @@ func UpConvWeightGrad(g, xp []float32, n, h, w, c int, dys []float32, cols int) 
 	}
 	countProduct(4*c, cols, 4*n*h*w)
 	if upPacked(mk, w) {
-		upConvWeightGradAcross(mk, g, xp, n, h, w, c, dys, cols)
+		upConvWeightGradAcross(gemmKernel(cols), g, xp, n, h, w, c, dys, cols)
 		return
 	}
 	upConvWeightGrad(mk, g, xp, n, h, w, c, dys, cols)
