@@ -64,17 +64,17 @@ func (l *Conv2D) Forward(x *Tensor, train bool) *Tensor {
 	kk, p := l.K*l.K*c, oh*ow
 	l.dropPadded()
 	if l.direct(ow, c, l.OutC) {
-		// No im2col matrix. A training pass keeps the padded input for
-		// Backward's direct weight gradient.
+		// No im2col matrix. A training pass pads the input once and keeps
+		// it for Backward's direct weight gradient; an evaluation pass pads
+		// on the fly.
 		l.scratch.kept = nil
-		xp := padImages(x, l.Pad)
 		l.wt = reuseSlice(l.wt, kk*l.OutC)
 		transposeInto(l.wt, l.Weight.Value.Data, l.OutC, kk)
-		kernel.DirectConv(l.y.Data, xp, n, h+2*l.Pad, w+2*l.Pad, c, l.K, l.wt, l.OutC)
 		if train {
-			l.padded = xp
+			l.padded = padImages(x, l.Pad)
+			kernel.DirectConv(l.y.Data, l.padded, n, h+2*l.Pad, w+2*l.Pad, c, l.K, l.wt, l.OutC)
 		} else {
-			putScratch(xp)
+			kernel.DirectConvUnpadded(l.y.Data, x.Data, n, h, w, c, l.K, l.Pad, l.wt, l.OutC)
 		}
 		addBias(l.y.Data, l.Bias)
 		return l.y
@@ -162,15 +162,13 @@ func (l *Conv2D) Backward(dy *Tensor) *Tensor {
 	return l.dx
 }
 
-// inputGradDirect sets l.dx to ∂loss/∂x by a direct convolution of the
-// padded ∂y with the flipped kernel (stride 1).
+// inputGradDirect sets l.dx to ∂loss/∂x by a direct convolution of ∂y,
+// padded on the fly, with the flipped kernel (stride 1).
 func (l *Conv2D) inputGradDirect(dy *Tensor, n, oh, ow, c int) {
 	q := l.K - 1 - l.Pad
-	dyp := padImages(dy, q)
 	l.wflip = reuseSlice(l.wflip, l.K*l.K*l.OutC*c)
 	flipWeights(l.wflip, l.Weight.Value.Data, l.OutC, l.K, c)
-	kernel.DirectConv(l.dx.Data, dyp, n, oh+2*q, ow+2*q, l.OutC, l.K, l.wflip, c)
-	putScratch(dyp)
+	kernel.DirectConvUnpadded(l.dx.Data, dy.Data, n, oh, ow, l.OutC, l.K, q, l.wflip, c)
 }
 
 // direct reports whether a pass of this convolution runs as a direct

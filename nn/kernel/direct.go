@@ -81,28 +81,113 @@ func directConv(mk microKernel, out, xp []float32, n, hp, wp, c, k int, b []floa
 		tb := packPool.Get().(*packBuffers)
 		defer packPool.Put(tb)
 		tb.tile = reuseFloats(tb.tile, mr*nr)
-		tile := tb.tile
 		for r := lo; r < hi; r++ {
 			i, oy := r/oh, r%oh
-			abase := (i*hp + oy) * wp * c
-			obase := (i*oh + oy) * ow * cols
-			for jp := 0; jp < panels; jp++ {
-				bp := &buf.b[jp*nr*kk]
-				ncols := min(nr, cols-jp*nr)
-				for ox := 0; ox < ow; ox += mr {
-					rows := min(mr, ow-ox)
-					a := &xp[abase+ox*c]
-					o := obase + ox*cols + jp*nr
-					if rows == mr && ncols == nr {
-						mk.conv(k*k, &offs[0], c, a, c, bp, &out[o], cols, false)
-						continue
-					}
-					mk.conv(k*k, &offs[0], c, a, c, bp, &tile[0], nr, false)
-					for q := 0; q < rows; q++ {
-						copy(out[o+q*cols:o+q*cols+ncols], tile[q*nr:q*nr+ncols])
-					}
-				}
+			convRow(mk, out[(i*oh+oy)*ow*cols:], xp[(i*hp+oy)*wp*c:], offs, c, ow, buf.b, cols, tb.tile)
+		}
+	})
+}
+
+// convRow computes one row of ow output pixels of a direct convolution
+// into out, from the padded input rows at in (k·k taps at offs), with
+// the packed weight panels bp and a scratch tile of mk.mr·mk.nr floats
+// for partial tiles.
+func convRow(mk microKernel, out, in []float32, offs []int, c, ow int, bp []float32, cols int, tile []float32) {
+	mr, nr := mk.mr, mk.nr
+	taps := len(offs)
+	for jp := 0; jp*nr < cols; jp++ {
+		b := &bp[jp*nr*taps*c]
+		ncols := min(nr, cols-jp*nr)
+		for ox := 0; ox < ow; ox += mr {
+			rows := min(mr, ow-ox)
+			a := &in[ox*c]
+			o := ox*cols + jp*nr
+			if rows == mr && ncols == nr {
+				mk.conv(taps, &offs[0], c, a, c, b, &out[o], cols, false)
+				continue
 			}
+			mk.conv(taps, &offs[0], c, a, c, b, &tile[0], nr, false)
+			for q := 0; q < rows; q++ {
+				copy(out[o+q*cols:o+q*cols+ncols], tile[q*nr:q*nr+ncols])
+			}
+		}
+	}
+}
+
+// DirectConvUnpadded is DirectConv of the images x [n, h, w, c] zero-padded
+// by pad pixels on every side, without a padded copy of them: each
+// worker pads the input rows that a run of output rows reads into a
+// scratch buffer that stays in cache. out is [n, h+2·pad−k+1,
+// w+2·pad−k+1, cols]; b is as for DirectConv. The result is DirectConv's
+// of the padded images, bit for bit. It panics if a size is inconsistent.
+func DirectConvUnpadded(out, x []float32, n, h, w, c, k, pad int, b []float32, cols int) {
+	hp, wp := h+2*pad, w+2*pad
+	oh, ow := hp-k+1, wp-k+1
+	kk := k * k * c
+	if n < 1 || h < 1 || w < 1 || c < 1 || pad < 0 || oh < 1 || ow < 1 || cols < 1 ||
+		len(x) < n*h*w*c || len(b) < kk*cols || len(out) < n*oh*ow*cols {
+		panic(fmt.Sprintf("kernel: DirectConvUnpadded: bad sizes n=%d h=%d w=%d c=%d k=%d pad=%d cols=%d (len x %d, b %d, out %d)",
+			n, h, w, c, k, pad, cols, len(x), len(b), len(out)))
+	}
+	countProduct(n*oh*ow, cols, kk)
+	mk := convKernel(cols)
+	if narrowGroup(mk, cols, ow) > 1 || across(mk, n, ow) {
+		// These tilings read the whole padded image.
+		buf := packPool.Get().(*packBuffers)
+		defer packPool.Put(buf)
+		buf.ct = reuseFloats(buf.ct, n*hp*wp*c+Slack*c)
+		xp := buf.ct
+		clear(xp)
+		for i := 0; i < n; i++ {
+			for y := 0; y < h; y++ {
+				copy(xp[((i*hp+y+pad)*wp+pad)*c:], x[(i*h+y)*w*c:(i*h+y+1)*w*c])
+			}
+		}
+		directConv(mk, out, xp[:n*hp*wp*c], n, hp, wp, c, k, b, cols)
+		return
+	}
+	mr, nr := mk.mr, mk.nr
+	panels := (cols + nr - 1) / nr
+	buf := packPool.Get().(*packBuffers)
+	defer packPool.Put(buf)
+	buf.b = reuseFloats(buf.b, panels*nr*kk)
+	packB(buf.b, b, cols, false, 0, kk, 0, cols, mk)
+	buf.offs = reuseInts(buf.offs, k*k)
+	offs := buf.offs
+	for ki := 0; ki < k; ki++ {
+		for kj := 0; kj < k; kj++ {
+			offs[ki*k+kj] = (ki*wp + kj) * c
+		}
+	}
+	chunk := max(1, 4096/(ow*cols))
+	For(n*oh, chunk, func(_, lo, hi int) {
+		tb := packPool.Get().(*packBuffers)
+		defer packPool.Put(tb)
+		tb.tile = reuseFloats(tb.tile, mr*nr)
+		// The padded rows of one run of output rows, and Slack pixels of
+		// zeros after them for partial tiles.
+		tb.a = reuseFloats(tb.a, (chunk+k-1)*wp*c+Slack*c)
+		rows := tb.a
+		for r := lo; r < hi; {
+			i, oy := r/oh, r%oh
+			end := min(hi, (i+1)*oh) // the run: rows of sample i
+			run := end - r
+			for pr := 0; pr < run+k-1; pr++ {
+				dst := rows[pr*wp*c : (pr+1)*wp*c]
+				y := oy + pr - pad
+				if y < 0 || y >= h {
+					clear(dst)
+					continue
+				}
+				clear(dst[:pad*c])
+				copy(dst[pad*c:], x[(i*h+y)*w*c:(i*h+y+1)*w*c])
+				clear(dst[(pad+w)*c:])
+			}
+			clear(rows[(run+k-1)*wp*c : (run+k-1)*wp*c+Slack*c])
+			for q := 0; q < run; q++ {
+				convRow(mk, out[(i*oh+oy+q)*ow*cols:], rows[q*wp*c:], offs, c, ow, buf.b, cols, tb.tile)
+			}
+			r = end
 		}
 	})
 }

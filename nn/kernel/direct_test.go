@@ -69,6 +69,49 @@ func TestDirectConv(t *testing.T) {
 	}
 }
 
+// TestDirectConvUnpadded checks that padding on the fly gives DirectConv's
+// result on the padded images bit for bit, on every path, with runs of
+// rows that cross samples, partial tiles, and the tilings that fall back
+// to a padded copy (few output channels, short rows).
+func TestDirectConvUnpadded(t *testing.T) {
+	forPaths(t, func(t *testing.T) {
+		rng := rand.New(rand.NewPCG(15, 16))
+		for _, g := range []struct{ n, h, w, c, k, pad, cols int }{
+			{3, 7, 16, 16, 3, 1, 32},
+			{2, 5, 19, 8, 3, 2, 20},
+			{1, 9, 17, 5, 5, 2, 48},
+			{2, 6, 32, 32, 3, 1, 3},
+			{9, 4, 4, 16, 3, 1, 32},
+			{2, 16, 16, 3, 3, 0, 16},
+		} {
+			t.Run(fmt.Sprintf("%+v", g), func(t *testing.T) {
+				hp, wp := g.h+2*g.pad, g.w+2*g.pad
+				oh, ow := hp-g.k+1, wp-g.k+1
+				x := randSlice(rng, g.n*g.h*g.w*g.c)
+				b := randSlice(rng, g.k*g.k*g.c*g.cols)
+				xp := make([]float32, g.n*hp*wp*g.c+Slack*g.c)
+				for i := 0; i < g.n; i++ {
+					for y := 0; y < g.h; y++ {
+						copy(xp[((i*hp+y+g.pad)*wp+g.pad)*g.c:], x[(i*g.h+y)*g.w*g.c:(i*g.h+y+1)*g.w*g.c])
+					}
+				}
+				want := make([]float32, g.n*oh*ow*g.cols)
+				DirectConv(want, xp[:g.n*hp*wp*g.c], g.n, hp, wp, g.c, g.k, b, g.cols)
+				got := make([]float32, len(want)+3)
+				DirectConvUnpadded(got, x, g.n, g.h, g.w, g.c, g.k, g.pad, b, g.cols)
+				if i := bitsEqual(got[:len(want)], want); i >= 0 {
+					t.Fatalf("out[%d] = %v, want %v", i, got[i], want[i])
+				}
+				for _, v := range got[len(want):] {
+					if v != 0 {
+						t.Fatal("wrote past the output")
+					}
+				}
+			})
+		}
+	})
+}
+
 // TestDirectConvNeedsSlack checks the panic on an input without slack.
 func TestDirectConvNeedsSlack(t *testing.T) {
 	defer func() {
