@@ -301,7 +301,11 @@ func directConvWeightGradAcross(mk microKernel, g, xp []float32, n, hp, wp, c, k
 	panels := (cols + nr - 1) / nr
 	For(parts, 1, func(part, _, _ int) {
 		gp := partial[part*kk*cols : (part+1)*kk*cols]
-		clear(gp)
+		start, end := part*psize, min(positions, (part+1)*psize)
+		if start >= end {
+			clear(gp)
+			return
+		}
 		pb := packPool.Get().(*packBuffers)
 		defer packPool.Put(pb)
 		blockK := mk.kc
@@ -309,10 +313,13 @@ func directConvWeightGradAcross(mk microKernel, g, xp []float32, n, hp, wp, c, k
 		bpack := pb.b
 		pb.tile = reuseFloats(pb.tile, mr*nr)
 		tile := pb.tile
-		for pos := part * psize; pos < min(positions, (part+1)*psize); pos++ {
+		// The part's first block of samples at its first position sets gp,
+		// the others add to it.
+		for pos := start; pos < end; pos++ {
 			oy, ox := pos/ow, pos%ow
 			for s0 := 0; s0 < n; s0 += blockK {
 				kc := min(blockK, n-s0)
+				add := pos > start || s0 > 0
 				packB(bpack, dy[(s0*positions+pos)*cols:], positions*cols, false, 0, kc, 0, cols, mk)
 				for ki := 0; ki < k; ki++ {
 					for i0 := 0; i0 < k*c; i0 += mr {
@@ -323,7 +330,7 @@ func directConvWeightGradAcross(mk microKernel, g, xp []float32, n, hp, wp, c, k
 							o := (ki*k*c+i0)*cols + jp*nr
 							ncols := min(nr, cols-jp*nr)
 							if rows == mr && ncols == nr {
-								mk.fn(kc, a, 1, inSample, bp, &gp[o], cols, true)
+								mk.fn(kc, a, 1, inSample, bp, &gp[o], cols, add)
 								continue
 							}
 							tk := mk
@@ -332,7 +339,11 @@ func directConvWeightGradAcross(mk microKernel, g, xp []float32, n, hp, wp, c, k
 							}
 							tk.fn(kc, a, 1, inSample, bp, &tile[0], nr, false)
 							for r := 0; r < rows; r++ {
-								Axpy(1, tile[r*nr:r*nr+ncols], gp[o+r*cols:o+r*cols+ncols])
+								if add {
+									Axpy(1, tile[r*nr:r*nr+ncols], gp[o+r*cols:o+r*cols+ncols])
+								} else {
+									copy(gp[o+r*cols:o+r*cols+ncols], tile[r*nr:r*nr+ncols])
+								}
 							}
 						}
 					}

@@ -510,7 +510,11 @@ func upConvWeightGradAcross(mk microKernel, g, xp []float32, n, h, w, c int, dys
 	panels := (cols + nr - 1) / nr
 	For(parts, 1, func(part, _, _ int) {
 		gp := partial[part*kk*cols : (part+1)*kk*cols]
-		clear(gp)
+		start, end := part*psize, min(h*w, (part+1)*psize)
+		if start >= end {
+			clear(gp)
+			return
+		}
 		pb := packPool.Get().(*packBuffers)
 		defer packPool.Put(pb)
 		blockK := mk.kc
@@ -518,10 +522,13 @@ func upConvWeightGradAcross(mk microKernel, g, xp []float32, n, h, w, c int, dys
 		bpack := pb.b
 		pb.tile = reuseFloats(pb.tile, mr*nr)
 		tile := pb.tile
-		for pos := part * psize; pos < min(h*w, (part+1)*psize); pos++ {
+		// The part's first block of samples at its first position sets gp,
+		// the others add to it.
+		for pos := start; pos < end; pos++ {
 			y, x := pos/w, pos%w
 			for s0 := 0; s0 < n; s0 += blockK {
 				kc := min(blockK, n-s0)
+				add := pos > start || s0 > 0
 				for p := 0; p < 4; p++ {
 					py, px := p>>1, p&1
 					// dy of phase p at (y, x) is dys pixel (y+1, x+1).
@@ -536,12 +543,16 @@ func upConvWeightGradAcross(mk microKernel, g, xp []float32, n, h, w, c int, dys
 								o := ((4*p+t)*c+i0)*cols + jp*nr
 								ncols := min(nr, cols-jp*nr)
 								if rows == mr && ncols == nr {
-									mk.fn(kc, a, 1, inSample, bp, &gp[o], cols, true)
+									mk.fn(kc, a, 1, inSample, bp, &gp[o], cols, add)
 									continue
 								}
 								mk.fn(kc, a, 1, inSample, bp, &tile[0], nr, false)
 								for r := 0; r < rows; r++ {
-									Axpy(1, tile[r*nr:r*nr+ncols], gp[o+r*cols:o+r*cols+ncols])
+									if add {
+										Axpy(1, tile[r*nr:r*nr+ncols], gp[o+r*cols:o+r*cols+ncols])
+									} else {
+										copy(gp[o+r*cols:o+r*cols+ncols], tile[r*nr:r*nr+ncols])
+									}
 								}
 							}
 						}
