@@ -14,7 +14,7 @@
 // from one description per kernel with the vector width as a parameter
 // (internal/asmgen; go generate ./nn/kernel rewrites kernels_amd64.s):
 //
-//	avx512  AVX-512F: 6×64 GEMM tiles, 8×32 convolution tiles, 16-wide rows
+//	avx512  AVX-512F: 6×64 GEMM tiles, 8×32, 8×16 and 4×32 convolution tiles, 16-wide rows
 //	avx2    AVX2 and FMA: 6×16 tiles, 8-wide rows
 //	purego  portable Go: every CPU, and every build with -tags purego
 //
@@ -31,10 +31,11 @@
 // On a given path every result is bitwise the same for any number of
 // cores: work is split by shape only, and partial sums are combined in a
 // fixed order. Relu, ReluGrad, Scale, Add and AddRelu (for inputs without
-// NaNs), the max pools, the optimiser
-// updates and the batch-norm row kernels give the same bits on every
-// path; the GEMM, the convolutions, Dot, Axpy-based sums and SquaredDiff
-// add in a path-dependent order, so paths differ in the last bits.
+// NaNs), the max pools and the optimiser updates give the same bits on
+// every path; the batch-norm row kernels fuse each multiply-add on the
+// vector paths (the Go loops may not), and the GEMM, the convolutions,
+// Dot, Axpy-based sums and SquaredDiff add in a path-dependent order, so
+// paths differ in the last bits.
 //
 // Every function works on Go slices in host memory and has finished when
 // it returns. That makes this package the one place where nn's arithmetic
