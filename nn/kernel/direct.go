@@ -261,9 +261,12 @@ func DirectConvWeightGrad(g, xp []float32, n, hp, wp, c, k int, dy []float32, co
 		directConvWeightGradNarrow(mk, g, xp, n, hp, wp, c, k, dy, cols)
 		return
 	}
-	if ow := wp - k + 1; n >= activeConv.mr && 5*(wp-ow) > ow {
-		// Summing along rows would sum more than a fifth as many
-		// padding positions as real ones (rows of 8 under padding 1).
+	if ow := wp - k + 1; n >= activeConv.mr && 10*(wp-ow) > ow && c >= 8 {
+		// Summing along rows would sum more than a tenth as many padding
+		// positions as real ones (rows of 8 or 16 under padding 1):
+		// batch 128, 32→64 channels at 16×16, 3.3 ms against 3.8 ms. With
+		// few channels the rows' kernel-row tiles do better (3→32 at
+		// 32×32: 1.5 ms against 1.7).
 		directConvWeightGradAcross(gemmKernel(cols), g, xp, n, hp, wp, c, k, dy, cols)
 		return
 	}
