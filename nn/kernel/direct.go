@@ -289,10 +289,6 @@ func directConvWeightGradAcross(mk microKernel, g, xp []float32, n, hp, wp, c, k
 		panic(fmt.Sprintf("kernel: DirectConvWeightGrad: bad sizes n=%d hp=%d wp=%d c=%d k=%d cols=%d", n, hp, wp, c, k, cols))
 	}
 	xp = xp[:cap(xp)]
-	short := mk
-	if activeShort.nr == nr && activeShort.mr < mr {
-		short = activeShort
-	}
 	inSample := hp * wp * c
 	positions := oh * ow
 	parts := min(8, positions)
@@ -331,23 +327,7 @@ func directConvWeightGradAcross(mk microKernel, g, xp []float32, n, hp, wp, c, k
 						for jp := 0; jp < panels; jp++ {
 							bp := &bpack[jp*nr*kc]
 							o := (ki*k*c+i0)*cols + jp*nr
-							ncols := min(nr, cols-jp*nr)
-							if rows == mr && ncols == nr {
-								mk.fn(kc, a, 1, inSample, bp, &gp[o], cols, add)
-								continue
-							}
-							tk := mk
-							if rows <= short.mr {
-								tk = short
-							}
-							tk.fn(kc, a, 1, inSample, bp, &tile[0], nr, false)
-							for r := 0; r < rows; r++ {
-								if add {
-									Axpy(1, tile[r*nr:r*nr+ncols], gp[o+r*cols:o+r*cols+ncols])
-								} else {
-									copy(gp[o+r*cols:o+r*cols+ncols], tile[r*nr:r*nr+ncols])
-								}
-							}
+							gradTile(mk, activeShort, kc, a, inSample, bp, gp, o, cols, rows, min(nr, cols-jp*nr), tile, add)
 						}
 					}
 				}
@@ -451,12 +431,6 @@ func directConvWeightGrad(mk microKernel, g, xp []float32, n, hp, wp, c, k int, 
 		panic(fmt.Sprintf("kernel: DirectConvWeightGrad: bad sizes n=%d hp=%d wp=%d c=%d k=%d cols=%d", n, hp, wp, c, k, cols))
 	}
 	xp = xp[:cap(xp)]
-	// Rows left over by mk's tiles go to the short tile of the path in use
-	// where it has mk's panels and fewer rows.
-	short := mk
-	if activeShort.nr == nr && activeShort.mr < mr {
-		short = activeShort
-	}
 	buf := packPool.Get().(*packBuffers)
 	defer packPool.Put(buf)
 	// Sum over each sample's positions from its first output pixel to its
@@ -497,19 +471,7 @@ func directConvWeightGrad(mk microKernel, g, xp []float32, n, hp, wp, c, k int, 
 					for jp := 0; jp < panels; jp++ {
 						bp := &bpack[jp*nr*kc]
 						o := (ki*k*c+i0)*cols + jp*nr
-						ncols := min(nr, cols-jp*nr)
-						if rows == mr && ncols == nr {
-							mk.fn(kc, a, 1, c, bp, &gp[o], cols, true)
-							continue
-						}
-						tk := mk
-						if rows <= short.mr {
-							tk = short
-						}
-						tk.fn(kc, a, 1, c, bp, &tile[0], nr, false)
-						for r := 0; r < rows; r++ {
-							Axpy(1, tile[r*nr:r*nr+ncols], gp[o+r*cols:o+r*cols+ncols])
-						}
+						gradTile(mk, activeShort, kc, a, c, bp, gp, o, cols, rows, min(nr, cols-jp*nr), tile, true)
 					}
 				}
 			}
@@ -551,6 +513,33 @@ func packPaddedRows(dst, dy []float32, i, off, kc, oh, ow, wp, cols int, mk micr
 			row := dst[full*nr*kc+p*nr : full*nr*kc+(p+1)*nr]
 			n := copy(row, src[full*nr:])
 			clear(row[n:])
+		}
+	}
+}
+
+// gradTile adds (or, when add is false, writes) one tile of a weight
+// gradient, rows × ncols of C at c[o:] with row stride ldc, the sums over
+// kc steps of A (rows from a, 1 float apart, ks floats a step) times a
+// packed panel bp. A whole tile goes straight to C with mk; a partial one
+// through tile (mk.mr·mk.nr floats), with short where it has few enough
+// rows.
+func gradTile(mk, short microKernel, kc int, a *float32, ks int, bp *float32, c []float32, o, ldc, rows, ncols int, tile []float32, add bool) {
+	nr := mk.nr
+	if rows == mk.mr && ncols == nr {
+		mk.fn(kc, a, 1, ks, bp, &c[o], ldc, add)
+		return
+	}
+	tk := mk
+	if rows <= short.mr && short.mr < mk.mr && short.nr == nr {
+		tk = short
+	}
+	tk.fn(kc, a, 1, ks, bp, &tile[0], nr, false)
+	for r := 0; r < rows; r++ {
+		dst := c[o+r*ldc : o+r*ldc+ncols]
+		if add {
+			Axpy(1, tile[r*nr:r*nr+ncols], dst)
+		} else {
+			copy(dst, tile[r*nr:r*nr+ncols])
 		}
 	}
 }

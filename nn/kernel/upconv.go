@@ -541,19 +541,7 @@ func upConvWeightGradAcross(mk microKernel, g, xp []float32, n, h, w, c int, dys
 							for jp := 0; jp < panels; jp++ {
 								bp := &bpack[jp*nr*kc]
 								o := ((4*p+t)*c+i0)*cols + jp*nr
-								ncols := min(nr, cols-jp*nr)
-								if rows == mr && ncols == nr {
-									mk.fn(kc, a, 1, inSample, bp, &gp[o], cols, add)
-									continue
-								}
-								mk.fn(kc, a, 1, inSample, bp, &tile[0], nr, false)
-								for r := 0; r < rows; r++ {
-									if add {
-										Axpy(1, tile[r*nr:r*nr+ncols], gp[o+r*cols:o+r*cols+ncols])
-									} else {
-										copy(gp[o+r*cols:o+r*cols+ncols], tile[r*nr:r*nr+ncols])
-									}
-								}
+								gradTile(mk, activeShort, kc, a, inSample, bp, gp, o, cols, rows, min(nr, cols-jp*nr), tile, add)
 							}
 						}
 					}
@@ -639,15 +627,7 @@ func upConvWeightGrad(mk microKernel, g, xp []float32, n, h, w, c int, dys []flo
 						for jp := 0; jp < panels; jp++ {
 							bp := &bpack[jp*nr*kc]
 							o := ((4*p+t)*c+i0)*cols + jp*nr
-							ncols := min(nr, cols-jp*nr)
-							if rows == mr && ncols == nr {
-								mk.fn(kc, a, 1, c, bp, &gp[o], cols, true)
-								continue
-							}
-							mk.fn(kc, a, 1, c, bp, &tile[0], nr, false)
-							for r := 0; r < rows; r++ {
-								Axpy(1, tile[r*nr:r*nr+ncols], gp[o+r*cols:o+r*cols+ncols])
-							}
+							gradTile(mk, activeShort, kc, a, c, bp, gp, o, cols, rows, min(nr, cols-jp*nr), tile, true)
 						}
 					}
 				}
