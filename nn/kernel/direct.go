@@ -60,18 +60,10 @@ func directConv(mk microKernel, out, xp []float32, n, hp, wp, c, k int, b []floa
 		return
 	}
 	mr, nr := mk.mr, mk.nr
-	panels := (cols + nr - 1) / nr
 	buf := packPool.Get().(*packBuffers)
 	defer packPool.Put(buf)
-	buf.b = reuseFloats(buf.b, panels*nr*kk)
-	packB(buf.b, b, cols, false, 0, kk, 0, cols, mk)
-	buf.offs = reuseInts(buf.offs, k*k)
+	packConv(buf, mk, b, k, c, wp, cols)
 	offs := buf.offs
-	for ki := 0; ki < k; ki++ {
-		for kj := 0; kj < k; kj++ {
-			offs[ki*k+kj] = (ki*wp + kj) * c
-		}
-	}
 	if across(mk, n, ow) {
 		tapConvAcross(mk, tapGrid{n: n, h: oh, w: ow, wp: wp, rs: c, c: c, inSample: hp * wp * c, inRow: wp * c,
 			outSample: oh * ow * cols, outRow: ow * cols, outPix: cols}, []tapPhase{{offs: offs, b: buf.b}}, xp, out, cols)
@@ -86,6 +78,21 @@ func directConv(mk microKernel, out, xp []float32, n, hp, wp, c, k int, b []floa
 			convRow(mk, out[(i*oh+oy)*ow*cols:], xp[(i*hp+oy)*wp*c:], offs, c, ow, buf.b, cols, tb.tile)
 		}
 	})
+}
+
+// packConv sets buf.b to the weight b (k·k·c × cols) packed as mk's
+// panels and buf.offs to the offsets of the k·k taps in a padded input
+// with rows of wp pixels of c channels.
+func packConv(buf *packBuffers, mk microKernel, b []float32, k, c, wp, cols int) {
+	kk := k * k * c
+	buf.b = reuseFloats(buf.b, roundUp(cols, mk.nr)*kk)
+	packB(buf.b, b, cols, false, 0, kk, 0, cols, mk)
+	buf.offs = reuseInts(buf.offs, k*k)
+	for ki := 0; ki < k; ki++ {
+		for kj := 0; kj < k; kj++ {
+			buf.offs[ki*k+kj] = (ki*wp + kj) * c
+		}
+	}
 }
 
 // convRow computes one row of ow output pixels of a direct convolution
@@ -147,18 +154,10 @@ func DirectConvUnpadded(out, x []float32, n, h, w, c, k, pad int, b []float32, c
 		return
 	}
 	mr, nr := mk.mr, mk.nr
-	panels := (cols + nr - 1) / nr
 	buf := packPool.Get().(*packBuffers)
 	defer packPool.Put(buf)
-	buf.b = reuseFloats(buf.b, panels*nr*kk)
-	packB(buf.b, b, cols, false, 0, kk, 0, cols, mk)
-	buf.offs = reuseInts(buf.offs, k*k)
+	packConv(buf, mk, b, k, c, wp, cols)
 	offs := buf.offs
-	for ki := 0; ki < k; ki++ {
-		for kj := 0; kj < k; kj++ {
-			offs[ki*k+kj] = (ki*wp + kj) * c
-		}
-	}
 	chunk := max(1, 4096/(ow*cols))
 	For(n*oh, chunk, func(_, lo, hi int) {
 		tb := packPool.Get().(*packBuffers)
