@@ -247,13 +247,15 @@ func reuseInts(s []int, n int) []int {
 // micro-kernel reads each kernel row's window of xp in place as the
 // transposed A of a GEMM over output positions (the k·c values of the
 // row's taps lie side by side), so the output gradient is packed once for
-// all taps. With few output channels it computes gᵀ instead, the output
-// gradient's channels being the tile rows (see narrowGradKernel).
-// Positions are those of the padded grid, with zeros for the padding,
-// which costs wp/ow − 1 more arithmetic than the positions themselves
-// (only the padding columns inside each sample). The sum over positions
-// runs in a fixed number of parts, summed in order, so the result does not
-// depend on the number of cores. It panics if a size is inconsistent.
+// all taps. Positions are those of the padded grid, with zeros for the
+// padding, which costs wp/ow − 1 more arithmetic than the positions
+// themselves (only the padding columns inside each sample). With few
+// output channels it computes gᵀ instead, the output gradient's channels
+// being the tile rows (see narrowGradKernel); on short rows with enough
+// samples it sums, for each position, across the samples (see
+// directConvWeightGradAcross). The sum over positions runs in a fixed
+// number of parts, summed in order, so the result does not depend on the
+// number of cores. It panics if a size is inconsistent.
 func DirectConvWeightGrad(g, xp []float32, n, hp, wp, c, k int, dy []float32, cols int) {
 	countProduct(n*(hp-k+1)*(wp-k+1), cols, k*k*c)
 	if mk, ok := narrowGradKernel(c, cols); ok {

@@ -13,9 +13,8 @@ type Moments struct {
 // s1[j] = Σ (u'[r][j] − shift[j]) and s2[j] = Σ (u'[r][j] − shift[j])·w[r][j],
 // where u' is u, or u where gate lets v through and 0 elsewhere when gate
 // is not nil, and w = v − vShift, or u' − shift when v is nil (see
-// ColSums). Within a
-// chunk of rows the sums are float32, across chunks float64, in chunk
-// order. The results are valid until the next call.
+// ColSums). Within a chunk of rows the sums are float32, across chunks
+// float64, in chunk order. The results are valid until the next call.
 func (s *Moments) Sums(u, v, shift, vShift []float32, gate Gate) (s1, s2 []float64) {
 	c := len(shift)
 	rows := len(u) / c
