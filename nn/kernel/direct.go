@@ -292,20 +292,10 @@ func directConvWeightGradAcross(mk microKernel, g, xp []float32, n, hp, wp, c, k
 	xp = xp[:cap(xp)]
 	inSample := hp * wp * c
 	positions := oh * ow
-	parts := min(8, positions)
-	psize := (positions + parts - 1) / parts
 	buf := packPool.Get().(*packBuffers)
 	defer packPool.Put(buf)
-	buf.a = reuseFloats(buf.a, parts*kk*cols)
-	partial := buf.a
 	panels := (cols + nr - 1) / nr
-	For(parts, 1, func(part, _, _ int) {
-		gp := partial[part*kk*cols : (part+1)*kk*cols]
-		start, end := part*psize, min(positions, (part+1)*psize)
-		if start >= end {
-			clear(gp)
-			return
-		}
+	sum := sumInParts(buf, positions, kk*cols, func(gp []float32, start, end int) {
 		pb := packPool.Get().(*packBuffers)
 		defer packPool.Put(pb)
 		blockK := mk.kc
@@ -335,10 +325,7 @@ func directConvWeightGradAcross(mk microKernel, g, xp []float32, n, hp, wp, c, k
 			}
 		}
 	})
-	copy(g[:kk*cols], partial[:kk*cols])
-	for part := 1; part < parts; part++ {
-		Axpy(1, partial[part*kk*cols:(part+1)*kk*cols], g[:kk*cols])
-	}
+	copy(g[:kk*cols], sum)
 }
 
 // narrowGradKernel returns the micro-kernel of the path in use for
@@ -377,16 +364,11 @@ func directConvWeightGradNarrow(mk microKernel, g, xp []float32, n, hp, wp, c, k
 	xp = xp[:cap(xp)]
 	span := (oh-1)*wp + ow
 	total := n * span
-	const parts = 8
-	psize := (total + parts - 1) / parts
 	buf := packPool.Get().(*packBuffers)
 	defer packPool.Put(buf)
 	// Each part's sum is mr rows (the last mr − cols of them unused) of
 	// kk columns: gᵀ.
-	buf.a = reuseFloats(buf.a, parts*mr*kk)
-	partial := buf.a
-	For(parts, 1, func(part, _, _ int) {
-		gp := partial[part*mr*kk : (part+1)*mr*kk]
+	sum := sumInParts(buf, total, mr*kk, func(gp []float32, q0, q1 int) {
 		clear(gp)
 		pb := packPool.Get().(*packBuffers)
 		defer packPool.Put(pb)
@@ -395,7 +377,6 @@ func directConvWeightGradNarrow(mk microKernel, g, xp []float32, n, hp, wp, c, k
 		// block's end into mr zeros.
 		pb.b = reuseFloats(pb.b, blockK*cols+mr)
 		ablk := pb.b
-		q0, q1 := part*psize, min(total, (part+1)*psize)
 		for q := q0; q < q1; {
 			i, off := q/span, q%span
 			kc := min(blockK, q1-q, span-off)
@@ -417,11 +398,7 @@ func directConvWeightGradNarrow(mk microKernel, g, xp []float32, n, hp, wp, c, k
 			q += kc
 		}
 	})
-	sum := partial[:cols*kk]
-	for part := 1; part < parts; part++ {
-		Axpy(1, partial[part*mr*kk:part*mr*kk+cols*kk], sum)
-	}
-	transposeInto(g, cols, sum, kk, cols, true)
+	transposeInto(g, cols, sum[:cols*kk], kk, cols, true)
 }
 
 func directConvWeightGrad(mk microKernel, g, xp []float32, n, hp, wp, c, k int, dy []float32, cols int) {
@@ -437,16 +414,13 @@ func directConvWeightGrad(mk microKernel, g, xp []float32, n, hp, wp, c, k int, 
 	// Sum over each sample's positions from its first output pixel to its
 	// last, (oh−1)·wp + ow of them: the padded rows between samples are
 	// skipped, and only the wp − ow padding columns of each row are summed
-	// as zeros. The sum is split into a fixed number of parts.
+	// as zeros. The sum is split into a fixed number of parts: offsets q
+	// in [q0, q1) of the concatenated per-sample ranges, position
+	// (q/span)·hp·wp + q%span.
 	span := (oh-1)*wp + ow
 	total := n * span
-	const parts = 8
-	psize := (total + parts - 1) / parts
-	buf.a = reuseFloats(buf.a, parts*kk*cols)
-	partial := buf.a
 	panels := (cols + nr - 1) / nr
-	For(parts, 1, func(part, _, _ int) {
-		gp := partial[part*kk*cols : (part+1)*kk*cols]
+	sum := sumInParts(buf, total, kk*cols, func(gp []float32, q0, q1 int) {
 		clear(gp)
 		pb := packPool.Get().(*packBuffers)
 		defer packPool.Put(pb)
@@ -455,9 +429,6 @@ func directConvWeightGrad(mk microKernel, g, xp []float32, n, hp, wp, c, k int, 
 		bpack := pb.b
 		pb.tile = reuseFloats(pb.tile, mr*nr)
 		tile := pb.tile
-		// Offsets q in [q0, q1) of the concatenated per-sample ranges;
-		// position = (q/span)·hp·wp + q%span.
-		q0, q1 := part*psize, min(total, (part+1)*psize)
 		for q := q0; q < q1; {
 			i, off := q/span, q%span
 			kc := min(blockK, q1-q, span-off)
@@ -479,10 +450,7 @@ func directConvWeightGrad(mk microKernel, g, xp []float32, n, hp, wp, c, k int, 
 			q += kc
 		}
 	})
-	copy(g[:kk*cols], partial[:kk*cols])
-	for part := 1; part < parts; part++ {
-		Axpy(1, partial[part*kk*cols:(part+1)*kk*cols], g[:kk*cols])
-	}
+	copy(g[:kk*cols], sum)
 }
 
 // packPaddedRows packs kc consecutive positions of sample i's padded grid
@@ -516,6 +484,33 @@ func packPaddedRows(dst, dy []float32, i, off, kc, oh, ow, wp, cols int, mk micr
 			clear(row[n:])
 		}
 	}
+}
+
+// sumInParts splits count items into at most 8 consecutive parts (a
+// split that depends only on count, never on the number of cores) and
+// runs part(gp, lo, hi) for each, on the cores, with gp that part's own
+// size floats, which part must set; a part with no items is zero. It
+// returns the parts' sums added in part order, in buf.a, so the result is
+// the same on any machine.
+func sumInParts(buf *packBuffers, count, size int, part func(gp []float32, lo, hi int)) []float32 {
+	parts := max(1, min(8, count))
+	psize := (count + parts - 1) / parts
+	buf.a = reuseFloats(buf.a, parts*size)
+	partial := buf.a
+	For(parts, 1, func(p, _, _ int) {
+		gp := partial[p*size : (p+1)*size]
+		lo, hi := p*psize, min(count, (p+1)*psize)
+		if lo >= hi {
+			clear(gp)
+			return
+		}
+		part(gp, lo, hi)
+	})
+	sum := partial[:size]
+	for p := 1; p < parts; p++ {
+		Axpy(1, partial[p*size:(p+1)*size], sum)
+	}
+	return sum
 }
 
 // gradTile adds (or, when add is false, writes) one tile of a weight

@@ -501,20 +501,10 @@ func upConvWeightGradAcross(mk microKernel, g, xp []float32, n, h, w, c int, dys
 	xp = xp[:cap(xp)]
 	nr, mr := mk.nr, mk.mr
 	inSample, dSample := hp*wp*c, hp*wp*c4
-	parts := min(8, h*w)
-	psize := (h*w + parts - 1) / parts
 	buf := packPool.Get().(*packBuffers)
 	defer packPool.Put(buf)
-	buf.a = reuseFloats(buf.a, parts*kk*cols)
-	partial := buf.a
 	panels := (cols + nr - 1) / nr
-	For(parts, 1, func(part, _, _ int) {
-		gp := partial[part*kk*cols : (part+1)*kk*cols]
-		start, end := part*psize, min(h*w, (part+1)*psize)
-		if start >= end {
-			clear(gp)
-			return
-		}
+	sum := sumInParts(buf, h*w, kk*cols, func(gp []float32, start, end int) {
 		pb := packPool.Get().(*packBuffers)
 		defer packPool.Put(pb)
 		blockK := mk.kc
@@ -549,10 +539,7 @@ func upConvWeightGradAcross(mk microKernel, g, xp []float32, n, h, w, c int, dys
 			}
 		}
 	})
-	sum := partial[:kk*cols] // phase p's [4c, cols] at p·4c·cols
-	for part := 1; part < parts; part++ {
-		Axpy(1, partial[part*kk*cols:(part+1)*kk*cols], sum)
-	}
+	// sum holds phase p's [4c, cols] at p·4c·cols.
 	for p := 0; p < 4; p++ {
 		transposeInto(g[p*4*c*cols:], 4*c, sum[p*4*c*cols:], cols, 4*c, true)
 	}
@@ -592,15 +579,10 @@ func upConvWeightGrad(mk microKernel, g, xp []float32, n, h, w, c int, dys []flo
 	nr, mr := mk.nr, mk.mr
 	span := (h-1)*wp + w
 	total := n * span
-	const parts = 8
-	psize := (total + parts - 1) / parts
 	buf := packPool.Get().(*packBuffers)
 	defer packPool.Put(buf)
-	buf.a = reuseFloats(buf.a, parts*kk*cols)
-	partial := buf.a
 	panels := (cols + nr - 1) / nr
-	For(parts, 1, func(part, _, _ int) {
-		gp := partial[part*kk*cols : (part+1)*kk*cols]
+	sum := sumInParts(buf, total, kk*cols, func(gp []float32, q0, q1 int) {
 		clear(gp)
 		pb := packPool.Get().(*packBuffers)
 		defer packPool.Put(pb)
@@ -609,7 +591,6 @@ func upConvWeightGrad(mk microKernel, g, xp []float32, n, h, w, c int, dys []flo
 		bpack := pb.b
 		pb.tile = reuseFloats(pb.tile, mr*nr)
 		tile := pb.tile
-		q0, q1 := part*psize, min(total, (part+1)*psize)
 		for q := q0; q < q1; {
 			i, off := q/span, q%span
 			kc := min(blockK, q1-q, span-off)
@@ -635,10 +616,7 @@ func upConvWeightGrad(mk microKernel, g, xp []float32, n, h, w, c int, dys []flo
 			q += kc
 		}
 	})
-	sum := partial[:kk*cols] // phase p's [4c, cols] at p·4c·cols
-	for part := 1; part < parts; part++ {
-		Axpy(1, partial[part*kk*cols:(part+1)*kk*cols], sum)
-	}
+	// sum holds phase p's [4c, cols] at p·4c·cols.
 	for p := 0; p < 4; p++ {
 		transposeInto(g[p*4*c*cols:], 4*c, sum[p*4*c*cols:], cols, 4*c, true)
 	}
